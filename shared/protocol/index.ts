@@ -1,0 +1,16 @@
+export * from './binding.ts';
+export { decodeClaims, encodeClaims } from './claims.ts';
+export * from './codes.ts';
+export {
+  DEFAULT_MAX_PAYLOAD,
+  type DecodeOptions,
+  decodeDeviceMessage,
+  decodeGatewayMessage,
+  decodeMessage,
+  encodeMessage,
+  PROTOCOL_VERSION,
+} from './envelope.ts';
+export * from './errors.ts';
+export * from './identity.ts';
+export * from './messages.ts';
+export * from './topics.ts';

@@ -1,0 +1,125 @@
+import type { AttesterKind, LogName, ResultCode, RoundReason, Status } from './codes.ts';
+
+// The messages of vigil/1 (PROTOCOL.md §2) as the codec hands them out: every field already
+// checked for presence, type and exact length, so the rest of the code never re-validates.
+
+/** PCRs 8 to 15: zero at reset and not resettable from locality 0 (16 and 23 are, by anyone). */
+export type SwPcr = 8 | 9 | 10 | 11 | 12 | 13 | 14 | 15;
+export const SW_PCR_MIN = 8;
+export const SW_PCR_MAX = 15;
+
+export const ROUND_ID_BYTES = 16;
+export const NONCE_BYTES = 32;
+export const DIGEST_BYTES = 32;
+/** PCR indices a TPM 2.0 PC-client platform has (0 to 23). */
+export const PCR_COUNT = 24;
+
+export interface Hello {
+  readonly t: 'hello';
+  /** Marshalled TPMT_PUBLIC of the EK. */
+  readonly ek: Uint8Array;
+  /** EK certificate, DER. */
+  readonly ekCert?: Uint8Array;
+  /** Marshalled TPMT_PUBLIC of the AK. */
+  readonly ak: Uint8Array;
+  readonly attester: AttesterKind;
+  readonly agent: string;
+  readonly swPcr: SwPcr;
+}
+
+export interface Activation {
+  /** TPM2B_ID_OBJECT contents from MakeCredential. */
+  readonly blob: Uint8Array;
+  /** TPM2B_ENCRYPTED_SECRET contents from MakeCredential. */
+  readonly secret: Uint8Array;
+}
+
+export type LogOffsets = Readonly<Partial<Record<LogName, number>>>;
+
+export interface Challenge {
+  readonly t: 'challenge';
+  readonly round: Uint8Array;
+  readonly nonce: Uint8Array;
+  readonly reason: RoundReason;
+  /** SHA-256 bank PCR indices, strictly ascending. */
+  readonly pcrs: readonly number[];
+  readonly logs: LogOffsets;
+  readonly activate?: Activation;
+  /** Milliseconds the device has to answer. */
+  readonly deadline: number;
+}
+
+export interface Evidence {
+  readonly t: 'evidence';
+  readonly round: Uint8Array;
+  /** CBOR-encoded Claims; kept as bytes because the binding signs exactly these bytes. */
+  readonly body: Uint8Array;
+  /** TPMS_ATTEST from TPM2_Quote. */
+  readonly attest: Uint8Array;
+  /** TPMT_SIGNATURE from TPM2_Quote. */
+  readonly sig: Uint8Array;
+}
+
+export interface Result {
+  readonly t: 'result';
+  readonly round: Uint8Array;
+  readonly status: Status;
+  readonly reasons: readonly ResultCode[];
+  /** Unix ms after which the posture is stale unless re-attested. */
+  readonly expires: number;
+  /** EAR: a JWT signed ES256 by the gateway. */
+  readonly ear: string;
+}
+
+export interface ErrorMessage {
+  readonly t: 'error';
+  readonly code: ResultCode;
+  readonly detail: string;
+  readonly round?: Uint8Array;
+}
+
+export type DeviceMessage = Hello | Evidence;
+export type GatewayMessage = Challenge | Result | ErrorMessage;
+export type Message = DeviceMessage | GatewayMessage;
+export type MessageType = Message['t'];
+
+export interface SwEntry {
+  /** SHA-256 of the software's manifest, extended into swPcr. */
+  readonly digest: Uint8Array;
+  readonly name: string;
+  readonly version: string;
+}
+
+export interface LogChunk<E> {
+  /** Index of the first entry in this chunk within the whole log. */
+  readonly from: number;
+  readonly entries: readonly E[];
+  /** More entries exist after this chunk. */
+  readonly more: boolean;
+}
+
+export interface Logs {
+  readonly sw?: LogChunk<SwEntry>;
+  /** Lines of the kernel's IMA ASCII runtime measurement log. */
+  readonly ima?: LogChunk<string>;
+  /** Chunks of the binary TCG boot event log. */
+  readonly boot?: LogChunk<Uint8Array>;
+}
+
+export interface SoftwareClaim {
+  readonly name: string;
+  readonly version: string;
+}
+
+/** The claims map carried, CBOR-encoded, in `evidence.body`. */
+export interface Claims {
+  readonly nonce: Uint8Array;
+  /** Quoted SHA-256 PCR values by index. */
+  readonly pcrs: ReadonlyMap<number, Uint8Array>;
+  readonly sw: SoftwareClaim;
+  readonly logs: Logs;
+  /** Secret recovered by TPM2_ActivateCredential, when the challenge asked for it. */
+  readonly activation?: Uint8Array;
+  /** Device clock, Unix ms; informational only. */
+  readonly time?: number;
+}

@@ -1,0 +1,107 @@
+import fc from 'fast-check';
+import { test } from 'uvu';
+import { encodeCbor } from '../../shared/cbor/encode.ts';
+import type { Encodable } from '../../shared/cbor/value.ts';
+import {
+  decodeClaims,
+  decodeDeviceMessage,
+  decodeGatewayMessage,
+  decodeMessage,
+  encodeMessage,
+  ProtocolError,
+} from '../../shared/protocol/index.ts';
+import * as sample from './samples.ts';
+
+// Seeded so that a failure reproduces: fast-check prints the seed and path of any counterexample.
+const SEED = 0x5eed_0001;
+const DECODERS = [decodeMessage, decodeDeviceMessage, decodeGatewayMessage, decodeClaims] as const;
+
+function onlyTypedErrors(bytes: Uint8Array): void {
+  for (const decode of DECODERS) {
+    try {
+      decode(bytes);
+    } catch (e) {
+      if (!(e instanceof ProtocolError)) throw new Error(`non-protocol error escaped: ${String(e)}`);
+      if (e.code !== 'malformed') throw new Error(`decoding gave ${e.code}, expected malformed`);
+      // The envelope turns unexpected exceptions into this detail; seeing it means a decoder bug.
+      if (e.detail.includes('could not be decoded')) throw new Error(`internal failure: ${e.detail}`);
+    }
+  }
+}
+
+const cborValue: fc.Arbitrary<Encodable> = fc.letrec<{ v: Encodable }>((tie) => ({
+  v: fc.oneof(
+    { depthSize: 'small', withCrossShrink: true },
+    fc.integer({ min: -1000, max: 2 ** 40 }),
+    fc.bigInt({ min: -(2n ** 64n), max: 2n ** 64n - 1n }),
+    fc.string(),
+    fc.boolean(),
+    fc.constant(null),
+    fc.uint8Array({ maxLength: 40 }),
+    fc.double(),
+    fc.array(tie('v'), { maxLength: 4 }),
+    fc.dictionary(
+      fc.constantFrom('v', 't', 'round', 'nonce', 'pcrs', 'logs', 'sw', 'ek', 'body', 'x'),
+      tie('v'),
+      {
+        maxKeys: 5,
+      },
+    ),
+  ),
+})).v;
+
+const validPayloads = [...sample.ALL.map(encodeMessage)];
+
+const mutated = fc
+  .record({
+    base: fc.constantFrom(...validPayloads),
+    edits: fc.array(
+      fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 }), fc.constantFrom('set', 'insert', 'delete')),
+      {
+        minLength: 1,
+        maxLength: 6,
+      },
+    ),
+    cut: fc.option(fc.nat(), { nil: undefined }),
+  })
+  .map(({ base, edits, cut }) => {
+    const bytes = [...base];
+    for (const [at, value, op] of edits) {
+      const i = at % (bytes.length + 1);
+      if (op === 'set' && i < bytes.length) bytes[i] = value;
+      else if (op === 'insert') bytes.splice(i, 0, value);
+      else bytes.splice(i, 1);
+    }
+    return new Uint8Array(cut === undefined ? bytes : bytes.slice(0, cut % (bytes.length + 1)));
+  });
+
+test('random bytes: only typed malformed errors', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 300 }), (b) => onlyTypedErrors(b)),
+    { seed: SEED, numRuns: 3000 },
+  );
+});
+
+test('mutated valid messages: only typed malformed errors', () => {
+  fc.assert(fc.property(mutated, onlyTypedErrors), { seed: SEED, numRuns: 4000 });
+});
+
+test('random well-formed CBOR with protocol-looking keys: only typed malformed errors', () => {
+  fc.assert(
+    fc.property(cborValue, fc.constantFrom('hello', 'challenge', 'evidence', 'result', 'error'), (v, t) => {
+      onlyTypedErrors(encodeCbor(v));
+      if (
+        v instanceof Map ||
+        Array.isArray(v) ||
+        typeof v !== 'object' ||
+        v === null ||
+        v instanceof Uint8Array
+      )
+        return;
+      onlyTypedErrors(encodeCbor({ ...v, v: 1, t }));
+    }),
+    { seed: SEED, numRuns: 3000 },
+  );
+});
+
+test.run();
