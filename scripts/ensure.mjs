@@ -20,7 +20,9 @@ function ensureNpmDependencies() {
   const want = createHash('sha256').update(readFileSync(lock)).digest('hex');
   const have = existsSync(stamp) ? readFileSync(stamp, 'utf8').trim() : '';
   if (have === want) return;
-  console.error('vigil: npm dependencies missing or stale; running `npm ci` (first run compiles better-sqlite3)');
+  console.error(
+    'vigil: npm dependencies missing or stale; running `npm ci` (first run compiles better-sqlite3)',
+  );
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
   const r = spawnSync(npm, ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) {
@@ -57,7 +59,9 @@ function ensureSystemTools() {
   try {
     execFileSync('sh', ['-c', `DEBIAN_FRONTEND=noninteractive ${command}`], { stdio: 'inherit' });
   } catch {
-    console.error(`vigil: installing system packages failed; run this yourself, then try again:\n  ${command}`);
+    console.error(
+      `vigil: installing system packages failed; run this yourself, then try again:\n  ${command}`,
+    );
     process.exit(1);
   }
 }
