@@ -1,0 +1,67 @@
+import { randomBytes } from 'node:crypto';
+import { Reader, Writer } from '../../shared/tpm/bytes.ts';
+import { TPM_ALG, TPM_CC, TPM_RH, TPM_SE } from '../../shared/tpm/constants.ts';
+import { type Authorization, type CommandRunner, EMPTY_PASSWORD } from './command.ts';
+
+/** Starts an unbound, unsalted policy session with SHA-256; returns its handle. */
+export async function startPolicySession(tpm: CommandRunner): Promise<number> {
+  const parameters = new Writer()
+    .tpm2b(randomBytes(32)) // nonceCaller: at least 16 bytes, here the SHA-256 size
+    .tpm2b(new Uint8Array(0)) // encryptedSalt: none
+    .u8(TPM_SE.POLICY)
+    .u16(TPM_ALG.NULL) // symmetric: no parameter encryption
+    .u16(TPM_ALG.SHA256)
+    .finish();
+  const res = await tpm.execute({
+    code: TPM_CC.StartAuthSession,
+    handles: [TPM_RH.NULL, TPM_RH.NULL],
+    parameters,
+    responseHandles: 1,
+  });
+  return res.handles[0]!;
+}
+
+/** TPM2_PolicySecret on `authHandle` with its (empty by default) password: satisfies EK PolicyA for TPM_RH_ENDORSEMENT. */
+export async function policySecret(
+  tpm: CommandRunner,
+  session: number,
+  authHandle: number,
+  auth: Authorization = EMPTY_PASSWORD,
+): Promise<void> {
+  const parameters = new Writer()
+    .tpm2b(new Uint8Array(0)) // nonceTPM: not binding the ticket to this session's nonce
+    .tpm2b(new Uint8Array(0)) // cpHashA
+    .tpm2b(new Uint8Array(0)) // policyRef
+    .u32(0) // expiration: none
+    .finish();
+  const res = await tpm.execute({
+    code: TPM_CC.PolicySecret,
+    handles: [authHandle, session],
+    auths: [auth],
+    parameters,
+  });
+  // timeout (TPM2B) and ticket (TPMT_TK_AUTH) are of no use without an expiration; just check the shape.
+  const r = new Reader(res.parameters, 'TPM2_PolicySecret response');
+  r.tpm2b('timeout');
+  r.u16('policyTicket.tag');
+  r.u32('policyTicket.hierarchy');
+  r.tpm2b('policyTicket.digest');
+  r.end();
+}
+
+/**
+ * Runs `use` with a fresh policy session that satisfied the EK's PolicyA, and flushes the session
+ * afterwards whatever happened: a TPM has only a few session slots.
+ */
+export async function withEndorsementPolicy<T>(
+  tpm: CommandRunner & { flush(handle: number): Promise<void> },
+  use: (auth: Authorization) => Promise<T>,
+): Promise<T> {
+  const session = await startPolicySession(tpm);
+  try {
+    await policySecret(tpm, session, TPM_RH.ENDORSEMENT);
+    return await use({ kind: 'session', handle: session });
+  } finally {
+    await tpm.flush(session);
+  }
+}
