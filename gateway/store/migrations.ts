@@ -1,0 +1,145 @@
+import type Database from 'better-sqlite3';
+
+// Versioned schema of the SQLite posture store. The version lives in `PRAGMA user_version`; each
+// step runs in its own transaction together with the bump of user_version, so a crash leaves the
+// database at a whole version. Steps are append-only: never edit a released step, add one.
+//
+// Encoding choices (the same in every step):
+// - byte fields are BLOBs;
+// - the TPM clock is a UINT64 and SQLite's INTEGER is a signed 64-bit value, so it is stored as
+//   decimal TEXT: exact over the whole range, readable in the sqlite3 shell, and never compared in
+//   SQL;
+// - lists and maps (labels, result codes, PCR selections, log offsets) are JSON text;
+// - times are Unix ms INTEGERs (exact in a JS number until the year 287,396).
+
+export interface Migration {
+  readonly version: number;
+  readonly description: string;
+  readonly sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'devices, rounds, posture events, allowlist, releases, batches',
+    sql: `
+      CREATE TABLE devices (
+        id TEXT PRIMARY KEY,
+        ek_hash TEXT NOT NULL UNIQUE,
+        ek_public BLOB NOT NULL,
+        ek_cert BLOB,
+        ak_public BLOB,
+        ak_name BLOB,
+        ak_enrolled_at INTEGER,
+        attester TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        sw_pcr INTEGER NOT NULL,
+        labels TEXT NOT NULL,
+        posture TEXT NOT NULL,
+        reasons TEXT NOT NULL,
+        expires INTEGER,
+        clock TEXT,
+        reset_count INTEGER,
+        restart_count INTEGER,
+        sw_log TEXT,
+        first_seen INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL,
+        last_round TEXT
+      ) STRICT;
+
+      CREATE TABLE rounds (
+        id TEXT PRIMARY KEY,
+        device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+        batch_id TEXT,
+        reason TEXT NOT NULL,
+        nonce BLOB NOT NULL,
+        pcrs TEXT NOT NULL,
+        logs TEXT NOT NULL,
+        activate INTEGER NOT NULL,
+        issued_at INTEGER NOT NULL,
+        deadline_at INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        status TEXT,
+        codes TEXT NOT NULL,
+        detail TEXT,
+        exporter BLOB,
+        body BLOB,
+        attest BLOB,
+        sig BLOB,
+        appraised_at INTEGER
+      ) STRICT;
+      CREATE INDEX rounds_by_device ON rounds(device_id, issued_at);
+      CREATE INDEX rounds_by_batch ON rounds(batch_id) WHERE batch_id IS NOT NULL;
+      CREATE INDEX rounds_pending ON rounds(deadline_at) WHERE state = 'pending';
+
+      CREATE TABLE posture_events (
+        seq INTEGER PRIMARY KEY,
+        device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+        at INTEGER NOT NULL,
+        from_posture TEXT NOT NULL,
+        to_posture TEXT NOT NULL,
+        reasons TEXT NOT NULL,
+        round TEXT
+      ) STRICT;
+      CREATE INDEX posture_events_by_device ON posture_events(device_id, seq);
+
+      CREATE TABLE allowlist (
+        entry TEXT PRIMARY KEY,
+        note TEXT,
+        admitted_at INTEGER NOT NULL
+      ) STRICT;
+
+      CREATE TABLE releases (
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        added_at INTEGER NOT NULL,
+        PRIMARY KEY (name, version)
+      ) STRICT;
+
+      CREATE TABLE batches (
+        id TEXT PRIMARY KEY,
+        selector TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        deadline_at INTEGER NOT NULL,
+        rounds TEXT NOT NULL
+      ) STRICT;
+    `,
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export class StoreVersionError extends Error {
+  constructor(
+    readonly file: string,
+    readonly found: number,
+    readonly supported: number,
+  ) {
+    super(
+      `${file}: posture store schema version ${found} is newer than this gateway supports (${supported}); ` +
+        'it was written by a newer Vigil: run that version, or restore a backup made for this one',
+    );
+    this.name = 'StoreVersionError';
+  }
+}
+
+/** Bring the database to SCHEMA_VERSION; refuse one from a newer gateway. Returns the steps applied. */
+export function migrate(db: Database.Database, file: string, migrations = MIGRATIONS): number[] {
+  const latest = migrations.length;
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > latest) throw new StoreVersionError(file, current, latest);
+  const applied: number[] = [];
+  for (const m of migrations.slice(current)) {
+    // Numbered steps must be contiguous, or user_version would lie about what ran.
+    if (m.version !== applied.length + current + 1) {
+      throw new Error(`migration ${m.version} is out of sequence (expected ${applied.length + current + 1})`);
+    }
+    db.transaction(() => {
+      db.exec(m.sql);
+      db.pragma(`user_version = ${m.version}`);
+    }).immediate();
+    applied.push(m.version);
+  }
+  return applied;
+}

@@ -1,0 +1,410 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { BatchRecord, DeviceRecord, PostureEvent, Release, RoundRecord } from '../model.ts';
+import { allowlistEntry, entriesAdmitting } from './allowlist.ts';
+import { migrate } from './migrations.ts';
+import {
+  type BatchRow,
+  batchFromRow,
+  batchToRow,
+  type DeviceRow,
+  deviceFromRow,
+  deviceToRow,
+  type PostureEventRow,
+  postureEventFromRow,
+  postureEventToRow,
+  type ReleaseRow,
+  type RoundRow,
+  releaseFromRow,
+  releaseToRow,
+  roundFromRow,
+  roundToRow,
+} from './rows.ts';
+import type { PostureStore } from './store.ts';
+import { type Write, WriteQueue } from './write-queue.ts';
+
+// The embedded posture store: SQLite through better-sqlite3 (v12; v13 crashes Node 20).
+//
+// Durability: WAL with synchronous=NORMAL. A committed transaction survives the death of the
+// process (SIGKILL included); after an OS crash or power loss the last few commits may be rolled
+// back, never half-applied. `synchronous: 'FULL'` closes that window at the cost of an fsync per
+// commit. Writes are queued (write-queue.ts) and committed together, one transaction per flush.
+//
+// Reads see every earlier write: a read flushes first when a write to a table it reads is still
+// queued. Reads of untouched tables (the allowlist, releases) cost no commit, so admitting a
+// storm of reconnecting devices does not defeat the batching. Hot paths should still keep their
+// own state and only write; loadDevices() at start is the intended pattern.
+
+export interface SqliteStoreOptions {
+  /** Longest a write waits for its commit, in ms (default 20). */
+  readonly flushDelayMs?: number;
+  /** Commit as soon as this many writes are queued (default 1000). */
+  readonly maxBatch?: number;
+  /** 'NORMAL' (default) survives process crashes; 'FULL' also OS crashes, slower. */
+  readonly synchronous?: 'NORMAL' | 'FULL';
+  /**
+   * Hears of writes the database refused (a round for an unknown device, say) and of background
+   * commits that failed as a whole. Default: a process warning. Never throws into the caller of
+   * a later, unrelated operation.
+   */
+  readonly onWriteError?: (err: Error) => void;
+}
+
+export interface StoreStats {
+  /** Transactions committed by flushes. */
+  readonly commits: number;
+  /** Writes committed. */
+  readonly writes: number;
+  /** Writes replaced in the queue by a newer save of the same record before they were committed. */
+  readonly coalesced: number;
+  /** Writes the database refused; each was reported through onWriteError. */
+  readonly failedWrites: number;
+  /** Writes waiting for a commit. */
+  readonly queued: number;
+}
+
+/** Writes of one flush that the database refused; the flush committed all the others. */
+export class StoreWriteError extends Error {
+  constructor(readonly failures: readonly { readonly what: string; readonly error: string }[]) {
+    super(
+      `posture store refused ${failures.length} write(s): ` +
+        failures
+          .slice(0, 5)
+          .map((f) => `${f.what}: ${f.error}`)
+          .join('; ') +
+        (failures.length > 5 ? '; …' : ''),
+    );
+    this.name = 'StoreWriteError';
+  }
+}
+
+const DEVICE_COLUMNS = [
+  'id',
+  'ek_hash',
+  'ek_public',
+  'ek_cert',
+  'ak_public',
+  'ak_name',
+  'ak_enrolled_at',
+  'attester',
+  'agent',
+  'sw_pcr',
+  'labels',
+  'posture',
+  'reasons',
+  'expires',
+  'clock',
+  'reset_count',
+  'restart_count',
+  'sw_log',
+  'first_seen',
+  'last_seen',
+  'last_round',
+] as const satisfies readonly (keyof DeviceRow)[];
+
+const ROUND_COLUMNS = [
+  'id',
+  'device_id',
+  'batch_id',
+  'reason',
+  'nonce',
+  'pcrs',
+  'logs',
+  'activate',
+  'issued_at',
+  'deadline_at',
+  'state',
+  'status',
+  'codes',
+  'detail',
+  'exporter',
+  'body',
+  'attest',
+  'sig',
+  'appraised_at',
+] as const satisfies readonly (keyof RoundRow)[];
+
+const POSTURE_EVENT_COLUMNS = [
+  'device_id',
+  'at',
+  'from_posture',
+  'to_posture',
+  'reasons',
+  'round',
+] as const satisfies readonly (keyof PostureEventRow)[];
+const RELEASE_COLUMNS = [
+  'name',
+  'version',
+  'digest',
+  'added_at',
+] as const satisfies readonly (keyof ReleaseRow)[];
+const BATCH_COLUMNS = [
+  'id',
+  'selector',
+  'created_at',
+  'deadline_at',
+  'rounds',
+] as const satisfies readonly (keyof BatchRow)[];
+
+function insertSql(table: string, columns: readonly string[]): string {
+  return `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map((c) => `@${c}`).join(', ')})`;
+}
+
+/** An insert that replaces every column of an existing row with the same key. */
+function upsertSql(table: string, columns: readonly string[], key: readonly string[]): string {
+  const set = columns.filter((c) => !key.includes(c)).map((c) => `${c} = excluded.${c}`);
+  return `${insertSql(table, columns)} ON CONFLICT (${key.join(', ')}) DO UPDATE SET ${set.join(', ')}`;
+}
+
+/** A refusal of one statement (constraint, type) as opposed to a failure of the database. */
+function isRefusal(err: unknown): boolean {
+  if (err instanceof Database.SqliteError) return err.code.startsWith('SQLITE_CONSTRAINT');
+  return err instanceof TypeError || err instanceof RangeError;
+}
+
+function prepareStatements(db: Database.Database) {
+  return {
+    upsertDevice: db.prepare<[DeviceRow]>(upsertSql('devices', DEVICE_COLUMNS, ['id'])),
+    allDevices: db.prepare<[], DeviceRow>('SELECT * FROM devices ORDER BY id'),
+    device: db.prepare<[string], DeviceRow>('SELECT * FROM devices WHERE id = ?'),
+
+    upsertRound: db.prepare<[RoundRow]>(upsertSql('rounds', ROUND_COLUMNS, ['id'])),
+    round: db.prepare<[string], RoundRow>('SELECT * FROM rounds WHERE id = ?'),
+    pendingRounds: db.prepare<[], RoundRow>(
+      "SELECT * FROM rounds WHERE state = 'pending' ORDER BY deadline_at, rowid",
+    ),
+    recentRounds: db.prepare<[string, number], RoundRow>(
+      'SELECT * FROM rounds WHERE device_id = ? ORDER BY issued_at DESC, rowid DESC LIMIT ?',
+    ),
+    roundsOfBatch: db.prepare<[string], RoundRow>(
+      'SELECT * FROM rounds WHERE batch_id = ? ORDER BY issued_at, rowid',
+    ),
+
+    insertPostureEvent: db.prepare<[PostureEventRow]>(insertSql('posture_events', POSTURE_EVENT_COLUMNS)),
+    postureEvents: db.prepare<[string, number], PostureEventRow>(
+      'SELECT * FROM posture_events WHERE device_id = ? ORDER BY seq DESC LIMIT ?',
+    ),
+
+    admit: db.prepare<[{ entry: string; note: string | null; admitted_at: number }]>(
+      upsertSql('allowlist', ['entry', 'note', 'admitted_at'], ['entry']),
+    ),
+    revoke: db.prepare<[string]>('DELETE FROM allowlist WHERE entry = ?'),
+    isAdmitted: db.prepare<[string, string], { one: number }>(
+      'SELECT 1 AS one FROM allowlist WHERE entry IN (?, ?) LIMIT 1',
+    ),
+    admitted: db.prepare<[], { entry: string }>('SELECT entry FROM allowlist ORDER BY entry'),
+
+    upsertRelease: db.prepare<[ReleaseRow]>(upsertSql('releases', RELEASE_COLUMNS, ['name', 'version'])),
+    removeRelease: db.prepare<[string, string]>('DELETE FROM releases WHERE name = ? AND version = ?'),
+    releases: db.prepare<[], ReleaseRow>('SELECT * FROM releases ORDER BY name, added_at, version'),
+
+    upsertBatch: db.prepare<[BatchRow]>(upsertSql('batches', BATCH_COLUMNS, ['id'])),
+    batch: db.prepare<[string], BatchRow>('SELECT * FROM batches WHERE id = ?'),
+  };
+}
+
+export class SqliteStore implements PostureStore {
+  private readonly db: Database.Database;
+  private readonly sql: ReturnType<typeof prepareStatements>;
+  private readonly queue: WriteQueue;
+  private readonly onWriteError: (err: Error) => void;
+  private closed = false;
+  private counters = { commits: 0, writes: 0, failedWrites: 0 };
+
+  /** Open (creating when absent) and migrate the store in `file`; ':memory:' for a throwaway one. */
+  constructor(
+    readonly file: string,
+    options: SqliteStoreOptions = {},
+  ) {
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    this.db = new Database(file);
+    try {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma(`synchronous = ${options.synchronous ?? 'NORMAL'}`);
+      this.db.pragma('foreign_keys = ON');
+      // An operator's sqlite3 shell may hold a read lock for a moment; wait rather than fail.
+      this.db.pragma('busy_timeout = 5000');
+      migrate(this.db, file);
+      this.sql = prepareStatements(this.db);
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
+    this.onWriteError = options.onWriteError ?? ((err) => process.emitWarning(err));
+    const commit = this.db.transaction((writes: readonly Write[]) => this.apply(writes));
+    this.queue = new WriteQueue(
+      (writes) => {
+        const refused = commit.immediate(writes);
+        this.counters.commits++;
+        this.counters.writes += writes.length - refused.length;
+        if (refused.length > 0) {
+          this.counters.failedWrites += refused.length;
+          this.onWriteError(new StoreWriteError(refused));
+        }
+      },
+      { flushDelayMs: options.flushDelayMs ?? 20, maxBatch: options.maxBatch ?? 1000 },
+      (err) => this.onWriteError(err instanceof Error ? err : new Error(String(err))),
+    );
+  }
+
+  /**
+   * Runs inside the flush's transaction. A statement the database refuses is backed out alone
+   * (SQLite aborts the statement, not the transaction) and reported, so one bad record does not
+   * cost the batch; any other failure aborts the whole transaction.
+   */
+  private apply(writes: readonly Write[]): { what: string; error: string }[] {
+    const refused: { what: string; error: string }[] = [];
+    for (const w of writes) {
+      try {
+        w.run();
+      } catch (err) {
+        if (!isRefusal(err)) throw err;
+        refused.push({ what: w.what, error: err instanceof Error ? err.message : String(err) });
+      }
+    }
+    return refused;
+  }
+
+  private write(table: string, what: string, run: () => void, key?: string): void {
+    if (this.closed) throw new Error(`posture store ${this.file} is closed: cannot ${what}`);
+    this.queue.push({ table, what, run }, key);
+  }
+
+  /** Make queued writes to these tables visible before reading them. */
+  private readable(...tables: string[]): void {
+    if (this.closed) throw new Error(`posture store ${this.file} is closed`);
+    if (this.queue.pendingFor(...tables)) this.queue.flush();
+  }
+
+  stats(): StoreStats {
+    return { ...this.counters, coalesced: this.queue.coalesced, queued: this.queue.length };
+  }
+
+  loadDevices(): DeviceRecord[] {
+    this.readable('devices');
+    return this.sql.allDevices.all().map(deviceFromRow);
+  }
+
+  device(id: string): DeviceRecord | undefined {
+    this.readable('devices');
+    const row = this.sql.device.get(id);
+    return row && deviceFromRow(row);
+  }
+
+  saveDevice(d: DeviceRecord): void {
+    const row = deviceToRow(d);
+    this.write('devices', `saveDevice ${d.id}`, () => this.sql.upsertDevice.run(row), `device ${d.id}`);
+  }
+
+  saveRound(r: RoundRecord): void {
+    const row = roundToRow(r);
+    this.write('rounds', `saveRound ${r.id}`, () => this.sql.upsertRound.run(row), `round ${r.id}`);
+  }
+
+  round(id: string): RoundRecord | undefined {
+    this.readable('rounds');
+    const row = this.sql.round.get(id);
+    return row && roundFromRow(row);
+  }
+
+  pendingRounds(): RoundRecord[] {
+    this.readable('rounds');
+    return this.sql.pendingRounds.all().map(roundFromRow);
+  }
+
+  recentRounds(deviceId: string, limit: number): RoundRecord[] {
+    this.readable('rounds');
+    return this.sql.recentRounds.all(deviceId, limit).map(roundFromRow);
+  }
+
+  roundsOfBatch(batchId: string): RoundRecord[] {
+    this.readable('rounds');
+    return this.sql.roundsOfBatch.all(batchId).map(roundFromRow);
+  }
+
+  addPostureEvent(e: PostureEvent): void {
+    const row = postureEventToRow(e);
+    this.write('posture_events', `addPostureEvent ${e.deviceId}`, () => this.sql.insertPostureEvent.run(row));
+  }
+
+  postureEvents(deviceId: string, limit: number): PostureEvent[] {
+    this.readable('posture_events');
+    return this.sql.postureEvents.all(deviceId, limit).map(postureEventFromRow);
+  }
+
+  admit(ekHashOrDeviceId: string, note?: string): void {
+    const entry = allowlistEntry(ekHashOrDeviceId);
+    const row = { entry, note: note ?? null, admitted_at: Date.now() };
+    this.write('allowlist', `admit ${entry}`, () => this.sql.admit.run(row), `allowlist ${entry}`);
+  }
+
+  revoke(ekHashOrDeviceId: string): void {
+    const entry = allowlistEntry(ekHashOrDeviceId);
+    this.write('allowlist', `revoke ${entry}`, () => this.sql.revoke.run(entry), `allowlist ${entry}`);
+  }
+
+  isAdmitted(ekHash: string): boolean {
+    this.readable('allowlist');
+    const [hash, id] = entriesAdmitting(ekHash);
+    return this.sql.isAdmitted.get(hash, id) !== undefined;
+  }
+
+  admitted(): string[] {
+    this.readable('allowlist');
+    return this.sql.admitted.all().map((r) => r.entry);
+  }
+
+  addRelease(r: Release): void {
+    const row = releaseToRow(r);
+    const what = `addRelease ${r.name} ${r.version}`;
+    this.write('releases', what, () => this.sql.upsertRelease.run(row), releaseKey(r.name, r.version));
+  }
+
+  removeRelease(name: string, version: string): void {
+    const what = `removeRelease ${name} ${version}`;
+    this.write('releases', what, () => this.sql.removeRelease.run(name, version), releaseKey(name, version));
+  }
+
+  releases(): Release[] {
+    this.readable('releases');
+    return this.sql.releases.all().map(releaseFromRow);
+  }
+
+  saveBatch(b: BatchRecord): void {
+    const row = batchToRow(b);
+    this.write('batches', `saveBatch ${b.id}`, () => this.sql.upsertBatch.run(row), `batch ${b.id}`);
+  }
+
+  batch(id: string): BatchRecord | undefined {
+    this.readable('batches');
+    const row = this.sql.batch.get(id);
+    return row && batchFromRow(row);
+  }
+
+  flush(): void {
+    if (this.closed) return;
+    this.queue.flush();
+  }
+
+  integrityCheck(): string {
+    this.flush();
+    const rows = this.db.pragma('integrity_check') as { integrity_check: string }[];
+    return rows.map((r) => r.integrity_check).join('\n');
+  }
+
+  close(): void {
+    if (this.closed) return;
+    try {
+      this.queue.flush();
+    } finally {
+      this.closed = true;
+      this.queue.dispose();
+      this.db.close();
+    }
+  }
+}
+
+function releaseKey(name: string, version: string): string {
+  return `release ${JSON.stringify([name, version])}`;
+}
