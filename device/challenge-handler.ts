@@ -1,0 +1,151 @@
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { LogSource } from '../firmware-shims/logs/source.ts';
+import type { Tpm } from '../firmware-shims/tpm/tpm.ts';
+import { bindingDigest } from '../shared/protocol/binding.ts';
+import { encodeClaims } from '../shared/protocol/claims.ts';
+import { decodeGatewayMessage } from '../shared/protocol/envelope.ts';
+import { malformed } from '../shared/protocol/errors.ts';
+import type { Challenge, Claims, Evidence, Logs, SoftwareClaim } from '../shared/protocol/messages.ts';
+import { parseQuoteAttest } from '../shared/tpm/attest.ts';
+import type { EkKind } from './config.ts';
+import type { SoftwareLog } from './software-log.ts';
+import type { TpmAccess } from './tpm-access.ts';
+
+// THE challenge handler (PROTOCOL.md §3): onboarding, periodic, on-demand and swarm rounds all
+// come through here, so the onboarding path cannot rot apart from the one used every day. The only
+// difference a round can make is `activate`, which adds one TPM2_ActivateCredential.
+//
+// The order matters: PCRs are read before the logs (the kernel appends an IMA entry before it
+// extends PCR 10, so the log then covers at least what the PCR does), the body is fixed before the
+// quote (its hash is in the qualifying data), and the quote is checked against the PCR values read
+// (a PCR extended between the read and the quote would make the gateway report
+// pcr-digest-mismatch; the round is redone instead, a bounded number of times).
+
+/** B for this connection and nonce (PROTOCOL.md §4); a fixed value in tests. */
+export type Exporter = (nonce: Uint8Array) => Uint8Array;
+
+export interface HandlerDeps {
+  readonly tpm: TpmAccess;
+  readonly akHandle: number;
+  readonly ek: EkKind;
+  readonly swLog: SoftwareLog;
+  /** What runs now, as claimed in `body.sw`; the software log's last entry measures it. */
+  readonly software: SoftwareClaim;
+  readonly ima?: LogSource<string>;
+  readonly boot?: LogSource<Uint8Array>;
+  readonly logger: Logger;
+  /** Device clock for `body.time`; informational. */
+  readonly now?: () => number;
+}
+
+/** Attempts at a consistent PCR read + quote before answering with what the last one gave. */
+export const QUOTE_ATTEMPTS = 3;
+
+function pcrDigest(pcrs: readonly number[], values: ReadonlyMap<number, Uint8Array>): Uint8Array {
+  const h = createHash('sha256');
+  for (const p of pcrs) {
+    const v = values.get(p);
+    if (v === undefined) throw new Error(`TPM2_PCR_Read returned no SHA-256 value for PCR ${p}`);
+    h.update(v);
+  }
+  return new Uint8Array(h.digest());
+}
+
+export class ChallengeHandler {
+  readonly #d: HandlerDeps;
+  readonly #now: () => number;
+
+  constructor(deps: HandlerDeps) {
+    this.#d = deps;
+    this.#now = deps.now ?? Date.now;
+  }
+
+  /**
+   * Decodes a payload from the `in` topic that must be a challenge, and answers it. A payload that
+   * is not a well-formed challenge throws ProtocolError before the TPM is touched.
+   */
+  handlePayload(payload: Uint8Array, exporter: Exporter): Promise<Evidence> {
+    const m = decodeGatewayMessage(payload);
+    if (m.t !== 'challenge') throw malformed(`payload.t: expected "challenge", got "${m.t}"`);
+    return this.handle(m, exporter);
+  }
+
+  async handle(c: Challenge, exporter: Exporter): Promise<Evidence> {
+    const { tpm } = this.#d;
+    const activation = c.activate ? await this.#activate(c.activate.blob, c.activate.secret) : undefined;
+    const selection = [{ hash: 'sha256' as const, pcrs: [...c.pcrs] }];
+    for (let attempt = 1; ; attempt++) {
+      const values = await tpm.run((t) => t.pcrRead(c.pcrs));
+      const claims: Claims = {
+        nonce: c.nonce,
+        pcrs: values,
+        sw: this.#d.software,
+        logs: await this.#logs(c),
+        ...(activation !== undefined && { activation }),
+        time: this.#now(),
+      };
+      const body = encodeClaims(claims);
+      const qualifyingData = bindingDigest(exporter(c.nonce), body);
+      const q = await tpm.run((t) => t.quote(this.#d.akHandle, qualifyingData, selection));
+      const quoted = parseQuoteAttest(q.attest).pcrDigest;
+      if (Buffer.compare(quoted, pcrDigest(c.pcrs, values)) === 0 || attempt >= QUOTE_ATTEMPTS) {
+        if (attempt >= QUOTE_ATTEMPTS && Buffer.compare(quoted, pcrDigest(c.pcrs, values)) !== 0) {
+          this.#d.logger.warn(
+            { pcrs: c.pcrs, attempts: attempt },
+            'PCRs kept changing between read and quote; answering anyway, the gateway will report pcr-digest-mismatch',
+          );
+        }
+        return { t: 'evidence', round: c.round, body, attest: q.attest, sig: q.signature };
+      }
+      this.#d.logger.debug({ attempt }, 'a quoted PCR changed after it was read; reading and quoting again');
+    }
+  }
+
+  /**
+   * TPM2_ActivateCredential with a freshly created EK, flushed afterwards. A failure is not fatal
+   * to the round: the evidence goes without `activation` and the gateway reports
+   * activation-failed, which tells an operator more than a silent timeout would.
+   */
+  async #activate(blob: Uint8Array, secret: Uint8Array): Promise<Uint8Array | undefined> {
+    const { akHandle, ek } = this.#d;
+    try {
+      return await this.#d.tpm.run(async (t: Tpm) => {
+        const key = await t.createPrimaryEk(ek);
+        try {
+          return await t.activateCredential(akHandle, key.handle, blob, secret);
+        } finally {
+          await t.flush(key.handle);
+        }
+      });
+    } catch (e) {
+      this.#d.logger.warn(
+        { err: (e as Error).message },
+        'TPM2_ActivateCredential failed; answering without activation (the gateway will report activation-failed)',
+      );
+      return undefined;
+    }
+  }
+
+  async #logs(c: Challenge): Promise<Logs> {
+    const out: { -readonly [K in keyof Logs]: Logs[K] } = {};
+    if (c.logs.sw !== undefined) out.sw = this.#d.swLog.chunk(c.logs.sw);
+    for (const name of ['ima', 'boot'] as const) {
+      const from = c.logs[name];
+      const source = this.#d[name];
+      if (from === undefined || source === undefined) continue;
+      const r = await source.read(from);
+      if (r.kind === 'absent') {
+        this.#d.logger.debug(
+          { log: name, path: r.path },
+          `${name} log ${r.reason}; left out of the evidence`,
+        );
+        continue;
+      }
+      // Each branch keeps the entry type of its log; TypeScript cannot correlate them through `name`.
+      if (name === 'ima') out.ima = r.chunk as NonNullable<Logs['ima']>;
+      else out.boot = r.chunk as NonNullable<Logs['boot']>;
+    }
+    return out;
+  }
+}
