@@ -1,4 +1,11 @@
-import type { AttesterKind, LogOffsets, ResultCode, RoundReason, Status, SwPcr } from '../shared/protocol/index.ts';
+import type {
+  AttesterKind,
+  LogOffsets,
+  ResultCode,
+  RoundReason,
+  Status,
+  SwPcr,
+} from '../shared/protocol/index.ts';
 
 // The gateway's records, shared by the verifier, the posture logic, the store and the operator
 // API. Byte fields are Uint8Array; ids are lowercase hex.

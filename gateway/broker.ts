@@ -1,0 +1,181 @@
+import { constants, timingSafeEqual } from 'node:crypto';
+import tls from 'node:tls';
+import { Aedes, type AuthenticateError, type Client } from 'aedes';
+import type { Logger } from 'pino';
+import { isDeviceId } from '../shared/protocol/index.ts';
+import { mayDeliver, mayPublish, maySubscribe, type Peer } from './access.ts';
+
+// The MQTT broker (aedes on TLS 1.3). Every rule of PROTOCOL.md §1 goes through aedes' own hooks
+// and the decisions in access.ts; this file only wires them and keeps per-connection identity.
+
+/** Where refused and consumed publishes are rerouted: no client can subscribe under `$`. */
+const VOID_TOPIC = '$vigil/void';
+/** `{id}` or `{id}.{suffix}`: a fresh suffix per connection lets a device reconnect without takeover. */
+const CLIENT_SUFFIX = /^[A-Za-z0-9_-]{1,32}$/;
+export const OPERATOR_USERNAME = 'operator';
+
+export interface BrokerHandlers {
+  /** A device passed MQTT authentication; its attestation starts when its hello arrives. */
+  deviceConnected(client: Client, socket: tls.TLSSocket, deviceId: string): void;
+  /** The connection is gone (any reason). */
+  closed(client: Client): void;
+  /** A payload the device published on its own `out`; consumed here, forwarded to nobody. */
+  deviceMessage(client: Client, payload: Buffer): void;
+  /** The peer of a client, as access.ts judges it (read at every decision: trust changes). */
+  peer(client: Client): Peer | undefined;
+}
+
+export interface BrokerOptions {
+  readonly key: Buffer;
+  readonly cert: Buffer;
+  /** CA for client certificates, when they are required. */
+  readonly clientCa?: Buffer;
+  readonly requireClientCert: boolean;
+  readonly operatorToken: string;
+}
+
+export interface Broker {
+  readonly aedes: Aedes;
+  readonly server: tls.Server;
+  /** Sends to exactly this connection, bypassing topic fan-out (the only way `in` travels). */
+  sendDirect(client: Client, topic: string, payload: Buffer): void;
+  /** Publishes a retained message to subscribers (posture events). */
+  publishRetained(topic: string, payload: Buffer): void;
+  close(): Promise<void>;
+}
+
+function authError(returnCode: 2 | 4 | 5, message: string): AuthenticateError {
+  return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
+}
+
+function sameSecret(a: string, b: Buffer | undefined): boolean {
+  if (b === undefined) return false;
+  const want = Buffer.from(a);
+  return want.length === b.length && timingSafeEqual(want, b);
+}
+
+export async function createBroker(
+  opts: BrokerOptions,
+  handlers: BrokerHandlers,
+  log: Logger,
+): Promise<Broker> {
+  const operators = new WeakSet<Client>();
+  const direct = new WeakSet<Buffer>();
+  const peerOf = (client: Client): Peer | undefined =>
+    operators.has(client) ? { kind: 'operator' } : handlers.peer(client);
+
+  const aedes = await Aedes.createBroker({
+    maxClientsIdLength: 64,
+    authenticate(client, username, password, done) {
+      if (username === OPERATOR_USERNAME) {
+        if (!sameSecret(opts.operatorToken, password)) {
+          return done(authError(4, 'operator token is wrong: use the token in the gateway directory'), false);
+        }
+        operators.add(client);
+        return done(null, true);
+      }
+      if (username === undefined || !isDeviceId(username)) {
+        return done(
+          authError(4, 'username must be the device id (24 lowercase hex digits of the EK hash)'),
+          false,
+        );
+      }
+      const [base, suffix, ...more] = client.id.split('.');
+      if (base !== username || more.length > 0 || (suffix !== undefined && !CLIENT_SUFFIX.test(suffix))) {
+        return done(authError(2, `clientId must be "${username}" or "${username}.<suffix>"`), false);
+      }
+      // aedes would otherwise take over the older connection: refused, so that nobody can evict
+      // an attested connection by reusing its clientId.
+      if ((aedes as unknown as { clients: Record<string, Client> }).clients[client.id]) {
+        return done(authError(2, `clientId ${client.id} is connected already; use a fresh suffix`), false);
+      }
+      handlers.deviceConnected(client, client.conn as tls.TLSSocket, username);
+      return done(null, true);
+    },
+    authorizePublish(client, packet, done) {
+      const peer = client && peerOf(client);
+      if (!client || !peer) return done(new Error('not authenticated'));
+      const decision = mayPublish(peer, packet.topic, packet.retain, Date.now());
+      if (decision.ok && peer.kind === 'device' && packet.topic.endsWith('/out')) {
+        try {
+          handlers.deviceMessage(client, packet.payload as Buffer);
+        } catch (e) {
+          log.error({ err: e, client: client.id }, 'handling a device message failed');
+        }
+      } else if (decision.ok) {
+        return done(null);
+      } else {
+        log.warn(
+          { client: client.id, topic: packet.topic.slice(0, 200), why: decision.why },
+          'publish refused',
+        );
+      }
+      // MQTT 3.1.1 has no negative PUBACK: acknowledge as usual, deliver to nobody.
+      packet.topic = VOID_TOPIC;
+      packet.retain = false;
+      return done(null);
+    },
+    authorizeSubscribe(client, sub, done) {
+      const peer = peerOf(client);
+      const decision = peer
+        ? maySubscribe(peer, sub.topic, Date.now())
+        : { ok: false as const, why: 'not authenticated' };
+      if (decision.ok) return done(null, sub);
+      log.warn(
+        { client: client.id, filter: sub.topic.slice(0, 200), why: decision.why },
+        'subscribe refused',
+      );
+      return done(null, null);
+    },
+    authorizeForward(client, packet) {
+      const peer = peerOf(client);
+      return peer && mayDeliver(peer, packet.topic, direct.has(packet.payload as Buffer), Date.now())
+        ? packet
+        : null;
+    },
+  });
+
+  const server = tls.createServer(
+    {
+      key: opts.key,
+      cert: opts.cert,
+      minVersion: 'TLSv1.3',
+      maxVersion: 'TLSv1.3',
+      // No tickets usable and no session cache: attestation never carries over to a resumed
+      // connection (Node cannot set the ticket count to 0; without a cache none can be resumed).
+      secureOptions: constants.SSL_OP_NO_TICKET,
+      requestCert: opts.requireClientCert,
+      rejectUnauthorized: opts.requireClientCert,
+      ...(opts.clientCa && { ca: opts.clientCa }),
+    },
+    (socket) => {
+      const client = aedes.handle(socket);
+      socket.once('close', () => handlers.closed(client));
+    },
+  );
+  server.on('tlsClientError', (err, socket) => {
+    log.debug({ err: err.message, remote: socket.remoteAddress }, 'TLS handshake refused');
+  });
+
+  return {
+    aedes,
+    server,
+    sendDirect(client, topic, payload) {
+      direct.add(payload);
+      client.publish({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false }, (err) => {
+        if (err) log.debug({ err: err.message, client: client.id }, 'direct send failed');
+      });
+    },
+    publishRetained(topic, payload) {
+      aedes.publish({ cmd: 'publish', topic, payload, qos: 0, retain: true, dup: false }, (err) => {
+        if (err) log.warn({ err: err.message, topic }, 'retained publish failed');
+      });
+    },
+    async close() {
+      // Stop accepting first, then let aedes disconnect everyone, which lets the server finish.
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      await stopped;
+    },
+  };
+}

@@ -1,0 +1,53 @@
+import { createHash, type X509Certificate } from 'node:crypto';
+import type { AdmissionPolicy } from './admission.ts';
+import type { Release } from './model.ts';
+import type { Policy } from './policy/policy.ts';
+import { ReferenceValues } from './verifier/reference-values.ts';
+
+/**
+ * The policy as the gateway applies it: the operator's file joined with the releases registered
+ * in the store and the CA bundle loaded, precomputed so an appraisal only does lookups. Rebuilt
+ * whenever one of its sources changes.
+ */
+export interface RuntimePolicy {
+  /** Identifies this policy in EARs (ear.appraisal-policy-id): a digest of everything in it. */
+  readonly id: string;
+  readonly pcrs: readonly number[];
+  readonly periodicMs: number;
+  readonly jitter: number;
+  readonly deadlineMs: number;
+  readonly expiryMs: number;
+  readonly graceMs: number;
+  readonly admitWarning: boolean;
+  readonly maxPayload: number;
+  readonly admission: AdmissionPolicy;
+  readonly reference: ReferenceValues;
+}
+
+export function buildRuntimePolicy(
+  policy: Policy,
+  ekCas: readonly X509Certificate[],
+  releases: readonly Release[],
+  isAllowlisted: (ekHash: string) => boolean,
+): RuntimePolicy {
+  const software = [
+    ...policy.referenceValues.software,
+    ...releases.map(({ name, version, digest }) => ({ name, version, digest })),
+  ];
+  const pcrRefs = new Map(Object.entries(policy.referenceValues.pcrs).map(([i, v]) => [Number(i), v]));
+  const id = createHash('sha256').update(JSON.stringify({ policy, software })).digest('hex').slice(0, 16);
+  return {
+    id: `vigil-policy:${id}`,
+    pcrs: policy.pcrs,
+    ...policy.rounds,
+    admitWarning: policy.admitWarning,
+    maxPayload: policy.maxPayload,
+    admission: {
+      mode: policy.admission.mode,
+      allowSim: policy.allowSim,
+      manufacturerCas: ekCas,
+      isAllowlisted,
+    },
+    reference: new ReferenceValues(pcrRefs, software),
+  };
+}
