@@ -31,10 +31,11 @@ import { type Write, WriteQueue } from './write-queue.ts';
 // back, never half-applied. `synchronous: 'FULL'` closes that window at the cost of an fsync per
 // commit. Writes are queued (write-queue.ts) and committed together, one transaction per flush.
 //
-// Reads see every earlier write: a read flushes first when a write to a table it reads is still
-// queued. Reads of untouched tables (the allowlist, releases) cost no commit, so admitting a
-// storm of reconnecting devices does not defeat the batching. Hot paths should still keep their
-// own state and only write; loadDevices() at start is the intended pattern.
+// Reads see every earlier write. A lookup by key (device(id), round(id)) whose record is still
+// queued returns the queued record itself; any other read flushes first when a write to a table
+// it reads is still queued. So the verifier looking up a round per evidence, or admitting a storm
+// of reconnecting devices, does not turn a batch back into a commit per device. Hot paths should
+// still keep their own state and mostly write; loadDevices() at start is the intended pattern.
 
 export interface SqliteStoreOptions {
   /** Longest a write waits for its commit, in ms (default 20). */
@@ -266,9 +267,15 @@ export class SqliteStore implements PostureStore {
     return refused;
   }
 
-  private write(table: string, what: string, run: () => void, key?: string): void {
+  private write(table: string, what: string, run: () => void, key?: string, record?: unknown): void {
     if (this.closed) throw new Error(`posture store ${this.file} is closed: cannot ${what}`);
-    this.queue.push({ table, what, run }, key);
+    this.queue.push(record === undefined ? { table, what, run } : { table, what, run, record }, key);
+  }
+
+  /** The record a queued upsert with this key will write, read without a commit. */
+  private queuedRecord<T>(key: string): T | undefined {
+    if (this.closed) throw new Error(`posture store ${this.file} is closed`);
+    return this.queue.queued(key)?.record as T | undefined;
   }
 
   /** Make queued writes to these tables visible before reading them. */
@@ -287,6 +294,8 @@ export class SqliteStore implements PostureStore {
   }
 
   device(id: string): DeviceRecord | undefined {
+    const queued = this.queuedRecord<DeviceRecord>(deviceKey(id));
+    if (queued) return queued;
     this.readable('devices');
     const row = this.sql.device.get(id);
     return row && deviceFromRow(row);
@@ -294,15 +303,17 @@ export class SqliteStore implements PostureStore {
 
   saveDevice(d: DeviceRecord): void {
     const row = deviceToRow(d);
-    this.write('devices', `saveDevice ${d.id}`, () => this.sql.upsertDevice.run(row), `device ${d.id}`);
+    this.write('devices', `saveDevice ${d.id}`, () => this.sql.upsertDevice.run(row), deviceKey(d.id), d);
   }
 
   saveRound(r: RoundRecord): void {
     const row = roundToRow(r);
-    this.write('rounds', `saveRound ${r.id}`, () => this.sql.upsertRound.run(row), `round ${r.id}`);
+    this.write('rounds', `saveRound ${r.id}`, () => this.sql.upsertRound.run(row), roundKey(r.id), r);
   }
 
   round(id: string): RoundRecord | undefined {
+    const queued = this.queuedRecord<RoundRecord>(roundKey(id));
+    if (queued) return queued;
     this.readable('rounds');
     const row = this.sql.round.get(id);
     return row && roundFromRow(row);
@@ -405,6 +416,13 @@ export class SqliteStore implements PostureStore {
   }
 }
 
+// Queue keys: saves with the same key coalesce, and a keyed lookup reads the queued record.
+function deviceKey(id: string): string {
+  return `device ${id}`;
+}
+function roundKey(id: string): string {
+  return `round ${id}`;
+}
 function releaseKey(name: string, version: string): string {
   return `release ${JSON.stringify([name, version])}`;
 }

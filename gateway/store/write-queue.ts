@@ -12,6 +12,8 @@ export interface Write {
   /** What it is, for an operator reading a failure report, e.g. `saveRound 00ff…`. */
   readonly what: string;
   readonly run: () => void;
+  /** For a keyed upsert: the record it writes, which is what a read of that key must see. */
+  readonly record?: unknown;
 }
 
 export interface WriteQueueOptions {
@@ -61,6 +63,12 @@ export class WriteQueue {
 
   get coalesced(): number {
     return this.coalescedCount;
+  }
+
+  /** The queued write with this key, if any: the newest state of that record. */
+  queued(key: string): Write | undefined {
+    const slot = this.slotOf.get(key);
+    return slot === undefined ? undefined : this.writes[slot];
   }
 
   /** Whether a write to any of these tables is still queued. */

@@ -227,14 +227,19 @@ test('saves of the same record before a commit coalesce into one write', () => {
   assert.not.ok(store.isAdmitted(EK_HASH));
 });
 
-test('a read sees queued writes; a read of an untouched table commits nothing', () => {
+test('a read sees queued writes; a keyed lookup or a read of an untouched table commits nothing', () => {
   const store = openStore();
   store.saveDevice(minimalDevice());
-  assert.is(store.stats().queued, 1);
+  store.saveRound(pendingRound(1));
+  store.saveRound(appraisedRound(1));
+  assert.is(store.stats().queued, 2);
   assert.not.ok(store.isAdmitted(EK_HASH));
-  assert.is(store.stats().commits, 0, 'the allowlist had nothing queued');
   assert.equal(store.device(DEVICE_ID), minimalDevice());
+  assert.equal(store.round(roundId(1)), appraisedRound(1), 'the newest queued save');
+  assert.is(store.stats().commits, 0, 'all of that was answered from the queue');
+  assert.equal(store.loadDevices(), [minimalDevice()]);
   assert.is(store.stats().commits, 1);
+  assert.equal(store.pendingRounds(), []);
 });
 
 test('the timer commits queued writes without an explicit flush', async () => {
