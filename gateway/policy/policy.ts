@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { DEFAULT_MAX_PAYLOAD, PCR_COUNT } from '../../shared/protocol/index.ts';
 import { COMMENT_KEY, Field, PolicyError } from './json-fields.ts';
@@ -243,13 +242,4 @@ export function defaultPolicyText(): string {
 /** Write the default policy; refuses to replace an existing file unless told to. */
 export function writeDefaultPolicy(path: string, options: { overwrite?: boolean } = {}): void {
   writeFileSync(path, defaultPolicyText(), { flag: options.overwrite ? 'w' : 'wx', mode: 0o644 });
-}
-
-/**
- * A stable id of a policy's content, `sha256:` and 16 hex digits: what an EAR names as its
- * appraisal policy, so a result can be traced to the policy in force when it was made.
- */
-export function policyId(p: Policy): string {
-  // parsePolicy builds every object in one fixed key order, so equal policies stringify equally.
-  return `sha256:${createHash('sha256').update(JSON.stringify(p)).digest('hex').slice(0, 16)}`;
 }

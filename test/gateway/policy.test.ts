@@ -11,7 +11,6 @@ import {
   PolicyError,
   parsePolicy,
   parsePolicyText,
-  policyId,
   writeDefaultPolicy,
 } from '../../gateway/policy/policy.ts';
 import { PolicyFile, type PolicyFileOptions } from '../../gateway/policy/policy-file.ts';
@@ -219,13 +218,6 @@ test('every field wrong in turn: a PolicyError names the field, the value and wh
     );
     assert.match(err.message, message, `${label} → ${err.message}`);
   }
-});
-
-test('policyId identifies the content of a policy', () => {
-  const a = parsePolicy({ pcrs: [0, 7] }, 'a.json');
-  assert.is(policyId(a), policyId(parsePolicy({ $comment: 'same', pcrs: [0, 7] }, 'b.json')));
-  assert.is.not(policyId(a), policyId(defaultPolicy()));
-  assert.match(policyId(a), /^sha256:[0-9a-f]{16}$/);
 });
 
 test('a file that is not JSON is a PolicyError for the whole document', () => {
