@@ -31,7 +31,7 @@ export interface HandlerDeps {
   readonly ek: EkKind;
   readonly swLog: SoftwareLog;
   /** What runs now, as claimed in `body.sw`; the software log's last entry measures it. */
-  readonly software: SoftwareClaim;
+  readonly software: () => SoftwareClaim;
   readonly ima?: LogSource<string>;
   readonly boot?: LogSource<Uint8Array>;
   readonly logger: Logger;
@@ -80,7 +80,7 @@ export class ChallengeHandler {
       const claims: Claims = {
         nonce: c.nonce,
         pcrs: values,
-        sw: this.#d.software,
+        sw: this.#d.software(),
         logs: await this.#logs(c),
         ...(activation !== undefined && { activation }),
         time: this.#now(),
