@@ -62,12 +62,12 @@ export class Field {
   }
 
   /** The members of an object whose keys are data (not a fixed set). */
-  entries(expected: string): Field[] {
+  entries(expected: string): [key: string, field: Field][] {
     const v = this.value;
     if (typeof v !== 'object' || v === null || Array.isArray(v)) this.fail(expected);
     return Object.entries(v)
       .filter(([key]) => key !== COMMENT_KEY)
-      .map(([key, value]) => this.child(key, value));
+      .map(([key, value]) => [key, this.child(key, value)]);
   }
 
   array(expected: string): Field[] {

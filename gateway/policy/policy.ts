@@ -137,10 +137,10 @@ function parseReferenceValues(f: Field | undefined, quoted: readonly number[]): 
   if (!f) return defaultPolicy().referenceValues;
   const m = f.object(['pcrs', 'software']);
   const pcrs: Record<number, readonly string[]> = {};
-  for (const e of m
+  const pcrEntries = m
     .get('pcrs')
-    ?.entries('an object mapping PCR indices to lists of allowed SHA-256 values') ?? []) {
-    const key = e.path.slice(e.path.lastIndexOf('.') + 1);
+    ?.entries('an object mapping PCR indices to lists of allowed SHA-256 values');
+  for (const [key, e] of pcrEntries ?? []) {
     const index = /^(0|[1-9][0-9]?)$/.test(key) ? Number(key) : Number.NaN;
     if (!(index <= MAX_PCR)) throw e.error(`expected a PCR index from 0 to ${MAX_PCR} as the key`);
     if (!quoted.includes(index)) {

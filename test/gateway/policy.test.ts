@@ -125,6 +125,7 @@ const WRONG: [unknown, string, RegExp][] = [
     /PCR index from 0 to 23/,
   ],
   [{ pcrs: [4], referenceValues: { pcrs: { '04': [SHA] } } }, 'referenceValues.pcrs.04', /PCR index/],
+  [{ pcrs: [4, 5], referenceValues: { pcrs: { '4.5': [SHA] } } }, 'referenceValues.pcrs.4.5', /PCR index/],
   [
     { pcrs: [4], referenceValues: { pcrs: { '7': [SHA] } } },
     'referenceValues.pcrs.7',
