@@ -36,7 +36,8 @@ const same = (a: Uint8Array, b: Uint8Array) => Buffer.compare(a, b) === 0;
  * How opening reconciled the stored log with the PCR:
  * - `continued`: the PCR replays from the stored log (agent restart, no reboot);
  * - `completed`: the PCR lacked only the last entry (power cut mid-write): it was extended now;
- * - `reset`: the PCR is zero (TPM reset, i.e. a reboot): the log starts over at offset 0;
+ * - `reset`: the PCR is zero (TPM reset, i.e. a reboot, or a first start): the log starts over at
+ *   offset 0;
  * - `mismatch`: neither: something else extended the PCR or the log was lost. A new log starts,
  *   honestly: it cannot replay, so the gateway reports log-mismatch until the device reboots.
  */
@@ -118,6 +119,13 @@ export class SoftwareLog {
     const value = (await tpm.pcrRead([pcr])).get(pcr);
     if (value === undefined) throw new Error(`TPM2_PCR_Read returned no SHA-256 value for PCR ${pcr}`);
     const log = new SoftwareLog(file, pcr, entries);
+    // Zero first: after a reset even a one-entry log "replays but for its last entry", and
+    // completing it would claim a measurement from the previous boot.
+    if (same(value, ZERO)) {
+      log.#entries = [];
+      log.#persist();
+      return { log, outcome: { kind: 'reset', entries: 0 } };
+    }
     if (same(replaySoftwareLog(entries), value)) {
       return { log, outcome: { kind: 'continued', entries: entries.length } };
     }
@@ -126,10 +134,6 @@ export class SoftwareLog {
       return { log, outcome: { kind: 'completed', entries: entries.length } };
     }
     log.#entries = [];
-    if (same(value, ZERO)) {
-      log.#persist();
-      return { log, outcome: { kind: 'reset', entries: 0 } };
-    }
     let archivedAs: string | undefined;
     if (stored !== undefined) {
       // Kept for whoever investigates why the PCR moved; never read back.

@@ -31,8 +31,13 @@ export class BootLog implements LogSource<Uint8Array> {
     }
     try {
       let chunk = await this.#readFrom(fh, from);
-      // Past the end: the log is another boot's than the one the gateway read. Start over.
-      if (chunk.entries.length === 0 && from > 0 && !(await this.#hasByte(fh, from * BOOT_CHUNK_BYTES - 1))) {
+      // Past the end (entry from-1 does not exist either): the log is another boot's than the one
+      // the gateway read. Start over.
+      if (
+        chunk.entries.length === 0 &&
+        from > 0 &&
+        !(await this.#hasByte(fh, (from - 1) * BOOT_CHUNK_BYTES))
+      ) {
         chunk = await this.#readFrom(fh, 0);
       }
       return { kind: 'present', chunk };

@@ -158,4 +158,34 @@ test('no transient object is left in the TPM after a round with activation', asy
   assert.equal(transient, []);
 });
 
+test('a payload that is not a well-formed challenge throws ProtocolError before the TPM is used', async () => {
+  const { encodeMessage } = await import('../../shared/protocol/envelope.ts');
+  const { ProtocolError } = await import('../../shared/protocol/errors.ts');
+  const good = encodeMessage(challenge());
+  const bad: Uint8Array[] = [
+    good.subarray(0, good.length - 1),
+    new Uint8Array([...good, 0]),
+    encodeMessage({
+      t: 'result',
+      round: new Uint8Array(16),
+      status: 'none',
+      reasons: [],
+      expires: 0,
+      ear: '',
+    }),
+  ];
+  let produced = 0;
+  for (const payload of bad) {
+    try {
+      await ctx.handler!.handlePayload(payload, exporter);
+      produced++;
+    } catch (e) {
+      assert.instance(e, ProtocolError);
+      assert.is((e as InstanceType<typeof ProtocolError>).code, 'malformed');
+    }
+  }
+  assert.is(produced, 0, 'no evidence');
+  assert.ok((await ctx.handler!.handlePayload(good, exporter)).t === 'evidence');
+});
+
 test.run();
