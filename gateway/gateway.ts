@@ -77,6 +77,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const sessionsOf = (id: string): readonly DeviceSession[] => byDevice.get(id) ?? [];
 
   let broker: Broker | undefined;
+  let closing = false;
   const fleet = new Fleet(
     store,
     {
@@ -125,6 +126,12 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       closed(client) {
         const session = sessions.get(client);
         if (!session) return;
+        if (closing) {
+          // Shutting down: pending rounds stay pending in the store, so the next start re-arms
+          // their deadlines instead of forgetting them.
+          session.close();
+          return;
+        }
         sessions.delete(client);
         const rest = sessionsOf(session.deviceId).filter((s) => s !== session);
         if (rest.length > 0) byDevice.set(session.deviceId, rest);
@@ -171,6 +178,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     sessionsOf,
     sessions: () => sessions.values(),
     async close() {
+      closing = true;
       policyFile.close();
       for (const s of sessions.values()) s.close();
       await broker!.close();
