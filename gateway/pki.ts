@@ -99,6 +99,7 @@ export function createPki(dir: string, hosts: readonly string[], subject = 'Vigi
     '-out',
     f.serverCert,
   ]);
+  for (const scratch of [csr, ext, join(dir, 'ca.srl')]) rmSync(scratch, { force: true });
   chmodSync(f.caKey, 0o600);
   chmodSync(f.serverKey, 0o600);
   return f;

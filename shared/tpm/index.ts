@@ -7,6 +7,7 @@ export * from './kdf.ts';
 export * from './name.ts';
 export * from './pcr-selection.ts';
 export * from './public.ts';
+export * from './quote-check.ts';
 export * from './rc.ts';
 export * from './signature.ts';
 export * from './templates.ts';

@@ -236,7 +236,7 @@ export class ToolsDevice {
     const out = new Map<number, Uint8Array>();
     await this.tools(['tpm2_pcrread', `sha256:${indices.join(',')}`, '-o', 'pcrs.bin']);
     const bin = new Uint8Array(await readFile(join(this.dir, 'pcrs.bin')));
-    indices.forEach((p, i) => out.set(p, bin.slice(i * 32, i * 32 + 32)));
+    for (const [i, p] of indices.entries()) out.set(p, bin.slice(i * 32, i * 32 + 32));
     return out;
   }
 
