@@ -124,7 +124,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     if (await tpm.run((t) => swLog.record(t, software))) {
       logger.info(
         {
-          name: software.name,
+          software: software.name,
           version: software.version,
           digest: Buffer.from(software.digest).toString('hex'),
         },
@@ -232,7 +232,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         const changed = await tpm.run((t) => swLog.record(t, now));
         software = now;
         if (changed)
-          logger.info({ name: now.name, version: now.version }, 'software changed; measured into swPcr');
+          logger.info({ software: now.name, version: now.version }, 'software changed; measured into swPcr');
         return changed;
       },
       stop() {
