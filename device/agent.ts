@@ -168,7 +168,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       akHandle: config.akHandle,
       ek: config.ek,
       swLog,
-      software: () => ({ name: software.name, version: software.version }),
+      software: () => software,
       ima: new ImaLog(config.logs.ima),
       boot: new BootLog(config.logs.boot),
       logger,

@@ -6,10 +6,10 @@ import { bindingDigest } from '../shared/protocol/binding.ts';
 import { encodeClaims } from '../shared/protocol/claims.ts';
 import { decodeGatewayMessage } from '../shared/protocol/envelope.ts';
 import { malformed } from '../shared/protocol/errors.ts';
-import type { Challenge, Claims, Evidence, Logs, SoftwareClaim } from '../shared/protocol/messages.ts';
+import type { Challenge, Claims, Evidence, Logs } from '../shared/protocol/messages.ts';
 import { parseQuoteAttest } from '../shared/tpm/attest.ts';
 import type { EkKind } from './config.ts';
-import type { SoftwareLog } from './software-log.ts';
+import type { SoftwareLog, SoftwareMeasurement } from './software-log.ts';
 import type { TpmAccess } from './tpm-access.ts';
 
 // THE challenge handler (PROTOCOL.md §3): onboarding, periodic, on-demand and swarm rounds all
@@ -30,8 +30,8 @@ export interface HandlerDeps {
   readonly akHandle: number;
   readonly ek: EkKind;
   readonly swLog: SoftwareLog;
-  /** What runs now, as claimed in `body.sw`; the software log's last entry measures it. */
-  readonly software: () => SoftwareClaim;
+  /** What runs now: claimed in `body.sw`, measured by the software log's last entry. */
+  readonly software: () => SoftwareMeasurement;
   readonly ima?: LogSource<string>;
   readonly boot?: LogSource<Uint8Array>;
   readonly logger: Logger;
@@ -52,9 +52,14 @@ function pcrDigest(pcrs: readonly number[], values: ReadonlyMap<number, Uint8Arr
   return new Uint8Array(h.digest());
 }
 
+const isZero = (b: Uint8Array) => b.every((x) => x === 0);
+
 export class ChallengeHandler {
   readonly #d: HandlerDeps;
   readonly #now: () => number;
+  /** The software log generation the last evidence carried; undefined before the first. */
+  #answeredGeneration: number | undefined;
+  #warnedMismatch = false;
 
   constructor(deps: HandlerDeps) {
     this.#d = deps;
@@ -75,12 +80,20 @@ export class ChallengeHandler {
     const { tpm } = this.#d;
     const activation = c.activate ? await this.#activate(c.activate.blob, c.activate.secret) : undefined;
     const selection = [{ hash: 'sha256' as const, pcrs: [...c.pcrs] }];
+    let restarted = false;
     for (let attempt = 1; ; attempt++) {
       const values = await tpm.run((t) => t.pcrRead(c.pcrs));
+      if (!restarted && (await this.#checkSoftwarePcr(values))) {
+        // The log started over: read again, so the values include the new measurement.
+        restarted = true;
+        attempt--;
+        continue;
+      }
+      const software = this.#d.software();
       const claims: Claims = {
         nonce: c.nonce,
         pcrs: values,
-        sw: this.#d.software(),
+        sw: { name: software.name, version: software.version },
         logs: await this.#logs(c),
         ...(activation !== undefined && { activation }),
         time: this.#now(),
@@ -96,6 +109,7 @@ export class ChallengeHandler {
             'PCRs kept changing between read and quote; answering anyway, the gateway will report pcr-digest-mismatch',
           );
         }
+        this.#answeredGeneration = this.#d.swLog.generation;
         return { t: 'evidence', round: c.round, body, attest: q.attest, sig: q.signature };
       }
       this.#d.logger.debug({ attempt }, 'a quoted PCR changed after it was read; reading and quoting again');
@@ -127,9 +141,43 @@ export class ChallengeHandler {
     }
   }
 
+  /**
+   * Compares swPcr, when quoted, with the software log. Zero means the TPM was reset under the
+   * running agent: the log starts over (true is returned, the caller reads the PCRs again). Any
+   * other difference cannot be repaired by the agent; it is logged once and the evidence goes as
+   * it is, so the gateway reports log-mismatch.
+   */
+  async #checkSoftwarePcr(values: ReadonlyMap<number, Uint8Array>): Promise<boolean> {
+    const { swLog, logger } = this.#d;
+    const value = values.get(swLog.pcr);
+    if (value === undefined || Buffer.compare(value, swLog.expectedPcr()) === 0) return false;
+    if (isZero(value)) {
+      logger.warn(
+        { swPcr: swLog.pcr, entries: swLog.length },
+        'the TPM was reset under the running agent (software PCR is zero): starting the software log over',
+      );
+      await this.#d.tpm.run((t) => swLog.restartAfterReset(t, this.#d.software()));
+      return true;
+    }
+    if (!this.#warnedMismatch) {
+      this.#warnedMismatch = true;
+      logger.error(
+        { swPcr: swLog.pcr, pcr: Buffer.from(value).toString('hex') },
+        'the software PCR does not replay from the software log: something else extends it; the gateway will report log-mismatch',
+      );
+    }
+    return false;
+  }
+
   async #logs(c: Challenge): Promise<Logs> {
     const out: { -readonly [K in keyof Logs]: Logs[K] } = {};
-    if (c.logs.sw !== undefined) out.sw = this.#d.swLog.chunk(c.logs.sw);
+    if (c.logs.sw !== undefined) {
+      // A log that started over since the last evidence is sent whole, whatever offset the
+      // gateway remembers from before: it accepts `from: 0` as a full replay at any time.
+      const restarted =
+        this.#answeredGeneration !== undefined && this.#answeredGeneration !== this.#d.swLog.generation;
+      out.sw = this.#d.swLog.chunk(restarted ? 0 : c.logs.sw);
+    }
     for (const name of ['ima', 'boot'] as const) {
       const from = c.logs[name];
       const source = this.#d[name];

@@ -16,8 +16,6 @@ import { writeFileAtomic } from './atomic-file.ts';
 
 export const SW_LOG_FILE = 'sw-log.json';
 const SW_LOG_VERSION = 1;
-/** Entries per chunk; a software log has a handful of entries per boot, this is a safety bound. */
-export const SW_CHUNK_ENTRIES = 256;
 
 type PcrTpm = Pick<Tpm, 'pcrRead' | 'pcrExtend'>;
 
@@ -92,6 +90,7 @@ export class SoftwareLog {
   readonly #file: string;
   readonly pcr: SwPcr;
   #entries: SwEntry[];
+  #generation = 0;
 
   private constructor(file: string, pcr: SwPcr, entries: SwEntry[]) {
     this.#file = file;
@@ -156,6 +155,27 @@ export class SoftwareLog {
     return this.#entries.length;
   }
 
+  /** Increases each time the log starts over under a running agent (see `restartAfterReset`). */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /** The value the PCR must hold if nothing but this log extended it. */
+  expectedPcr(): Uint8Array {
+    return replaySoftwareLog(this.#entries);
+  }
+
+  /**
+   * The TPM was reset while the agent kept running (the PCR read zero in a round): the log starts
+   * over, like at a start after a reboot, and what runs now is measured again.
+   */
+  async restartAfterReset(tpm: PcrTpm, now: SoftwareMeasurement): Promise<void> {
+    this.#entries = [];
+    this.#generation++;
+    this.#persist();
+    await this.record(tpm, now);
+  }
+
   /** The last entry for `name`: what the log says runs now. */
   current(name: string): SwEntry | undefined {
     for (let i = this.#entries.length - 1; i >= 0; i--)
@@ -177,10 +197,12 @@ export class SoftwareLog {
   }
 
   /**
-   * Entries from `from` in one bounded chunk. An offset past the end (the gateway remembers an
-   * offset from before a reboot) is answered from 0: the gateway accepts `from: 0` as a full replay.
+   * Entries from `from` on. An offset past the end (the gateway remembers an offset from before a
+   * reboot) is answered from 0: the gateway accepts `from: 0` as a full replay. Not chunked by
+   * default: the gateway treats `more: true` on this log as log-mismatch (docs/protocol.md §4),
+   * and a log that grows by one entry per software change stays small.
    */
-  chunk(from: number, max = SW_CHUNK_ENTRIES): LogChunk<SwEntry> {
+  chunk(from: number, max = Number.POSITIVE_INFINITY): LogChunk<SwEntry> {
     const start = from > this.#entries.length ? 0 : from;
     const entries = this.#entries.slice(start, start + max);
     return { from: start, entries, more: start + entries.length < this.#entries.length };

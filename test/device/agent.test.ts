@@ -283,4 +283,20 @@ test('agent restart without TPM reset continues the software log; a TPM reset st
   assert.equal(replaySoftwareLog(claims.logs.sw!.entries), claims.pcrs.get(14));
 });
 
+test('a TPM reset under the running agent: the log starts over and is sent from 0', async () => {
+  const agent = await start();
+  const before = decodeClaims((await roundTrip(agent, challenge())).evidence.body);
+  assert.is(before.logs.sw!.entries.length, 1);
+  await ctx.swtpm!.restart();
+  // The gateway still holds offset 1 from before the reset.
+  const claims = decodeClaims((await roundTrip(agent, challenge({ logs: { sw: 1 } }))).evidence.body);
+  assert.is(claims.logs.sw!.from, 0);
+  assert.is(claims.logs.sw!.entries.length, 1);
+  assert.equal(replaySoftwareLog(claims.logs.sw!.entries), claims.pcrs.get(14));
+  assert.ok(ctx.lines!.some((l) => String(l.msg).startsWith('the TPM was reset under the running agent')));
+  // The next round continues from the new log as usual.
+  const next = decodeClaims((await roundTrip(agent, challenge({ logs: { sw: 1 } }))).evidence.body);
+  assert.equal([next.logs.sw!.from, next.logs.sw!.entries.length], [1, 0]);
+});
+
 test.run();

@@ -51,7 +51,7 @@ test.before(async () => {
     akHandle: ctx.tpm.keys.ak.handle,
     ek: 'ecc',
     swLog: log,
-    software: () => ({ name: 'vigil-agent', version: '1.0.0' }),
+    software: () => ({ name: 'vigil-agent', version: '1.0.0', digest: sha256('manifest 1') }),
     ima: new ImaLog(ima),
     boot: new BootLog(join(ctx.dir, 'no-such-boot-log')),
     logger,
