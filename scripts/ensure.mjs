@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Runs before `npm start` and `npm test` on a possibly fresh clone, so it may use nothing but
 // Node itself: no dependency is installed yet when it first runs.
-//   --runtime  npm dependencies only (npm start)
-//   --test     npm dependencies and the system tools the tests drive (swtpm, tpm2-tools, ...)
+//   (none)     npm dependencies only
+//   --tools    npm dependencies and the system tools the demo and the tests drive (swtpm, tpm2-tools, ...)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const wantTools = process.argv.includes('--test');
+const wantTools = process.argv.includes('--tools');
 
 // The stamp records which lockfile node_modules was installed from; a changed lockfile (a pull
 // that added a dependency) makes the install stale even though node_modules exists.
