@@ -66,6 +66,37 @@ export function checkChannel(socket: TLSSocket): void {
   }
 }
 
+const CERT_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_SIGNATURE_FAILURE',
+]);
+
+/** An error of a connection attempt, with what to do about the usual ones. */
+export function describeConnectionError(e: Error & { code?: unknown }): string {
+  const code = typeof e.code === 'string' || typeof e.code === 'number' ? e.code : undefined;
+  const base = code !== undefined ? `${e.message} (code ${code})` : e.message;
+  if (typeof code === 'string' && CERT_CODES.has(code)) {
+    return `${base}: the gateway's certificate is not signed by the pinned CA; re-run init with the gateway's ca.pem`;
+  }
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    return `${base}: the gateway's certificate does not name the configured host; use a name it was issued for`;
+  }
+  if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') {
+    return `${base}: check the gateway's certificate and this device's clock`;
+  }
+  if (/alert protocol version|unsupported protocol/i.test(e.message)) {
+    return `${base}: the gateway does not offer TLS 1.3, which vigil/1 requires`;
+  }
+  if (typeof code === 'number') {
+    // CONNACK return codes of MQTT 3.1.1.
+    return `${base}: the gateway refused the MQTT connection (is this device admitted? check the gateway's log)`;
+  }
+  return base;
+}
+
 export class GatewayConnection {
   readonly #o: ConnectionOptions;
   readonly #backoff: Backoff;
@@ -195,8 +226,7 @@ export class GatewayConnection {
     });
 
     client.on('error', (e: Error & { code?: unknown }) => {
-      // CONNACK refusals carry a code (e.g. 5: not authorised); TLS and socket errors a message.
-      closedReason = e.code !== undefined ? `${e.message} (code ${String(e.code)})` : e.message;
+      closedReason = describeConnectionError(e);
       logger.warn({ err: closedReason, gateway: gateway.url }, 'gateway connection error');
     });
 
