@@ -9,11 +9,14 @@ import {
   ProtocolError,
   topics,
 } from '../shared/protocol/index.ts';
+import { type ApiServer, startApi } from './api/server.ts';
 import { Attestation, type AttestationObserver } from './attestation.ts';
+import { BatchTracker } from './batches.ts';
 import { type Broker, createBroker } from './broker.ts';
 import { type GatewayConfig, loadConfig } from './config.ts';
 import { DeviceSession } from './device-session.ts';
 import { Fleet, type PostureNotice } from './fleet.ts';
+import { GatewayMetrics } from './metrics.ts';
 import { PolicyFile } from './policy/policy-file.ts';
 import { buildRuntimePolicy, type RuntimePolicy } from './runtime-policy.ts';
 import { SqliteStore } from './store/sqlite.ts';
@@ -34,6 +37,8 @@ export interface GatewayOptions {
 export interface Gateway {
   readonly config: GatewayConfig;
   readonly mqttPort: number;
+  /** The operator API's port (config `api`, or GatewayOptions.apiPort). */
+  readonly apiPort: number;
   readonly fleet: Fleet;
   readonly store: PostureStore;
   readonly attestation: Attestation;
@@ -95,6 +100,25 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     broker.sendDirect(session.client, topics.in(session.deviceId), Buffer.from(encodeMessage(message)));
   };
 
+  // Operator control observes every round: metrics, and the batches waiting for them.
+  const metrics = new GatewayMetrics();
+  const batches = new BatchTracker({
+    store,
+    sessionsOf,
+    startRound: (session, reason, batchId) => attestation.startRound(session, reason, batchId),
+    completed: (ms) => metrics.batchCompleted(ms),
+    log,
+  });
+  const observers: AttestationObserver[] = [metrics, batches, ...(opts.observe ? [opts.observe] : [])];
+  const observe: AttestationObserver = {
+    roundIssued: (r) => {
+      for (const o of observers) o.roundIssued?.(r);
+    },
+    roundSettled: (r, ms) => {
+      for (const o of observers) o.roundSettled?.(r, ms);
+    },
+  };
+
   const attestation = new Attestation({
     fleet,
     store,
@@ -105,7 +129,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     disconnect: (s) => s.client.close(),
     log,
     version: VERSION,
-    ...(opts.observe && { observe: opts.observe }),
+    observe,
   });
   attestation.recover(store.pendingRounds());
 
@@ -166,9 +190,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const port = (broker.server.address() as AddressInfo).port;
   log.info({ port, policy: runtime.id, devices: fleet.size }, 'gateway listening (MQTT over TLS 1.3)');
 
-  return {
+  let api: ApiServer | undefined;
+  const gateway: Gateway = {
     config,
     mqttPort: port,
+    get apiPort() {
+      return api?.port ?? 0;
+    },
     fleet,
     store,
     attestation,
@@ -179,6 +207,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     sessions: () => sessions.values(),
     async close() {
       closing = true;
+      await api?.close();
+      batches.close();
       policyFile.close();
       for (const s of sessions.values()) s.close();
       await broker!.close();
@@ -187,4 +217,14 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       store.close();
     },
   };
+  try {
+    api = await startApi(
+      { gateway, batches, metrics },
+      { host: config.api.host, port: opts.apiPort ?? config.api.port, token: operatorToken },
+    );
+  } catch (e) {
+    await gateway.close();
+    throw e;
+  }
+  return gateway;
 }

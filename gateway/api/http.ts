@@ -1,0 +1,72 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ApiError } from './errors.ts';
+
+// Request bodies and responses of the operator API: JSON in, JSON (or text) out.
+
+/** Operator requests are small (a selector, a few labels); anything larger is a mistake. */
+export const MAX_BODY = 64 * 1024;
+
+/** Reads a JSON object body, refusing more than `limit` bytes without buffering them. */
+export async function readJson(req: IncomingMessage, limit = MAX_BODY): Promise<Record<string, unknown>> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) throw tooLarge(limit);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw tooLarge(limit);
+    chunks.push(chunk as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new ApiError(
+      'bad-request',
+      `the request body is not valid JSON (${(e as Error).message}); send a JSON object`,
+    );
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new ApiError('bad-request', 'the request body must be a JSON object');
+  return value as Record<string, unknown>;
+}
+
+function tooLarge(limit: number): ApiError {
+  return new ApiError(
+    'body-too-large',
+    `the request body is over ${limit} bytes; operator requests are small`,
+  );
+}
+
+/** Refuses keys a route does not know: a typo must not be silently ignored. */
+export function onlyKeys(body: Record<string, unknown>, allowed: readonly string[], what: string): void {
+  for (const k of Object.keys(body)) {
+    if (!allowed.includes(k))
+      throw new ApiError(
+        'bad-request',
+        `${what}: unknown field "${k}" (allowed: ${allowed.join(', ') || 'none'})`,
+      );
+  }
+}
+
+export function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  const body = `${JSON.stringify(value)}\n`;
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+  });
+  res.end(body);
+}
+
+export function sendText(res: ServerResponse, status: number, contentType: string, body: string): void {
+  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+export function sendError(res: ServerResponse, err: ApiError): void {
+  if (err.code === 'unauthorized') res.setHeader('www-authenticate', 'Bearer realm="vigil-gateway"');
+  sendJson(res, err.status, err.toJSON());
+}

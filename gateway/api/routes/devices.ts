@@ -1,0 +1,86 @@
+import { toHex } from '../../../shared/tpm/index.ts';
+import { type DeviceRecord, POSTURES, type Posture } from '../../model.ts';
+import { type ApiContext, isConnected } from '../context.ts';
+import { ApiError } from '../errors.ts';
+import { onlyKeys, readJson } from '../http.ts';
+import { checkLabelKey, checkLabelValue, MAX_LABELS } from '../labels.ts';
+import { intParam } from '../query.ts';
+import type { Router } from '../router.ts';
+import { labelMatcher } from '../selector.ts';
+import { type DeviceDetailView, deviceView, eventView, roundView } from '../views.ts';
+
+export function deviceOr404(ctx: ApiContext, id: string): DeviceRecord {
+  const d = ctx.gateway.fleet.get(id);
+  if (!d)
+    throw new ApiError(
+      'device-not-found',
+      `no device ${JSON.stringify(id)}: ids are 24 lowercase hex digits, as \`vigil-gateway devices\` lists them`,
+    );
+  return d;
+}
+
+const view = (ctx: ApiContext, d: DeviceRecord) =>
+  deviceView(d, isConnected(ctx, d.id), ctx.gateway.store.recentRounds(d.id, 1)[0]);
+
+export function deviceRoutes(router: Router, ctx: ApiContext): void {
+  router.on('GET', '/v1/devices', ({ query }) => {
+    const label = query.get('label');
+    const posture = query.get('posture');
+    if (posture !== null && !POSTURES.includes(posture as Posture))
+      throw new ApiError(
+        'bad-request',
+        `posture ${JSON.stringify(posture)}: expected one of ${POSTURES.join(', ')}`,
+      );
+    const byLabel = label === null ? () => true : labelMatcher(label);
+    const devices = [...ctx.gateway.fleet.all()]
+      .filter((d) => byLabel(d) && (posture === null || d.posture === posture))
+      .sort((a, b) => (a.id < b.id ? -1 : 1))
+      .map((d) => view(ctx, d));
+    return { status: 200, json: { devices } };
+  });
+
+  router.on('GET', '/v1/devices/:id', ({ params, query }) => {
+    const d = deviceOr404(ctx, params.id!);
+    const rounds = intParam(query, 'rounds', 0, 500, 20);
+    const events = intParam(query, 'events', 0, 500, 20);
+    const json: DeviceDetailView = {
+      device: {
+        ...view(ctx, d),
+        connections: ctx.gateway.sessionsOf(d.id).filter((s) => !s.closed).length,
+        software: (d.swLog?.running ?? []).map((s) => ({
+          name: s.name,
+          version: s.version,
+          digest: toHex(s.digest),
+        })),
+      },
+      rounds: ctx.gateway.store.recentRounds(d.id, rounds).map(roundView),
+      events: ctx.gateway.store.postureEvents(d.id, events).map(eventView),
+    };
+    return { status: 200, json };
+  });
+
+  // {set: {K: V}, remove: [K]}: one request, applied together (removals first).
+  router.on('PATCH', '/v1/devices/:id/labels', async ({ req, params }) => {
+    const d = deviceOr404(ctx, params.id!);
+    const body = await readJson(req);
+    onlyKeys(body, ['set', 'remove'], 'labels');
+    const set = body.set ?? {};
+    const remove = body.remove ?? [];
+    if (typeof set !== 'object' || set === null || Array.isArray(set))
+      throw new ApiError('bad-label', '"set" must be an object of label keys to string values');
+    if (!Array.isArray(remove) || remove.some((k) => typeof k !== 'string'))
+      throw new ApiError('bad-label', '"remove" must be an array of label keys');
+    const labels: Record<string, string> = { ...d.labels };
+    for (const k of remove as string[]) delete labels[checkLabelKey(k)];
+    for (const [k, v] of Object.entries(set as Record<string, unknown>)) {
+      checkLabelKey(k);
+      if (typeof v !== 'string') throw new ApiError('bad-label', `label ${k}: the value must be a string`);
+      labels[k] = checkLabelValue(k, v);
+    }
+    if (Object.keys(labels).length > MAX_LABELS)
+      throw new ApiError('bad-label', `a device has at most ${MAX_LABELS} labels; remove some first`);
+    const saved = ctx.gateway.fleet.save({ ...d, labels });
+    ctx.gateway.log.info({ device: d.id, labels }, 'labels changed');
+    return { status: 200, json: { device: view(ctx, saved) } };
+  });
+}

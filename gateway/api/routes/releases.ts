@@ -1,0 +1,63 @@
+import type { ApiContext } from '../context.ts';
+import { ApiError } from '../errors.ts';
+import { onlyKeys, readJson } from '../http.ts';
+import type { Router } from '../router.ts';
+import { releaseView } from '../views.ts';
+
+// Software releases as reference values (stored; joined with policy.json's by the runtime
+// policy). A change applies from the next round: refreshPolicy rebuilds the runtime policy.
+
+// The manifest's own rule for names and versions (device/manifest.ts): one printable token.
+const TOKEN = /^[\x21-\x7e]{1,128}$/;
+const DIGEST = /^[0-9a-fA-F]{64}$/;
+
+function token(what: string, v: unknown): string {
+  if (typeof v !== 'string' || !TOKEN.test(v))
+    throw new ApiError(
+      'bad-release',
+      `release ${what} ${JSON.stringify(v)}: expected 1 to 128 printable ASCII characters, no spaces`,
+    );
+  return v;
+}
+
+export function releaseRoutes(router: Router, ctx: ApiContext): void {
+  router.on('GET', '/v1/releases', () => ({
+    status: 200,
+    json: { releases: ctx.gateway.store.releases().map(releaseView) },
+  }));
+
+  router.on('POST', '/v1/releases', async ({ req }) => {
+    const body = await readJson(req);
+    onlyKeys(body, ['name', 'version', 'digest'], 'release');
+    const name = token('name', body.name);
+    const version = token('version', body.version);
+    if (typeof body.digest !== 'string' || !DIGEST.test(body.digest))
+      throw new ApiError(
+        'bad-release',
+        `release digest ${JSON.stringify(body.digest)}: expected the SHA-256 of the release's manifest, 64 hex digits (\`vigil-gateway release add --manifest FILE\` computes it)`,
+      );
+    const existing = ctx.gateway.store.releases().find((r) => r.name === name && r.version === version);
+    const release = { name, version, digest: body.digest.toLowerCase(), addedAt: Date.now() };
+    ctx.gateway.store.addRelease(release);
+    ctx.gateway.refreshPolicy();
+    ctx.gateway.log.info({ name, version, digest: release.digest }, 'release registered');
+    return {
+      status: existing ? 200 : 201,
+      json: { release: releaseView(release), replaced: existing ? existing.digest : null },
+    };
+  });
+
+  router.on('DELETE', '/v1/releases/:name/:version', ({ params }) => {
+    const { name, version } = params as { name: string; version: string };
+    const existing = ctx.gateway.store.releases().find((r) => r.name === name && r.version === version);
+    if (!existing)
+      throw new ApiError(
+        'release-not-found',
+        `no registered release ${name} ${version}: see GET /v1/releases`,
+      );
+    ctx.gateway.store.removeRelease(name, version);
+    ctx.gateway.refreshPolicy();
+    ctx.gateway.log.info({ name, version }, 'release removed');
+    return { status: 200, json: { removed: releaseView(existing) } };
+  });
+}

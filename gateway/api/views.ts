@@ -1,0 +1,105 @@
+import type { ResultCode, Status } from '../../shared/protocol/index.ts';
+import type { DeviceRecord, Posture, PostureEvent, Release, RoundRecord, RoundState } from '../model.ts';
+
+// The JSON the operator API returns (and `vigil-gateway ... --json` prints as is). Times are
+// Unix ms; absent values are null rather than missing, so that every object has every key.
+
+export interface RoundView {
+  readonly id: string;
+  readonly reason: string;
+  readonly batch: string | null;
+  readonly state: RoundState;
+  readonly status: Status | null;
+  readonly codes: readonly ResultCode[];
+  readonly detail: string | null;
+  readonly activate: boolean;
+  readonly issuedAt: number;
+  readonly deadlineAt: number;
+  readonly appraisedAt: number | null;
+}
+
+export interface DeviceView {
+  readonly id: string;
+  readonly posture: Posture;
+  readonly reasons: readonly ResultCode[];
+  readonly connected: boolean;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly lastRound: RoundView | null;
+  readonly expires: number | null;
+  readonly ekHash: string;
+  readonly attester: string;
+  readonly agent: string;
+  readonly enrolled: boolean;
+  readonly firstSeen: number;
+  readonly lastSeen: number;
+}
+
+export interface PostureEventView {
+  readonly at: number;
+  readonly from: Posture;
+  readonly to: Posture;
+  readonly reasons: readonly ResultCode[];
+  readonly round: string | null;
+}
+
+export interface DeviceDetailView {
+  readonly device: DeviceView & {
+    readonly connections: number;
+    readonly software: readonly { name: string; version: string; digest: string }[];
+  };
+  readonly rounds: readonly RoundView[];
+  readonly events: readonly PostureEventView[];
+}
+
+export interface ReleaseView {
+  readonly name: string;
+  readonly version: string;
+  readonly digest: string;
+  readonly addedAt: number;
+}
+
+export function roundView(r: RoundRecord): RoundView {
+  return {
+    id: r.id,
+    reason: r.reason,
+    batch: r.batchId ?? null,
+    state: r.state,
+    status: r.status ?? null,
+    codes: r.codes,
+    detail: r.detail ?? null,
+    activate: r.activate,
+    issuedAt: r.issuedAt,
+    deadlineAt: r.deadlineAt,
+    appraisedAt: r.appraisedAt ?? null,
+  };
+}
+
+export function deviceView(
+  d: DeviceRecord,
+  connected: boolean,
+  lastRound: RoundRecord | undefined,
+): DeviceView {
+  return {
+    id: d.id,
+    posture: d.posture,
+    reasons: d.reasons,
+    connected,
+    labels: d.labels,
+    lastRound: lastRound ? roundView(lastRound) : null,
+    expires: d.expires ?? null,
+    ekHash: d.ekHash,
+    attester: d.attester,
+    agent: d.agent,
+    enrolled: d.ak !== undefined,
+    firstSeen: d.firstSeen,
+    lastSeen: d.lastSeen,
+  };
+}
+
+export function eventView(e: PostureEvent): PostureEventView {
+  return { at: e.at, from: e.from, to: e.to, reasons: e.reasons, round: e.round ?? null };
+}
+
+export function releaseView(r: Release): ReleaseView {
+  return { name: r.name, version: r.version, digest: r.digest, addedAt: r.addedAt };
+}
