@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { TLSSocket, ConnectionOptions as TlsOptions } from 'node:tls';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
@@ -146,7 +147,9 @@ export class GatewayConnection {
       // SNI and name check against the configured host name (not for IP literals: RFC 6066).
       ...(isIP(gateway.host) === 0 && { servername: gateway.host }),
       protocolVersion: 4,
-      clientId: deviceId,
+      // A fresh suffix per connection: the gateway refuses a clientId that is still connected
+      // (no takeover), so a reconnect after a half-open connection must not reuse it.
+      clientId: `${deviceId}.${randomBytes(4).toString('hex')}`,
       username: deviceId,
       clean: true,
       // Reconnection is ours (jittered); mqtt.js would retry at a fixed period.

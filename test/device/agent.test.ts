@@ -69,7 +69,7 @@ async function start(software: typeof SOFTWARE = SOFTWARE): Promise<Agent> {
 }
 
 const isHello = (id: string) => (r: { message: { t: string }; clientId: string }) =>
-  r.message.t === 'hello' && r.clientId === id;
+  r.message.t === 'hello' && r.clientId.startsWith(`${id}.`);
 
 function challenge(extra: Partial<Challenge> = {}): Challenge {
   return {
@@ -103,7 +103,11 @@ async function roundTrip(agent: Agent, c: Challenge): Promise<{ evidence: Eviden
 test('hello after CONNECT names the TPM; a challenge is answered with evidence bound to the connection', async () => {
   const agent = await start();
   const hello = ctx.broker!.received.find(isHello(agent.deviceId))!.message as Hello;
-  assert.is(deviceIdentity(hello.ek).deviceId, agent.deviceId, 'clientId = device id = hash of hello.ek');
+  assert.is(
+    deviceIdentity(hello.ek).deviceId,
+    agent.deviceId,
+    'clientId = device id (plus a suffix) = hash of hello.ek',
+  );
   assert.is(hello.attester, 'tpm2');
   assert.is(hello.swPcr, 14);
   assert.match(hello.agent, /^vigil-agent\//);
