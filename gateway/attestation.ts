@@ -3,11 +3,13 @@ import type { Logger } from 'pino';
 import {
   type Challenge,
   channelExporter,
+  decodeClaims,
   deviceIdentity,
   type ErrorMessage,
   type Evidence,
   type GatewayMessage,
   type Hello,
+  ProtocolError,
   RESULT_CODES,
   type ResultCode,
   type RoundReason,
@@ -281,6 +283,15 @@ export class Attestation {
     if (now > round.deadlineAt) {
       this.expire(session, round, now);
       this.refuse(session, 'round-expired', `round ${id} passed its deadline`, evidence.round);
+      return;
+    }
+    // A body that is not a claims map fails PROTOCOL.md §2: `error`, nothing appraised, no
+    // posture change; the round stays open until its deadline like after any malformed message.
+    try {
+      decodeClaims(evidence.body);
+    } catch (e) {
+      if (!(e instanceof ProtocolError)) throw e;
+      this.refuse(session, 'malformed', e.detail, evidence.round);
       return;
     }
     session.settle(id, 'answered');
