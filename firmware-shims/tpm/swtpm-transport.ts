@@ -17,9 +17,11 @@ export interface SwtpmOptions {
 }
 
 /**
- * The swtpm socket TCTI. A connection that dropped between commands (swtpm restarted) is replaced
- * on the next command; one that drops during a command fails that command, since the TPM may or may
- * not have run it.
+ * The swtpm socket TCTI. swtpm serves one connection at a time, so the connection is released as
+ * soon as no command is queued: holding it would lock out tpm2-tools and every other client (a
+ * loopback connect costs well under a millisecond). A connection that dropped between commands
+ * (swtpm restarted) is replaced on the next command; one that drops during a command fails that
+ * command, since the TPM may or may not have run it.
  */
 export class SwtpmTransport implements TpmTransport {
   readonly description: string;
@@ -27,28 +29,34 @@ export class SwtpmTransport implements TpmTransport {
   readonly #serial = new Serializer();
   #socket: Socket | undefined;
   #closed = false;
+  #queued = 0;
 
   constructor(opts: SwtpmOptions) {
     this.#opts = { locality: 0, timeoutMs: 30_000, ...opts };
     this.description = `swtpm at ${opts.host}:${opts.port}`;
   }
 
-  send(command: Uint8Array): Promise<Uint8Array> {
-    return this.#serial.run(() => this.#exchange(command));
+  async send(command: Uint8Array): Promise<Uint8Array> {
+    this.#queued++;
+    try {
+      return await this.#serial.run(() => this.#exchange(command));
+    } finally {
+      if (--this.#queued === 0) this.#release();
+    }
   }
 
   async close(): Promise<void> {
     this.#closed = true;
-    await this.#serial.run(async () => {
-      const socket = this.#socket;
-      this.#socket = undefined;
-      if (socket === undefined || socket.destroyed) return;
-      await new Promise<void>((resolve) => {
-        socket.once('close', () => resolve());
-        socket.end(new Writer().u32(TPM_SESSION_END).finish());
-        setTimeout(() => socket.destroy(), 500).unref();
-      });
-    });
+    await this.#serial.run(async () => this.#release());
+  }
+
+  // Ends the simulator session politely; swtpm then accepts the next client.
+  #release(): void {
+    const socket = this.#socket;
+    this.#socket = undefined;
+    if (socket === undefined || socket.destroyed) return;
+    socket.end(new Writer().u32(TPM_SESSION_END).finish());
+    setTimeout(() => socket.destroy(), 1000).unref();
   }
 
   async #connection(): Promise<Socket> {

@@ -53,10 +53,10 @@ export class Reader {
     return this.#view.getBigUint64(this.#take(8, field));
   }
 
-  /** A copy, so callers may keep it after the underlying buffer is reused. */
+  /** A copy (a plain Uint8Array even when reading a Buffer), so callers may keep it after the buffer is reused. */
   bytes(n: number, field = 'bytes'): Uint8Array {
     const at = this.#take(n, field);
-    return this.#bytes.slice(at, at + n);
+    return new Uint8Array(this.#bytes.subarray(at, at + n));
   }
 
   /** A TPM2B: u16 size then that many bytes; returns the contents. */
