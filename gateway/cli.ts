@@ -1,7 +1,10 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { UsageError } from './commands/args.ts';
+import { CommandError } from './commands/client.ts';
 import { VERSION } from './version.ts';
+
+// A thin dispatcher: each command lives in gateway/commands/ and is loaded only when used, so
+// that `vigil-gateway devices` does not load the broker and the verifier.
 
 const HELP = `vigil-gateway ${VERSION}: the Vigil edge gateway (MQTT broker, verifier, fleet posture)
 
@@ -11,97 +14,69 @@ Usage:
       operator token, default policy. Devices pin DIR/ca.pem. Safe to run again.
   vigil-gateway start [--dir DIR] [--port N] [--api-port N]
       Run the gateway: MQTT over TLS 1.3 (default port 8883), operator API (default 8080).
+
+Operator commands (talk to the running gateway's API; see docs/operator.md):
+  vigil-gateway attest (--all | --label K=V | ID...) [--timeout DURATION] [--json]
+      Attest now on the devices' live connections; exit 0 iff every device is affirming.
+  vigil-gateway devices [--label K=V] [--json]
+  vigil-gateway show ID [--rounds N] [--json]
+  vigil-gateway label ID [K=V...] [--remove K]...
+  vigil-gateway admit --ek FILE|HASH [--note TEXT] | --list
+  vigil-gateway revoke HASH|ID
+  vigil-gateway release add NAME VERSION DIGEST | add [NAME VERSION] --manifest FILE|DIR
+  vigil-gateway release list | remove NAME VERSION
+  Every operator command takes --dir DIR (for the API address and token) and --api URL.
+
   vigil-gateway help | --version
 
-DIR defaults to $VIGIL_GATEWAY_DIR, else ./vigil-gateway.
+DIR defaults to $VIGIL_GATEWAY_DIR, else ./vigil-gateway. Exit codes: 0 success, 1 failure
+(or, for attest, a device not affirming), 2 usage error.
 `;
 
-function fail(message: string): never {
-  process.stderr.write(`vigil-gateway: ${message}\n`);
-  process.exit(2);
-}
+type Command = (args: string[]) => Promise<number | undefined>;
 
-function port(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535)
-    fail(`${flag} must be a port number from 0 to 65535, got "${value}"`);
-  return n;
-}
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  init: async () => (await import('./commands/init.ts')).init,
+  start: async () => (await import('./commands/start.ts')).start,
+  attest: async () => (await import('./commands/attest.ts')).attest,
+  devices: async () => (await import('./commands/devices.ts')).devices,
+  show: async () => (await import('./commands/show.ts')).show,
+  label: async () => (await import('./commands/label.ts')).label,
+  admit: async () => (await import('./commands/admit.ts')).admit,
+  revoke: async () => (await import('./commands/admit.ts')).revoke,
+  release: async () => (await import('./commands/release.ts')).release,
+};
 
-async function main(argv: string[]): Promise<void> {
+async function main(argv: string[]): Promise<number | undefined> {
   const [command, ...rest] = argv;
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
     process.stdout.write(HELP);
-    return;
+    return 0;
   }
   if (command === '--version') {
     process.stdout.write(`${VERSION}\n`);
-    return;
+    return 0;
   }
-  let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>;
-  try {
-    parsed = parseArgs({ args: rest, options: OPTIONS, allowPositionals: false, strict: true });
-  } catch (e) {
-    fail(`${(e as Error).message}\n\n${HELP}`);
-  }
-  const v = parsed.values;
-  const dir = v.dir ?? process.env.VIGIL_GATEWAY_DIR ?? 'vigil-gateway';
-  const mqttPort = port(v.port, '--port');
-  const apiPort = port(v['api-port'], '--api-port');
-  switch (command) {
-    case 'init': {
-      const { initGateway } = await import('./init.ts');
-      const config = initGateway({
-        dir,
-        hosts: v.host ?? [],
-        ...(mqttPort !== undefined && { mqttPort }),
-        ...(apiPort !== undefined && { apiPort }),
-      });
-      const token = readFileSync(config.operatorToken, 'utf8').trim();
-      process.stdout.write(
-        `Gateway directory ready: ${config.dir}\n\n` +
-          `  CA certificate devices pin: ${config.caCert}\n` +
-          `  policy:                     ${config.policy} (admission: allowlist)\n` +
-          `  operator token:             ${config.operatorToken}\n\n` +
-          'Next steps:\n' +
-          `  1. Copy ${config.caCert} to each device and run there:\n` +
-          `       vigil-agent init --gateway mqtts://<this host>:${config.mqtt.port} --ca ca.pem --tpm device:/dev/tpmrm0\n` +
-          `  2. Register the EK hash each device prints (admission is by allowlist).\n` +
-          `  3. Start the gateway:  vigil-gateway start --dir ${dir}\n` +
-          `  Operator MQTT login: username "operator", password ${token.slice(0, 4)}… (from the token file).\n`,
-      );
-      return;
-    }
-    case 'start': {
-      const { startGateway } = await import('./gateway.ts');
-      const gateway = await startGateway({
-        dir,
-        ...(mqttPort !== undefined && { mqttPort }),
-        ...(apiPort !== undefined && { apiPort }),
-      });
-      const stop = async (signal: string) => {
-        gateway.log.info({ signal }, 'stopping');
-        await gateway.close();
-        process.exit(0);
-      };
-      process.once('SIGINT', () => void stop('SIGINT'));
-      process.once('SIGTERM', () => void stop('SIGTERM'));
-      return;
-    }
-    default:
-      fail(`unknown command "${command}"\n\n${HELP}`);
-  }
+  const load = COMMANDS[command];
+  if (!load) throw new UsageError(`unknown command "${command}"`);
+  return (await load())(rest);
 }
 
-const OPTIONS = {
-  dir: { type: 'string' },
-  host: { type: 'string', multiple: true },
-  port: { type: 'string' },
-  'api-port': { type: 'string' },
-} as const;
-
-main(process.argv.slice(2)).catch((e: unknown) => {
-  process.stderr.write(`vigil-gateway: ${e instanceof Error ? e.message : String(e)}\n`);
-  process.exit(1);
-});
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== undefined) process.exitCode = code;
+  },
+  (e: unknown) => {
+    const usage = e instanceof UsageError;
+    const message =
+      e instanceof CommandError && e.code
+        ? `${e.message} [${e.code}]`
+        : e instanceof Error
+          ? e.message
+          : String(e);
+    process.stderr.write(
+      `vigil-gateway: ${message}\n${usage ? '\nRun `vigil-gateway help` for usage.\n' : ''}`,
+    );
+    process.exitCode = usage ? 2 : 1;
+  },
+);

@@ -40,7 +40,7 @@ export function releaseRoutes(router: Router, ctx: ApiContext): void {
     const release = { name, version, digest: body.digest.toLowerCase(), addedAt: Date.now() };
     ctx.gateway.store.addRelease(release);
     ctx.gateway.refreshPolicy();
-    ctx.gateway.log.info({ name, version, digest: release.digest }, 'release registered');
+    ctx.gateway.log.info({ release: `${name} ${version}`, digest: release.digest }, 'release registered');
     return {
       status: existing ? 200 : 201,
       json: { release: releaseView(release), replaced: existing ? existing.digest : null },
@@ -57,7 +57,7 @@ export function releaseRoutes(router: Router, ctx: ApiContext): void {
       );
     ctx.gateway.store.removeRelease(name, version);
     ctx.gateway.refreshPolicy();
-    ctx.gateway.log.info({ name, version }, 'release removed');
+    ctx.gateway.log.info({ release: `${name} ${version}` }, 'release removed');
     return { status: 200, json: { removed: releaseView(existing) } };
   });
 }
