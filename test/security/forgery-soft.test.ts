@@ -1,9 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import type { ClockState } from '../../gateway/model.ts';
 import { appraise, expectedAkQualifiedName } from '../../gateway/verifier/appraise.ts';
 import { ReferenceValues } from '../../gateway/verifier/reference-values.ts';
-import { bindingDigest, encodeClaims, type Evidence } from '../../shared/protocol/index.ts';
+import { bindingDigest, type Evidence, encodeClaims } from '../../shared/protocol/index.ts';
 import { ekTemplate, marshalPublic, objectName, parsePublic, toHex } from '../../shared/tpm/index.ts';
 import { type AttestFields, buildAttest, softAk, softSign } from './soft-quote.ts';
 
@@ -41,13 +42,26 @@ function setup() {
     pcrs: [SW_PCR],
     pcrValues: [pcr14],
   };
-  const run = (over: Partial<AttestFields>, signer = ak) => {
+  const run = (over: Partial<AttestFields>, signer = ak, clock?: ClockState) => {
     const attest = buildAttest({ ...fields, ...over });
-    const evidence: Evidence = { t: 'evidence', round: new Uint8Array(16), body, attest, sig: softSign(signer, attest) };
+    const evidence: Evidence = {
+      t: 'evidence',
+      round: new Uint8Array(16),
+      body,
+      attest,
+      sig: softSign(signer, attest),
+    };
     return appraise(
       evidence,
       { nonce, exporter, pcrs: [SW_PCR] },
-      { ek, ekName: objectName(ekArea), ak: { public: ak.public, publicArea: ak.publicArea }, swPcr: SW_PCR, genuineHardware: false },
+      {
+        ek,
+        ekName: objectName(ekArea),
+        ak: { public: ak.public, publicArea: ak.publicArea },
+        swPcr: SW_PCR,
+        genuineHardware: false,
+        ...(clock && { clock }),
+      },
       reference,
     );
   };
@@ -88,4 +102,25 @@ test('a valid signature by the AK under another EK (qualifiedSigner): ak-unknown
 test('a quote signed by a key other than the enrolled AK: signature-invalid', () => {
   assert.is(codeOf(setup()({}, softAk())), 'signature-invalid');
 });
+
+test('clock going backwards behind a valid signature: clock-rollback (restartCount, clock, resetCount)', () => {
+  const run = setup();
+  const known = { clock: 5000n, resetCount: 3, restartCount: 2 };
+  const cases: [Partial<AttestFields>, string][] = [
+    [{ clock: 6000n, resetCount: 3, restartCount: 2 }, 'ok'],
+    [{ clock: 6000n, resetCount: 3, restartCount: 1 }, 'clock-rollback'],
+    [{ clock: 4999n, resetCount: 3, restartCount: 2 }, 'clock-rollback'],
+    [{ clock: 9000n, resetCount: 2, restartCount: 9 }, 'clock-rollback'],
+    [{ clock: 10n, resetCount: 4, restartCount: 0 }, 'ok'],
+  ];
+  for (const [fields, want] of cases) {
+    const a = run(fields, ak, known);
+    assert.is(
+      codeOf(a),
+      want,
+      JSON.stringify(fields, (_, v) => (typeof v === 'bigint' ? Number(v) : v)),
+    );
+  }
+});
+
 test.run();
