@@ -5,9 +5,12 @@ import type { HashName } from './constants.ts';
 import { TpmFormatError } from './errors.ts';
 import { type PcrSelection, samePcrSelection } from './pcr-selection.ts';
 import type { TpmPublic } from './public.ts';
-import { parseSignature, verifySignature } from './signature.ts';
+import { parseSignature, type TpmSignature, verifySignature } from './signature.ts';
 
-/** The PCR digest a quote carries: H(value_1 || ... || value_n) in selection order (Part 3 §18.4). */
+/**
+ * The PCR digest a quote carries: H(value_1 || ... || value_n) in selection order, hashed with the
+ * signing scheme's hash, whatever the banks' (Part 3 §18.4).
+ */
 export function pcrDigest(values: readonly Uint8Array[], hash: HashName = 'sha256'): Uint8Array {
   const h = createHash(hash);
   for (const v of values) h.update(v);
@@ -60,13 +63,13 @@ export function checkQuote(
   signature: Uint8Array,
   expect: QuoteExpectation,
 ): QuoteCheck {
-  let valid = false;
+  let sig: TpmSignature | undefined;
   try {
-    valid = verifySignature(ak, attest, parseSignature(signature));
+    sig = parseSignature(signature);
   } catch (err) {
     if (!(err instanceof TpmFormatError)) throw err;
   }
-  if (!valid)
+  if (sig === undefined || !verifySignature(ak, attest, sig))
     return {
       ok: false,
       failure: 'signature-invalid',
@@ -95,8 +98,7 @@ export function checkQuote(
   }
   if (expect.pcrValues !== undefined) {
     const values = selectedValues(parsed.pcrSelect, expect.pcrValues);
-    const hash = parsed.pcrSelect[0]?.hash ?? 'sha256';
-    if (values === undefined || !equalBytes(pcrDigest(values, hash), parsed.pcrDigest)) {
+    if (values === undefined || !equalBytes(pcrDigest(values, sig.hash), parsed.pcrDigest)) {
       return {
         ok: false,
         failure: 'pcr-digest-mismatch',

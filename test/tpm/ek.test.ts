@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert';
 import { provisionAttestationKeys } from '../../firmware-shims/tpm/provision.ts';
 import { toHex } from '../../shared/tpm/bytes.ts';
 import { publicKey } from '../../shared/tpm/public.ts';
+import { AK_TEMPLATE, matchesTemplate } from '../../shared/tpm/templates.ts';
 import { readTpm2bFile, startTpm, type TpmFixture } from './fixture.ts';
 
 const plain = suite('EK against tpm2_createek');
@@ -39,6 +40,26 @@ plain('provisioning is idempotent and leaves no transient object', async () => {
   assert.ok((await f.tpm.persistentHandles()).includes(0x81000a01));
   assert.equal(await f.tpm.handles(0x80), []);
   assert.equal(await f.tpm.handles(0x03), []);
+});
+
+plain('an object at the AK handle that is not our AK is replaced', async () => {
+  const ek = await f.tpm.createPrimaryEk('ecc');
+  try {
+    // An RSA EK is no AK: evict ours, persist it at the AK handle.
+    await f.tpm.evictControl(0x81000a01, 0x81000a01);
+    const rsa = await f.tpm.createPrimaryEk('rsa');
+    try {
+      await f.tpm.evictControl(rsa.handle, 0x81000a01);
+    } finally {
+      await f.tpm.flush(rsa.handle);
+    }
+  } finally {
+    await f.tpm.flush(ek.handle);
+  }
+  const keys = await provisionAttestationKeys(f.tpm, { ek: 'ecc' });
+  assert.ok(matchesTemplate(keys.ak.public, AK_TEMPLATE));
+  assert.ok(matchesTemplate((await f.tpm.readPublic(0x81000a01)).public, AK_TEMPLATE));
+  assert.equal(await f.tpm.handles(0x80), []);
 });
 
 plain.run();

@@ -3,7 +3,8 @@ import * as assert from 'uvu/assert';
 import { openTransport } from '../../firmware-shims/tpm/tcti.ts';
 import { Tpm } from '../../firmware-shims/tpm/tpm.ts';
 import { TpmError } from '../../firmware-shims/tpm/tpm-error.ts';
-import { TpmTransportError } from '../../firmware-shims/tpm/transport.ts';
+import { type TpmTransport, TpmTransportError } from '../../firmware-shims/tpm/transport.ts';
+import { Writer } from '../../shared/tpm/bytes.ts';
 import { freePort } from '../support/ports.ts';
 import { startTpm, type TpmFixture } from './fixture.ts';
 
@@ -35,6 +36,42 @@ t('a command after swtpm restarted under a live transport succeeds on a new conn
 t('concurrent commands are serialised', async () => {
   const results = await Promise.all(Array.from({ length: 20 }, () => f.tpm.getRandom(16)));
   assert.is(new Set(results.map((r) => Buffer.from(r).toString('hex'))).size, 20);
+});
+
+// Fault injection in front of the real swtpm: the first `busy` commands are answered as a busy
+// TPM answers (TPM_RC_RETRY, as swtpm does right after it starts), the rest reach swtpm.
+function busyThenReal(real: TpmTransport, busy: number): TpmTransport & { busyAnswers: number } {
+  const retry = new Writer().u16(0x8001).u32(10).u32(0x922).finish();
+  return {
+    description: `busy ${real.description}`,
+    busyAnswers: 0,
+    async send(command) {
+      if (this.busyAnswers < busy) {
+        this.busyAnswers++;
+        return retry;
+      }
+      return real.send(command);
+    },
+    close: () => real.close(),
+  };
+}
+
+t('TPM_RC_RETRY is retried with backoff, then the command succeeds', async () => {
+  const transport = busyThenReal(openTransport(f.swtpm.tcti), 3);
+  const tpm = new Tpm(transport);
+  assert.is((await tpm.getRandom(8)).length, 8);
+  assert.is(transport.busyAnswers, 3);
+  await tpm.close();
+});
+
+t('a TPM that stays busy fails with TPM_RC_RETRY after a bounded number of attempts', async () => {
+  const transport = busyThenReal(openTransport(f.swtpm.tcti), 1000);
+  const tpm = new Tpm(transport, { attempts: 4, firstDelayMs: 1, maxDelayMs: 5 });
+  const err = await rejection(tpm.getRandom(8));
+  assert.ok(err instanceof TpmError, String(err));
+  assert.is(err.rcName, 'TPM_RC_RETRY (0x922)');
+  assert.is(transport.busyAnswers, 4);
+  await tpm.close();
 });
 
 t('a TPM error carries the code and its name', async () => {
