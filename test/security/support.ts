@@ -80,3 +80,18 @@ export function onlySession(gw: TestGateway, id: string, clientId?: string) {
   assert.ok(found, `device ${id} has a live session ${clientId ?? ''}`);
   return found;
 }
+
+/**
+ * Resolves with how many messages arrived on `topic` at this connection within `ms` (the
+ * Connected inbox's `next()` keeps a waiter after a timeout, so "nothing came" is counted here).
+ */
+export async function countArrivals(conn: Connected, topic: string, ms: number): Promise<number> {
+  let n = 0;
+  const listener = (t: string) => {
+    if (t === topic) n++;
+  };
+  conn.client.on('message', listener);
+  await new Promise((r) => setTimeout(r, ms));
+  conn.client.off('message', listener);
+  return n;
+}
