@@ -4,6 +4,7 @@ import { hierarchyName, qualifiedName } from '../../shared/tpm/name.ts';
 import type { TpmPublic } from '../../shared/tpm/public.ts';
 import { TPM_RC } from '../../shared/tpm/rc.ts';
 import { AK_TEMPLATE, matchesTemplate } from '../../shared/tpm/templates.ts';
+import { withFlushed } from './flush.ts';
 import type { ReadPublicResult } from './keys.ts';
 import type { Tpm } from './tpm.ts';
 import { TpmError } from './tpm-error.ts';
@@ -58,7 +59,7 @@ export async function provisionAttestationKeys(
   const akHandle = options.akHandle ?? DEFAULT_AK_HANDLE;
   const kind = options.ek === 'auto' ? await chooseEkKind(tpm) : options.ek;
   const ek = await tpm.createPrimaryEk(kind);
-  try {
+  return withFlushed(tpm, ek.handle, async () => {
     const certificate = await tpm.readEkCertificate(kind);
     const ekQualifiedName = qualifiedName(hierarchyName(TPM_RH.ENDORSEMENT), ek.name);
     let ak = await persistedAk(tpm, akHandle);
@@ -70,11 +71,7 @@ export async function provisionAttestationKeys(
     if (ak === undefined || !usable) {
       const created = await tpm.createAk(ek.handle);
       const loaded = await tpm.load(ek.handle, created.private, created.publicArea);
-      try {
-        await tpm.evictControl(loaded, akHandle);
-      } finally {
-        await tpm.flush(loaded);
-      }
+      await withFlushed(tpm, loaded, (h) => tpm.evictControl(h, akHandle));
       ak = await tpm.readPublic(akHandle);
     }
     return {
@@ -87,7 +84,5 @@ export async function provisionAttestationKeys(
       },
       ak: { handle: akHandle, public: ak.public, publicArea: ak.publicArea, name: ak.name },
     };
-  } finally {
-    await tpm.flush(ek.handle);
-  }
+  });
 }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Reader, Writer } from '../../shared/tpm/bytes.ts';
 import { TPM_ALG, TPM_CC, TPM_RH, TPM_SE } from '../../shared/tpm/constants.ts';
 import { type Authorization, type CommandRunner, EMPTY_PASSWORD } from './command.ts';
+import { withFlushed } from './flush.ts';
 
 /** Starts an unbound, unsalted policy session with SHA-256; returns its handle. */
 export async function startPolicySession(tpm: CommandRunner): Promise<number> {
@@ -57,11 +58,8 @@ export async function withEndorsementPolicy<T>(
   tpm: CommandRunner & { flush(handle: number): Promise<void> },
   use: (auth: Authorization) => Promise<T>,
 ): Promise<T> {
-  const session = await startPolicySession(tpm);
-  try {
+  return withFlushed(tpm, await startPolicySession(tpm), async (session) => {
     await policySecret(tpm, session, TPM_RH.ENDORSEMENT);
-    return await use({ kind: 'session', handle: session });
-  } finally {
-    await tpm.flush(session);
-  }
+    return use({ kind: 'session', handle: session });
+  });
 }
