@@ -1,0 +1,3 @@
+import { agentFigures } from './agent.ts';
+
+console.log(await agentFigures({ rounds: 20, log: console.log }));

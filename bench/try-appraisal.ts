@@ -1,0 +1,3 @@
+import { appraisalFigures } from './appraisal.ts';
+
+console.log(await appraisalFigures({ samples: 200, passes: 20 }));

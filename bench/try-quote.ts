@@ -1,0 +1,3 @@
+import { quoteFigures } from './quote-compare.ts';
+
+console.log(await quoteFigures({ samples: 20 }));
