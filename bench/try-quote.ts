@@ -1,3 +1,0 @@
-import { quoteFigures } from './quote-compare.ts';
-
-console.log(await quoteFigures({ samples: 20 }));
