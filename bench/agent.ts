@@ -68,6 +68,7 @@ export async function agentFigures(o: { rounds: number; log: (l: string) => void
     // The release the agent will report, exactly as it measures itself, registered as a reference.
     const manifest = execFileSync(cmd.argv[0]!, [...cmd.argv.slice(1), 'manifest', '--dir', agentDir], {
       encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
     });
     const m = parseManifest(manifest);
     gw = benchGatewayDir(gwDir, {
