@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { LogSource } from '../firmware-shims/logs/source.ts';
 import type { Tpm } from '../firmware-shims/tpm/tpm.ts';
@@ -8,6 +7,7 @@ import { decodeGatewayMessage } from '../shared/protocol/envelope.ts';
 import { malformed } from '../shared/protocol/errors.ts';
 import type { Challenge, Claims, Evidence, Logs } from '../shared/protocol/messages.ts';
 import { parseQuoteAttest } from '../shared/tpm/attest.ts';
+import { pcrDigest } from '../shared/tpm/pcr-values.ts';
 import type { EkKind } from './config.ts';
 import type { SoftwareLog, SoftwareMeasurement } from './software-log.ts';
 import type { TpmAccess } from './tpm-access.ts';
@@ -42,14 +42,15 @@ export interface HandlerDeps {
 /** Attempts at a consistent PCR read + quote before answering with what the last one gave. */
 export const QUOTE_ATTEMPTS = 3;
 
-function pcrDigest(pcrs: readonly number[], values: ReadonlyMap<number, Uint8Array>): Uint8Array {
-  const h = createHash('sha256');
-  for (const p of pcrs) {
-    const v = values.get(p);
-    if (v === undefined) throw new Error(`TPM2_PCR_Read returned no SHA-256 value for PCR ${p}`);
-    h.update(v);
-  }
-  return new Uint8Array(h.digest());
+/** The digest the quote must carry for the values read (a PCR missing from the read is a TPM fault). */
+function expectedDigest(pcrs: readonly number[], values: ReadonlyMap<number, Uint8Array>): Uint8Array {
+  return pcrDigest(
+    pcrs.map((p) => {
+      const v = values.get(p);
+      if (v === undefined) throw new Error(`TPM2_PCR_Read returned no SHA-256 value for PCR ${p}`);
+      return v;
+    }),
+  );
 }
 
 const isZero = (b: Uint8Array) => b.every((x) => x === 0);
@@ -101,9 +102,10 @@ export class ChallengeHandler {
       const body = encodeClaims(claims);
       const qualifyingData = bindingDigest(exporter(c.nonce), body);
       const q = await tpm.run((t) => t.quote(this.#d.akHandle, qualifyingData, selection));
-      const quoted = parseQuoteAttest(q.attest).pcrDigest;
-      if (Buffer.compare(quoted, pcrDigest(c.pcrs, values)) === 0 || attempt >= QUOTE_ATTEMPTS) {
-        if (attempt >= QUOTE_ATTEMPTS && Buffer.compare(quoted, pcrDigest(c.pcrs, values)) !== 0) {
+      const consistent =
+        Buffer.compare(parseQuoteAttest(q.attest).pcrDigest, expectedDigest(c.pcrs, values)) === 0;
+      if (consistent || attempt >= QUOTE_ATTEMPTS) {
+        if (!consistent) {
           this.#d.logger.warn(
             { pcrs: c.pcrs, attempts: attempt },
             'PCRs kept changing between read and quote; answering anyway, the gateway will report pcr-digest-mismatch',

@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import { readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Tpm } from '../firmware-shims/tpm/tpm.ts';
 import type { LogChunk, SwEntry, SwPcr } from '../shared/protocol/messages.ts';
+import { replayExtends } from '../shared/tpm/pcr-values.ts';
 import { writeFileAtomic } from './atomic-file.ts';
 
 // The software log (PROTOCOL.md §2, log `sw`): every manifest digest the agent extended into
@@ -23,9 +23,7 @@ const ZERO = new Uint8Array(32);
 
 /** PCR value after extending `entries` in order into a PCR that started at zero. */
 export function replaySoftwareLog(entries: readonly Pick<SwEntry, 'digest'>[]): Uint8Array {
-  let pcr: Uint8Array = ZERO;
-  for (const e of entries) pcr = new Uint8Array(createHash('sha256').update(pcr).update(e.digest).digest());
-  return pcr;
+  return replayExtends(entries.map((e) => e.digest));
 }
 
 const same = (a: Uint8Array, b: Uint8Array) => Buffer.compare(a, b) === 0;

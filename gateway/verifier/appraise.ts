@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import {
   bindingDigest,
   type Claims,
@@ -13,6 +12,7 @@ import {
   objectName,
   parseQuoteAttest,
   parseSignature,
+  pcrDigest,
   type QuoteAttest,
   qualifiedName,
   samePcrSelection,
@@ -87,12 +87,6 @@ function refuse(code: ResultCode, detail: string, claim?: keyof TrustVector, val
 /** The qualified Name a Vigil AK has: created under the EK, in the endorsement hierarchy. */
 export function expectedAkQualifiedName(ekName: Uint8Array, akPublicArea: Uint8Array): Uint8Array {
   return qualifiedName(qualifiedName(hierarchyName(TPM_RH.ENDORSEMENT), ekName), objectName(akPublicArea));
-}
-
-function pcrDigest(claims: Claims, pcrs: readonly number[]): Uint8Array {
-  const h = createHash('sha256');
-  for (const i of pcrs) h.update(claims.pcrs.get(i)!);
-  return new Uint8Array(h.digest());
 }
 
 function checkClock(previous: ClockState | undefined, now: QuoteAttest['clock']): boolean {
@@ -238,7 +232,10 @@ export function appraise(
       );
     }
     const claimed = [...claims.pcrs.keys()].sort((a, b) => a - b);
-    if (claimed.join() !== round.pcrs.join() || !sameBytes(pcrDigest(claims, round.pcrs), attest.pcrDigest)) {
+    if (
+      claimed.join() !== round.pcrs.join() ||
+      !sameBytes(pcrDigest(round.pcrs.map((i) => claims.pcrs.get(i)!)), attest.pcrDigest)
+    ) {
       refuse(
         'pcr-digest-mismatch',
         `body.pcrs (${claimed.join(',')}) do not hash to the quoted pcrDigest`,

@@ -1,6 +1,5 @@
-import { createHash } from 'node:crypto';
 import type { LogChunk, SwEntry } from '../../shared/protocol/index.ts';
-import { toHex } from '../../shared/tpm/index.ts';
+import { extendPcr, toHex } from '../../shared/tpm/index.ts';
 import type { SoftwareIdentity, SwLogState } from '../model.ts';
 
 const ZERO = new Uint8Array(32);
@@ -8,11 +7,6 @@ const ZERO = new Uint8Array(32);
 export type Replay =
   | { readonly ok: true; readonly state: SwLogState }
   | { readonly ok: false; readonly detail: string };
-
-/** PCR_Extend in software: new = SHA-256(old || digest). */
-export function extendPcr(pcr: Uint8Array, digest: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(pcr).update(digest).digest());
-}
 
 /**
  * Replays a chunk of the software log onto what the gateway already replayed since the TPM's

@@ -6,6 +6,7 @@ export * from './errors.ts';
 export * from './kdf.ts';
 export * from './name.ts';
 export * from './pcr-selection.ts';
+export * from './pcr-values.ts';
 export * from './public.ts';
 export * from './quote-check.ts';
 export * from './rc.ts';

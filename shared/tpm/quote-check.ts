@@ -1,37 +1,11 @@
-import { createHash } from 'node:crypto';
 import { parseQuoteAttest, type QuoteAttest } from './attest.ts';
 import { equalBytes } from './bytes.ts';
 import type { HashName } from './constants.ts';
 import { TpmFormatError } from './errors.ts';
 import { type PcrSelection, samePcrSelection } from './pcr-selection.ts';
+import { pcrDigest, selectedValues } from './pcr-values.ts';
 import type { TpmPublic } from './public.ts';
 import { parseSignature, type TpmSignature, verifySignature } from './signature.ts';
-
-/**
- * The PCR digest a quote carries: H(value_1 || ... || value_n) in selection order, hashed with the
- * signing scheme's hash, whatever the banks' (Part 3 §18.4).
- */
-export function pcrDigest(values: readonly Uint8Array[], hash: HashName = 'sha256'): Uint8Array {
-  const h = createHash(hash);
-  for (const v of values) h.update(v);
-  return new Uint8Array(h.digest());
-}
-
-/** Values of `selection` from `values` (bank → PCR → digest) in the order the TPM hashes them. */
-export function selectedValues(
-  selection: PcrSelection,
-  values: ReadonlyMap<HashName, ReadonlyMap<number, Uint8Array>>,
-): Uint8Array[] | undefined {
-  const out: Uint8Array[] = [];
-  for (const { hash, pcrs } of selection) {
-    for (const pcr of pcrs) {
-      const v = values.get(hash)?.get(pcr);
-      if (v === undefined) return undefined;
-      out.push(v);
-    }
-  }
-  return out;
-}
 
 /** Failure codes, named as PROTOCOL.md §5 names them. */
 export type QuoteFailure =
