@@ -1,9 +1,9 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { createPublicKey } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { startSwtpmProcess } from '../../firmware-shims/swtpm/swtpm-process.ts';
 import { freePortPair } from './ports.ts';
 import { removeDir, tempDir } from './tmp.ts';
 
@@ -33,91 +33,6 @@ export interface SwtpmOptions {
    * certificate from the same CA, written to 0x01C0000A as a manufacturer would.
    */
   ekCert?: boolean;
-}
-
-const live = new Set<ChildProcess>();
-let exitHooked = false;
-
-function hookExit(): void {
-  if (exitHooked) return;
-  exitHooked = true;
-  process.once('exit', () => {
-    for (const child of live) child.kill('SIGKILL');
-  });
-}
-
-// TPM2_GetRandom(8) in the simulator framing: any well-formed reply means swtpm is serving commands.
-const PROBE = Buffer.from('00000008' + '00' + '0000000c' + '80010000000c0000017b0008', 'hex');
-
-function probe(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    let got = Buffer.alloc(0);
-    const done = (ok: boolean): void => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(1000, () => done(false));
-    socket.once('error', () => done(false));
-    socket.once('connect', () => socket.write(PROBE));
-    socket.on('data', (chunk) => {
-      got = Buffer.concat([got, chunk]);
-      if (got.length >= 4 && got.length >= 8 + got.readUInt32BE(0)) done(true);
-    });
-  });
-}
-
-async function waitReady(port: number, child: ChildProcess, stderr: () => string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null)
-      throw new Error(`swtpm exited with ${child.exitCode} before serving: ${stderr()}`);
-    if (await probe(port)) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`swtpm on port ${port} did not serve commands within 10 s: ${stderr()}`);
-}
-
-function spawnSwtpm(
-  port: number,
-  ctrlPort: number,
-  stateDir: string,
-): { child: ChildProcess; stderr: () => string } {
-  const child = spawn(
-    'swtpm',
-    [
-      'socket',
-      '--tpm2',
-      '--server',
-      `type=tcp,port=${port},bindaddr=127.0.0.1`,
-      '--ctrl',
-      `type=tcp,port=${ctrlPort},bindaddr=127.0.0.1`,
-      '--tpmstate',
-      `dir=${stateDir}`,
-      '--flags',
-      'not-need-init,startup-clear',
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  let err = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    err += d.toString();
-  });
-  child.on('error', (e) => {
-    err += `spawn failed: ${e.message} (is swtpm installed? apt-get install swtpm swtpm-tools)`;
-  });
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-  return { child, stderr: () => err };
-}
-
-async function kill(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-  await exited;
-  clearTimeout(timer);
 }
 
 // swtpm-localca keeps its CA in a state directory; the system one (/var/lib/swtpm-localca) belongs
@@ -196,14 +111,16 @@ async function certifyEccEk(s: Swtpm, root: string, localcaConf: string): Promis
 
 /** Starts a private swtpm on free loopback ports with its own state; `stop()` removes everything. */
 export async function startSwtpm(opts: SwtpmOptions = {}): Promise<Swtpm> {
-  hookExit();
   const [port, ctrlPort] = await freePortPair();
   const root = tempDir('swtpm');
   const stateDir = join(root, 'state');
   mkdirSync(stateDir);
   const ca = opts.ekCert ? await manufacture(root, stateDir) : undefined;
-  const tcti = `swtpm:host=127.0.0.1,port=${port}`;
-  let current = spawnSwtpm(port, ctrlPort, stateDir);
+  const proc = await startSwtpmProcess(stateDir, port, ctrlPort).catch((e: unknown) => {
+    removeDir(root);
+    throw e;
+  });
+  const { tcti } = proc;
 
   const tpm2 = async (
     args: string[],
@@ -237,17 +154,12 @@ export async function startSwtpm(opts: SwtpmOptions = {}): Promise<Swtpm> {
       await tpm2(['tpm2_flushcontext', '-l']);
     },
     async stop() {
-      await kill(current.child);
+      await proc.stop();
       removeDir(root);
     },
-    async restart() {
-      await kill(current.child);
-      current = spawnSwtpm(port, ctrlPort, stateDir);
-      await waitReady(port, current.child, current.stderr);
-    },
+    restart: () => proc.restart(),
   };
   try {
-    await waitReady(port, current.child, current.stderr);
     if (ca) await certifyEccEk(s, root, ca.conf);
   } catch (err) {
     await s.stop();
