@@ -1,6 +1,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { appTopicOwner, deviceIdentity, isDeviceId, parseVigilTopic, topics } from '../../shared/protocol/index.ts';
+import {
+  appTopicOwner,
+  deviceIdentity,
+  isDeviceId,
+  parseVigilTopic,
+  topics,
+} from '../../shared/protocol/index.ts';
 
 test('device id is the first 24 hex digits of SHA-256 over the EK public area', () => {
   // SHA-256("abc") is a published vector (FIPS 180-2 appendix B.1).
@@ -17,7 +23,13 @@ test('topics are built and parsed in one place; wildcards and foreign shapes are
   assert.equal(parseVigilTopic(topics.out(id)), { kind: 'out', id });
   assert.equal(parseVigilTopic(topics.in(id)), { kind: 'in', id });
   assert.equal(parseVigilTopic(topics.fleet(id)), { kind: 'fleet', id });
-  for (const t of ['vigil/v1/+/in', 'vigil/v1/#', `vigil/v1/${id}/in/x`, `vigil/v2/${id}/in`, 'vigil/v1/fleet/+']) {
+  for (const t of [
+    'vigil/v1/+/in',
+    'vigil/v1/#',
+    `vigil/v1/${id}/in/x`,
+    `vigil/v2/${id}/in`,
+    'vigil/v1/fleet/+',
+  ]) {
     assert.is(parseVigilTopic(t), undefined, t);
   }
   assert.is(appTopicOwner(`app/${id}/temp`), id);
