@@ -45,7 +45,7 @@ function readLogs(f: Fields): Logs {
 
 function readPcrValues(f: Fields): Map<number, Uint8Array> {
   const out = new Map<number, Uint8Array>();
-  for (const [k, v] of f.entries()) {
+  for (const [k] of f.entries()) {
     if (typeof k !== 'number' || k < 0 || k >= PCR_COUNT) {
       throw malformed(
         `${f.path}: expected PCR indices 0 to ${PCR_COUNT - 1} as keys, got ${JSON.stringify(k)}`,
