@@ -18,6 +18,7 @@ import { DeviceSession } from './device-session.ts';
 import { Fleet, type PostureNotice } from './fleet.ts';
 import { GatewayMetrics } from './metrics.ts';
 import { PolicyFile } from './policy/policy-file.ts';
+import { removeRunFile, writeRunFile } from './run-file.ts';
 import { buildRuntimePolicy, type RuntimePolicy } from './runtime-policy.ts';
 import { SqliteStore } from './store/sqlite.ts';
 import type { PostureStore } from './store/store.ts';
@@ -207,6 +208,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     sessions: () => sessions.values(),
     async close() {
       closing = true;
+      removeRunFile(config.dir, process.pid);
       await api?.close();
       batches.close();
       policyFile.close();
@@ -226,5 +228,12 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     await gateway.close();
     throw e;
   }
+  writeRunFile(config.dir, {
+    pid: process.pid,
+    mqttPort: port,
+    apiHost: config.api.host,
+    apiPort: api.port,
+    startedAt: Date.now(),
+  });
   return gateway;
 }

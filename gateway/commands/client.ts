@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { loadConfig } from '../config.ts';
+import { readRunFile } from '../run-file.ts';
 
 // How an operator command reaches the running gateway: the API address and the operator token
 // from the gateway directory (gateway.json `api`, operator.token), or `--api URL` when the
@@ -34,12 +35,16 @@ export function gatewayDir(dir: string | undefined): string {
 export function apiClient(target: Target): ApiClient {
   const config = loadConfig(target.dir);
   const token = readFileSync(config.operatorToken, 'utf8').trim();
+  // The running gateway's own record of its port wins over the configured one (`--api-port`).
+  const running = readRunFile(config.dir);
+  const bind = running?.apiHost ?? config.api.host;
   // A wildcard bind address is reached on loopback.
-  const host = ['0.0.0.0', '::', ''].includes(config.api.host) ? '127.0.0.1' : config.api.host;
+  const host = ['0.0.0.0', '::', ''].includes(bind) ? '127.0.0.1' : bind;
+  const port = running?.apiPort ?? config.api.port;
   const base = (
     target.api ??
     process.env.VIGIL_GATEWAY_API ??
-    `http://${host.includes(':') ? `[${host}]` : host}:${config.api.port}`
+    `http://${host.includes(':') ? `[${host}]` : host}:${port}`
   ).replace(/\/+$/, '');
   return {
     base,
