@@ -122,6 +122,7 @@ async function main(): Promise<void> {
   }
   say(`Agents running; each re-attests every ~10 s on its connection. Logs: ${root}/*.log`);
   say(`Try, in another terminal:  npm run gateway -- devices --dir ${gwDir}`);
+  say(`  and attest the fleet now:  npm run gateway -- attest --all --dir ${gwDir}`);
   say('Ctrl-C stops everything.\n');
 }
 
