@@ -53,6 +53,7 @@ export async function fleetRound(o: FleetRoundOptions): Promise<Figure[]> {
     await gateway.call('gc');
     await new Promise((r) => setTimeout(r, 200));
     const base = procStats(gateway.pid);
+    const baseHeap = (await gateway.call<MemStats>('stats')).mem;
     o.log(`  gateway idle: RSS ${(base.rssKb / 1024).toFixed(1)} MB`);
     let connected = 0;
     for (const size of o.sizes) {
@@ -79,32 +80,40 @@ export async function fleetRound(o: FleetRoundOptions): Promise<Figure[]> {
       await new Promise((r) => setTimeout(r, 300));
       const after = procStats(gateway.pid);
       const perDeviceKb = (after.rssKb - base.rssKb) / size;
-      const stats = await gateway.call<{ attested: number }>('stats');
+      const stats = await gateway.call<{ attested: number; mem: NodeJS.MemoryUsage }>('stats');
+      // JS heap against the rest (TLS and socket buffers, OpenSSL objects, SQLite cache).
+      const heapKbPerDevice = (stats.mem.heapUsed - baseHeap.heapUsed) / 1024 / size;
+      const externalKbPerDevice =
+        (stats.mem.external + stats.mem.arrayBuffers - baseHeap.external - baseHeap.arrayBuffers) /
+        1024 /
+        size;
       const fleetMem = await Promise.all(shards.map((s) => s.call<MemStats>('stats')));
       const fleetRss = shards.map((s) => procStats(s.pid).rssKb).reduce((a, b) => a + b, 0);
       o.log(
         `  ${size} devices onboarded in ${(onboardMs / 1000).toFixed(1)} s; gateway RSS ${(after.rssKb / 1024).toFixed(0)} MB ` +
-          `(${perDeviceKb.toFixed(1)} KB/device), sim RSS ${(fleetRss / size).toFixed(1)} KB/device, ` +
+          `(${perDeviceKb.toFixed(1)} KB/device: JS heap ${heapKbPerDevice.toFixed(1)}, external ${externalKbPerDevice.toFixed(1)}), sim RSS ${(fleetRss / size).toFixed(1)} KB/device, ` +
           `sim heap ${(fleetMem.reduce((a, m) => a + m.mem.heapUsed, 0) / size / 1024).toFixed(1)} KB/device`,
       );
       if (stats.attested !== size) throw new Error(`${stats.attested} of ${size} connections attested`);
 
-      const runs: (RoundStats & { procCpuS: number })[] = [];
+      const runs: (RoundStats & { procCpuS: number; simCpuS: number })[] = [];
       for (let i = 0; i < o.rounds; i++) {
         if (o.profileDir && i === o.rounds - 1) await gateway.call('profileStart');
         const before = procStats(gateway.pid);
+        const simBefore = shards.reduce((a, sh) => a + procStats(sh.pid).cpuS, 0);
         const r = await gateway.call<RoundStats>('round', { batchId: `bench-${size}-${i}` });
         const procCpuS = procStats(gateway.pid).cpuS - before.cpuS;
+        const simCpuS = shards.reduce((a, sh) => a + procStats(sh.pid).cpuS, 0) - simBefore;
         if (o.profileDir && i === o.rounds - 1) {
           const path = await gateway.call<string>('profileStop', {
             path: join(o.profileDir, `round-${size}.cpuprofile`),
           });
           o.log(`  profile of this round: ${path}`);
         }
-        runs.push({ ...r, procCpuS });
+        runs.push({ ...r, procCpuS, simCpuS });
         o.log(
           `  round ${i + 1}: ${r.devices} appraised in ${r.allAppraisedMs.toFixed(0)} ms (issue ${r.issuedMs.toFixed(0)} ms), ` +
-            `gateway CPU ${procCpuS.toFixed(2)} s, appraisal p50 ${r.appraisalP50Ms.toFixed(3)} ms, failed ${r.failed}`,
+            `gateway CPU ${procCpuS.toFixed(2)} s, sim fleet CPU ${simCpuS.toFixed(2)} s, appraisal p50 ${r.appraisalP50Ms.toFixed(3)} ms, failed ${r.failed}`,
         );
         // Let the fleet settle (results delivered) before the next round.
         await new Promise((r) => setTimeout(r, 300));
@@ -117,6 +126,7 @@ export async function fleetRound(o: FleetRoundOptions): Promise<Figure[]> {
           allAppraisedMs: Math.round(r.allAppraisedMs),
           issuedMs: Math.round(r.issuedMs),
           cpuS: Number(r.procCpuS.toFixed(2)),
+          simFleetCpuS: Number(r.simCpuS.toFixed(2)),
           failed: r.failed,
         })),
         onboardS: Number((onboardMs / 1000).toFixed(1)),
@@ -137,6 +147,8 @@ export async function fleetRound(o: FleetRoundOptions): Promise<Figure[]> {
           devices: size,
           rssMb: Number((after.rssKb / 1024).toFixed(1)),
           idleRssMb: Number((base.rssKb / 1024).toFixed(1)),
+          jsHeapKbPerDevice: Number(heapKbPerDevice.toFixed(1)),
+          externalKbPerDevice: Number(externalKbPerDevice.toFixed(1)),
         }),
       );
     }
