@@ -31,7 +31,7 @@ serve({
   async waitResults(args) {
     const { n, timeoutMs } = args as { n: number; timeoutMs: number };
     const deadline = Date.now() + timeoutMs;
-    while (fleet && fleet.devices.some((d) => d.resultCount < n)) {
+    while (fleet?.devices.some((d) => d.resultCount < n)) {
       if (Date.now() > deadline) {
         const behind = fleet.devices.filter((d) => d.resultCount < n).length;
         throw new Error(`${behind} devices have fewer than ${n} results after ${timeoutMs} ms`);
