@@ -4,6 +4,7 @@ import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import type { Logger } from 'pino';
 import { isDeviceId } from '../shared/protocol/index.ts';
 import { mayDeliver, mayPublish, maySubscribe, type Peer } from './access.ts';
+import { guardPacketSize, MAX_PACKET_BYTES } from './packet-guard.ts';
 
 // The MQTT broker (aedes on TLS 1.3). Every rule of PROTOCOL.md §1 goes through aedes' own hooks
 // and the decisions in access.ts; this file only wires them and keeps per-connection identity.
@@ -150,6 +151,9 @@ export async function createBroker(
     },
     (socket) => {
       const client = aedes.handle(socket);
+      guardPacketSize(socket, MAX_PACKET_BYTES, (announced) =>
+        log.warn({ client: client.id, announced }, 'connection cut: an MQTT packet over the size limit'),
+      );
       socket.once('close', () => handlers.closed(client));
     },
   );
