@@ -1,0 +1,206 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import tls from 'node:tls';
+import Database from 'better-sqlite3';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { SIM_SOFTWARE, softwareReference } from '../../firmware-shims/sim/attester.ts';
+import { type SimFleet, startSimFleet } from '../../firmware-shims/sim/fleet.ts';
+import { initGateway } from '../../gateway/init.ts';
+import { eventually, settle } from '../support/operator.ts';
+import { freePort } from '../support/ports.ts';
+import { removeDir, tempDir } from '../support/tmp.ts';
+
+// The gateway killed with SIGKILL in the middle of rounds, devices connected: it runs as its own
+// process (the CLI), so the kill is real and nothing gets to flush or close. On restart nothing
+// committed is lost (enrolment, AKs, history, pending deadlines), the database passes SQLite's
+// integrity_check, the deadlines of the rounds that were in flight still fire, and every device
+// re-attests.
+
+const COUNT = 12;
+const SILENT = 4;
+const DEADLINE_MS = 3500;
+const ROOT = new URL('../..', import.meta.url).pathname;
+
+interface Ctx {
+  dir: string;
+  port: number;
+  child?: ChildProcess;
+  fleet?: SimFleet;
+}
+const it = suite<Ctx>('gateway killed with SIGKILL');
+
+it.before(async (ctx) => {
+  ctx.dir = tempDir('vigil-kill-');
+  ctx.port = await freePort();
+  initGateway({ dir: ctx.dir, hosts: ['localhost'], mqttPort: ctx.port, apiPort: 0 });
+  const json = JSON.parse(readFileSync(`${ctx.dir}/gateway.json`, 'utf8'));
+  json.mqtt.host = '127.0.0.1';
+  json.api.host = '127.0.0.1';
+  writeFileSync(`${ctx.dir}/gateway.json`, JSON.stringify(json));
+  writeFileSync(
+    `${ctx.dir}/policy.json`,
+    JSON.stringify({
+      admission: { mode: 'open' },
+      allowSim: true,
+      referenceValues: { software: [softwareReference(SIM_SOFTWARE)] },
+      rounds: { periodicMs: 4000, deadlineMs: DEADLINE_MS },
+    }),
+  );
+});
+
+it.after(async (ctx) => {
+  await ctx.fleet?.close();
+  if (ctx.child && ctx.child.exitCode === null && ctx.child.signalCode === null) {
+    const exited = new Promise((r) => ctx.child!.once('exit', r));
+    ctx.child.kill('SIGKILL');
+    await exited;
+  }
+  removeDir(ctx.dir);
+});
+
+/** Whether a TLS handshake with the gateway succeeds now. */
+function accepts(port: number, ca: Buffer): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = tls.connect({ host: '127.0.0.1', port, ca, servername: 'localhost' });
+    s.once('secureConnect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+interface Snapshot {
+  devices: { id: string; ak: string; posture: string }[];
+  rounds: number;
+  events: number;
+  pending: { id: string; deadline: number }[];
+}
+
+function snapshot(dir: string): Snapshot {
+  const db = new Database(`${dir}/vigil.db`, { readonly: true, fileMustExist: true });
+  try {
+    const devices = db
+      .prepare('SELECT id, hex(ak_name) AS ak, posture FROM devices ORDER BY id')
+      .all() as Snapshot['devices'];
+    const rounds = (db.prepare('SELECT count(*) AS n FROM rounds').get() as { n: number }).n;
+    const events = (db.prepare('SELECT count(*) AS n FROM posture_events').get() as { n: number }).n;
+    const pending = db
+      .prepare("SELECT id, deadline_at AS deadline FROM rounds WHERE state = 'pending' ORDER BY id")
+      .all() as Snapshot['pending'];
+    return { devices, rounds, events, pending };
+  } finally {
+    db.close();
+  }
+}
+
+function integrity(dir: string): string {
+  const db = new Database(`${dir}/vigil.db`, { fileMustExist: true });
+  try {
+    return (db.pragma('integrity_check', { simple: true }) as string) ?? 'no answer';
+  } finally {
+    db.close();
+  }
+}
+
+it('kill -9 mid-round: nothing committed lost, integrity ok, deadlines kept, every device re-attests', async (ctx) => {
+  const ca = readFileSync(`${ctx.dir}/ca.pem`);
+  await spawnAndWait(ctx, ca);
+  const fleet = startSimFleet({
+    url: `mqtts://localhost:${ctx.port}`,
+    ca,
+    count: COUNT,
+    concurrency: 8,
+    connect: { reconnect: { baseMs: 100, capMs: 1000 } },
+    readyTimeoutMs: 30_000,
+  });
+  ctx.fleet = fleet;
+  await fleet.ready;
+  assert.equal(fleet.refused, []);
+  // Some devices stop answering: their next periodic rounds stay in flight until the kill.
+  for (const d of fleet.devices.slice(0, SILENT)) d.silent = true;
+  await eventually(
+    () => snapshot(ctx.dir).pending.length >= SILENT,
+    'rounds in flight for the silent devices',
+    10_000,
+  );
+  await settle(100); // the store's write-behind delay is 20 ms: what happened so far is committed
+  const before = snapshot(ctx.dir);
+  assert.is(before.devices.length, COUNT);
+  assert.ok(before.devices.every((d) => d.ak.length > 0 && d.posture === 'affirming'));
+
+  const child = ctx.child!;
+  const killed = new Promise((r) => child.once('exit', r));
+  child.kill('SIGKILL');
+  await killed;
+  assert.is(child.signalCode, 'SIGKILL');
+
+  assert.is(integrity(ctx.dir), 'ok', 'the database passes integrity_check after the kill');
+  const after = snapshot(ctx.dir);
+  assert.equal(
+    after.devices.map((d) => [d.id, d.ak]),
+    before.devices.map((d) => [d.id, d.ak]),
+    'every enrolment and AK survived',
+  );
+  assert.ok(after.rounds >= before.rounds && after.events >= before.events, 'history kept');
+  for (const p of before.pending)
+    assert.ok(
+      after.pending.some((q) => q.id === p.id && q.deadline === p.deadline),
+      `pending round ${p.id} and its deadline survived`,
+    );
+
+  // Restart; the silent devices answer again. Every device re-attests on a new connection.
+  for (const d of fleet.devices) d.silent = false;
+  const counts = fleet.devices.map((d) => d.resultCount);
+  await spawnAndWait(ctx, ca);
+  await eventually(
+    () => fleet.devices.every((d, i) => d.resultCount > counts[i]! && d.lastResult?.status === 'affirming'),
+    'every device re-attests after the restart',
+    30_000,
+  );
+  // The rounds that were in flight when the gateway died are settled at their old deadlines.
+  const lastDeadline = Math.max(...before.pending.map((p) => p.deadline));
+  await eventually(
+    () => {
+      const now = snapshot(ctx.dir);
+      return before.pending.every((p) => !now.pending.some((q) => q.id === p.id));
+    },
+    'the re-armed deadlines settle the rounds of before the kill',
+    Math.max(0, lastDeadline - Date.now()) + 5000,
+  );
+  assert.is(integrity(ctx.dir), 'ok');
+});
+
+/** Starts the gateway CLI as a child process; resolves once it accepts TLS connections. */
+async function spawnAndWait(ctx: Ctx, ca: Buffer): Promise<void> {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'gateway/cli.ts',
+      'start',
+      '--dir',
+      ctx.dir,
+      '--port',
+      String(ctx.port),
+      '--api-port',
+      '0',
+    ],
+    { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  ctx.child = child;
+  const until = Date.now() + 20_000;
+  while (!(await accepts(ctx.port, ca))) {
+    if (child.exitCode !== null) throw new Error(`gateway exited with ${child.exitCode}: ${stderr}`);
+    if (Date.now() > until) throw new Error(`gateway did not listen within 20 s: ${stderr}`);
+    await settle(100);
+  }
+}
+
+it.run();
