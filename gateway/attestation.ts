@@ -59,14 +59,15 @@ export interface AttestationObserver {
 const FIRST_AUTHENTICATED = RESULT_CODES.indexOf('pcr-selection-mismatch');
 const isAuthenticatedFailure = (code: ResultCode) => RESULT_CODES.indexOf(code) >= FIRST_AUTHENTICATED;
 
-const roundRecord = (session: DeviceSession, r: ActiveRound, logs: Challenge['logs']): RoundRecord => ({
+/** The stored form of a round, from what the connection keeps in memory: no read-back. */
+const roundRecord = (session: DeviceSession, r: ActiveRound): RoundRecord => ({
   id: r.id,
   deviceId: session.deviceId,
   ...(r.batchId && { batchId: r.batchId }),
   reason: r.reason,
   nonce: r.nonce,
   pcrs: r.pcrs,
-  logs,
+  logs: r.logs,
   activate: r.activation !== undefined,
   issuedAt: r.issuedAt,
   deadlineAt: r.deadlineAt,
@@ -238,6 +239,7 @@ export class Attestation {
       nonce,
       exporter: channelExporter(session.socket, nonce),
       pcrs,
+      logs,
       reason,
       ...(batchId && { batchId }),
       issuedAt: now,
@@ -247,7 +249,7 @@ export class Attestation {
     };
     round.timer = setTimeout(() => this.onDeadline(session, round.id), policy.deadlineMs);
     session.rounds.set(round.id, round);
-    const record = roundRecord(session, round, logs);
+    const record = roundRecord(session, round);
     this.deps.store.saveRound(record);
     this.deps.observe?.roundIssued?.(record);
     this.deps.send(session, {
@@ -375,8 +377,7 @@ export class Attestation {
     }
 
     const record: RoundRecord = {
-      ...roundRecord(session, round, {}),
-      logs: {},
+      ...roundRecord(session, round),
       state: 'appraised',
       status: a.status,
       codes,
@@ -384,7 +385,7 @@ export class Attestation {
       evidence: { exporter: round.exporter, body: evidence.body, attest: evidence.attest, sig: evidence.sig },
       appraisedAt: now,
     };
-    this.saveSettled(record);
+    this.deps.store.saveRound(record);
     this.deps.observe?.roundSettled?.(record, appraisalMs);
     this.sendResult(session, round, a.status, codes, expires, a.trust, now);
     this.schedulePeriodic(session);
@@ -421,18 +422,11 @@ export class Attestation {
     });
   }
 
-  /** Keeps the pending record's fields (logs asked) when settling it. */
-  private saveSettled(record: RoundRecord): void {
-    const pending = this.deps.store.round(record.id);
-    this.deps.store.saveRound(pending ? { ...record, logs: pending.logs } : record);
-  }
-
   private expire(session: DeviceSession, round: ActiveRound, now: number): void {
     session.settle(round.id, 'expired');
     session.trustedUntil = 0;
-    const pending = this.deps.store.round(round.id);
     const record: RoundRecord = {
-      ...(pending ?? roundRecord(session, round, {})),
+      ...roundRecord(session, round),
       state: 'stale',
       codes: ['stale'],
       detail: `no evidence within ${round.deadlineAt - round.issuedAt} ms`,
@@ -495,13 +489,11 @@ export class Attestation {
   /** A connection ended: its rounds can no longer be answered. */
   onClosed(session: DeviceSession): void {
     for (const round of session.rounds.values()) {
-      const pending = this.deps.store.round(round.id);
-      if (pending)
-        this.deps.store.saveRound({
-          ...pending,
-          state: 'abandoned',
-          detail: 'connection closed before evidence',
-        });
+      this.deps.store.saveRound({
+        ...roundRecord(session, round),
+        state: 'abandoned',
+        detail: 'connection closed before evidence',
+      });
     }
     session.close();
   }

@@ -1,6 +1,6 @@
 import type { TLSSocket } from 'node:tls';
 import type { Client } from 'aedes';
-import type { Hello, RoundReason } from '../shared/protocol/index.ts';
+import type { Hello, LogOffsets, RoundReason } from '../shared/protocol/index.ts';
 import type { TpmPublic } from '../shared/tpm/index.ts';
 
 /** A round in flight on one connection; the secret parts never leave memory. */
@@ -9,6 +9,8 @@ export interface ActiveRound {
   readonly nonce: Uint8Array;
   readonly exporter: Uint8Array;
   readonly pcrs: readonly number[];
+  /** The log offsets the challenge asked for. */
+  readonly logs: LogOffsets;
   readonly reason: RoundReason;
   readonly batchId?: string;
   readonly issuedAt: number;

@@ -280,8 +280,12 @@ export class SqliteStore implements PostureStore {
 
   /** Make queued writes to these tables visible before reading them. */
   private readable(...tables: string[]): void {
-    if (this.closed) throw new Error(`posture store ${this.file} is closed`);
+    this.open();
     if (this.queue.pendingFor(...tables)) this.queue.flush();
+  }
+
+  private open(): void {
+    if (this.closed) throw new Error(`posture store ${this.file} is closed`);
   }
 
   stats(): StoreStats {
@@ -296,7 +300,9 @@ export class SqliteStore implements PostureStore {
   device(id: string): DeviceRecord | undefined {
     const queued = this.queuedRecord<DeviceRecord>(deviceKey(id));
     if (queued) return queued;
-    this.readable('devices');
+    // Every write is a keyed upsert: with nothing queued for this key, the row is current, and
+    // a lookup must not force a commit (that would undo the batching in the middle of a round).
+    this.open();
     const row = this.sql.device.get(id);
     return row && deviceFromRow(row);
   }
@@ -314,7 +320,7 @@ export class SqliteStore implements PostureStore {
   round(id: string): RoundRecord | undefined {
     const queued = this.queuedRecord<RoundRecord>(roundKey(id));
     if (queued) return queued;
-    this.readable('rounds');
+    this.open();
     const row = this.sql.round.get(id);
     return row && roundFromRow(row);
   }

@@ -31,7 +31,7 @@ export class EarSigner {
     if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
       throw new Error('the EAR signing key must be an EC P-256 private key (ES256)');
     }
-    this.header = b64url(JSON.stringify({ alg: 'ES256', typ: 'JWT', kid: keyId }));
+    this.header = b64url(JSON.stringify({ alg: 'ES256', kid: keyId }));
   }
 
   static fromPem(pem: string | Buffer, keyId: string): EarSigner {
@@ -52,9 +52,13 @@ export class EarSigner {
       submods: {
         [e.deviceId]: {
           'ear.status': e.status,
-          'ear.trustworthiness-vector': e.trust,
+          // Claims the verifier did not make are absent (AR4SI: absent means no claim), which keeps
+          // the EAR, sent with every result, small.
+          'ear.trustworthiness-vector': Object.fromEntries(
+            Object.entries(e.trust).filter(([, v]) => v !== 0),
+          ),
           'ear.appraisal-policy-id': e.policyId,
-          'vigil.codes': e.codes,
+          ...(e.codes.length > 0 && { 'vigil.codes': e.codes }),
         },
       },
     };

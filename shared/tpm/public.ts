@@ -175,8 +175,21 @@ function leftPad(bytes: Uint8Array, size: number, field: string): Uint8Array {
 
 const b64u = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64url');
 
+// Importing a key costs about as much as verifying one signature with it, and a verifier checks
+// the same AK every round: keep the KeyObject as long as the parsed public area lives.
+const keys = new WeakMap<TpmPublic, KeyObject>();
+
 /** The public key as a node:crypto KeyObject; throws TpmFormatError when it is not a valid key. */
 export function publicKey(p: TpmPublic): KeyObject {
+  let key = keys.get(p);
+  if (key === undefined) {
+    key = importKey(p);
+    keys.set(p, key);
+  }
+  return key;
+}
+
+function importKey(p: TpmPublic): KeyObject {
   try {
     if (p.type === 'ecc') {
       const { crv, size } = curveInfo(p.curve);
