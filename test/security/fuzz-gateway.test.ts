@@ -91,7 +91,8 @@ function handle(gw: TestGateway, session: DeviceSession, payload: Uint8Array): v
     message = decodeDeviceMessage(payload, { maxPayload: gw.gateway.policy().maxPayload });
   } catch (e) {
     if (!(e instanceof ProtocolError)) throw e;
-    return attestation.refuse(session, e.code, e.detail);
+    attestation.refuse(session, e.code, e.detail);
+    return;
   }
   if (message.t === 'hello') attestation.onHello(session, message);
   else if (!session.hello) attestation.refuse(session, 'identity-mismatch', 'evidence before hello');
