@@ -84,9 +84,19 @@ function refuse(code: ResultCode, detail: string, claim?: keyof TrustVector, val
   throw new Refusal(code, detail, claim, value);
 }
 
+// A connection appraises the same AK every round; three hashes per round are worth keeping.
+const qualifiedNames = new WeakMap<Uint8Array, { readonly ekName: Uint8Array; readonly qn: Uint8Array }>();
+
 /** The qualified Name a Vigil AK has: created under the EK, in the endorsement hierarchy. */
 export function expectedAkQualifiedName(ekName: Uint8Array, akPublicArea: Uint8Array): Uint8Array {
-  return qualifiedName(qualifiedName(hierarchyName(TPM_RH.ENDORSEMENT), ekName), objectName(akPublicArea));
+  const known = qualifiedNames.get(akPublicArea);
+  if (known && sameBytes(known.ekName, ekName)) return known.qn;
+  const qn = qualifiedName(
+    qualifiedName(hierarchyName(TPM_RH.ENDORSEMENT), ekName),
+    objectName(akPublicArea),
+  );
+  qualifiedNames.set(akPublicArea, { ekName, qn });
+  return qn;
 }
 
 function checkClock(previous: ClockState | undefined, now: QuoteAttest['clock']): boolean {
