@@ -28,12 +28,22 @@ import { median } from './stats.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
+/**
+ * The V8 flags the agent runs with in production, read from the systemd unit that ships them, so
+ * the figure is the agent as deployed.
+ */
+export function unitNodeFlags(): string[] {
+  const unit = readFileSync(join(ROOT, 'docs/systemd/vigil-agent.service'), 'utf8');
+  const exec = /^ExecStart=\S*node((?:\s+--\S+)*)\s/m.exec(unit);
+  return exec?.[1]?.trim().split(/\s+/).filter(Boolean) ?? [];
+}
+
 /** Builds the JS; returns the command that runs the agent CLI, and what it is. */
 function agentCommand(log: (l: string) => void): { argv: string[]; built: boolean } {
   try {
     execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
     if (existsSync(join(ROOT, 'dist/device/cli.js')))
-      return { argv: [process.execPath, join(ROOT, 'dist/device/cli.js')], built: true };
+      return { argv: [process.execPath, ...unitNodeFlags(), join(ROOT, 'dist/device/cli.js')], built: true };
   } catch (e) {
     log(
       `  npm run build failed (${String((e as { stderr?: Buffer }).stderr ?? e).split('\n')[0]}); running the agent through tsx`,
@@ -151,6 +161,30 @@ export async function agentFigures(o: { rounds: number; log: (l: string) => void
     const cpuPerRoundMs = ((procStats(child.pid!).cpuS - cpu0) * 1000) / o.rounds;
     const rssAfter = procStats(child.pid!);
 
+    // Side by side: the same agent, same TPM and gateway, on plain `node` without the unit's flags.
+    let plainRssMb: number | undefined;
+    if (cmd.built) {
+      await new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      });
+      const again = nextSettled(init.deviceId, 30_000);
+      // biome-ignore format: argv
+      const plain = spawn(process.execPath, [join(ROOT, 'dist/device/cli.js'), 'run', '--dir', agentDir, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
+      cleanup.unshift(
+        () =>
+          new Promise<void>((resolve) => {
+            if (plain.exitCode !== null) return resolve();
+            plain.once('exit', () => resolve());
+            plain.kill('SIGKILL');
+          }),
+      );
+      await again;
+      await new Promise((r) => setTimeout(r, 500));
+      plainRssMb = procStats(plain.pid!).rssKb / 1024;
+      o.log(`  agent on plain node (no V8 flags) RSS after onboarding: ${plainRssMb.toFixed(1)} MB`);
+    }
+
     // MQTT payload sizes of the same kind of round, from a sim device on the same gateway.
     const sim = SimDevice.create({ swPcr: 14 });
     const sizes = { challenge: 0, evidence: 0, result: 0 };
@@ -177,10 +211,22 @@ export async function agentFigures(o: { rounds: number; log: (l: string) => void
 
     return [
       atMost('agent resident memory after connecting and first round', rss.rssKb / 1024, 'MB', 60, {
-        runtime: cmd.built ? 'node dist (built JS)' : 'tsx',
+        runtime: cmd.built
+          ? `node ${unitNodeFlags().join(' ')} dist (built JS, as the systemd unit runs it)`
+          : 'tsx',
         afterRoundsMb: Number((rssAfter.rssKb / 1024).toFixed(1)),
         peakMb: Number((rssAfter.hwmKb / 1024).toFixed(1)),
       }),
+      ...(plainRssMb === undefined
+        ? []
+        : [
+            info(
+              "agent resident memory, plain node without the unit's V8 flags",
+              Number(plainRssMb.toFixed(1)),
+              'MB',
+              {},
+            ),
+          ]),
       atMost('agent CPU per round beyond the TPM', cpuPerRoundMs, 'ms', 5, {
         rounds: o.rounds,
         roundWallMsMedian: Number(median(wall).toFixed(1)),

@@ -1,17 +1,27 @@
 import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
+export interface AtomicWriteOptions {
+  readonly mode?: number;
+  /**
+   * fsync the file and its directory (default). Off only for files that may be lost in a power
+   * cut: an fsync costs milliseconds of CPU here and far more on an SD card, and wears it.
+   */
+  readonly durable?: boolean;
+}
+
 /**
  * Writes `data` to `file` so that a reader (or the agent after a power cut) sees either the old
  * content or the new, never a torn file: write a sibling, fsync it, rename over the target, fsync
- * the directory. A Pi's SD card loses power often; the software log and state must survive it.
+ * the directory. A Pi's SD card loses power often; the software log must survive it.
  */
-export function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o644): void {
+export function writeFileAtomic(file: string, data: string | Uint8Array, opts: AtomicWriteOptions = {}): void {
+  const durable = opts.durable ?? true;
   const tmp = join(dirname(file), `.${process.pid}.${Date.now()}.tmp`);
-  const fd = openSync(tmp, 'w', mode);
+  const fd = openSync(tmp, 'w', opts.mode ?? 0o644);
   try {
     writeSync(fd, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
-    fsyncSync(fd);
+    if (durable) fsyncSync(fd);
   } catch (e) {
     closeSync(fd);
     unlinkSync(tmp);
@@ -19,7 +29,7 @@ export function writeFileAtomic(file: string, data: string | Uint8Array, mode = 
   }
   closeSync(fd);
   renameSync(tmp, file);
-  syncDirectory(dirname(file));
+  if (durable) syncDirectory(dirname(file));
 }
 
 function syncDirectory(dir: string): void {

@@ -252,5 +252,5 @@ export function loadConfig(dir: string): AgentConfig {
 }
 
 export function saveConfig(dir: string, c: AgentConfig): void {
-  writeFileAtomic(join(dir, CONFIG_FILE), `${JSON.stringify(configJson(c), null, 2)}\n`, 0o640);
+  writeFileAtomic(join(dir, CONFIG_FILE), `${JSON.stringify(configJson(c), null, 2)}\n`, { mode: 0o640 });
 }

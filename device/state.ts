@@ -105,7 +105,9 @@ export function readState(dir: string): AgentState | undefined {
 }
 
 export function writeState(dir: string, state: AgentState): void {
-  writeFileAtomic(join(dir, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
+  // Written several times a round, and only informational (status, operators): the rename keeps
+  // it whole for readers, and losing the last update in a power cut costs nothing.
+  writeFileAtomic(join(dir, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`, { durable: false });
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
