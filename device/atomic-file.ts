@@ -15,7 +15,11 @@ export interface AtomicWriteOptions {
  * content or the new, never a torn file: write a sibling, fsync it, rename over the target, fsync
  * the directory. A Pi's SD card loses power often; the software log must survive it.
  */
-export function writeFileAtomic(file: string, data: string | Uint8Array, opts: AtomicWriteOptions = {}): void {
+export function writeFileAtomic(
+  file: string,
+  data: string | Uint8Array,
+  opts: AtomicWriteOptions = {},
+): void {
   const durable = opts.durable ?? true;
   const tmp = join(dirname(file), `.${process.pid}.${Date.now()}.tmp`);
   const fd = openSync(tmp, 'w', opts.mode ?? 0o644);

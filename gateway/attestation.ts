@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
-  type Challenge,
   channelExporter,
   decodeClaims,
   deviceIdentity,
