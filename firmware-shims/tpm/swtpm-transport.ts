@@ -14,12 +14,16 @@ export interface SwtpmOptions {
   locality?: number;
   /** Per command, including connecting. */
   timeoutMs?: number;
+  /**
+   * How long an idle connection is kept for the next command (default 20 ms): the commands of
+   * one round come back to back, and a connect per command would be most of the agent's CPU.
+   */
+  lingerMs?: number;
 }
 
 /**
- * The swtpm socket TCTI. swtpm serves one connection at a time, so the connection is released as
- * soon as no command is queued: holding it would lock out tpm2-tools and every other client (a
- * loopback connect costs well under a millisecond). A connection that dropped between commands
+ * The swtpm socket TCTI. swtpm serves one connection at a time, so the connection is released
+ * shortly after no command is queued: holding it would lock out tpm2-tools and every other client. A connection that dropped between commands
  * (swtpm restarted) is replaced on the next command; one that drops during a command fails that
  * command, since the TPM may or may not have run it.
  */
@@ -30,23 +34,31 @@ export class SwtpmTransport implements TpmTransport {
   #socket: Socket | undefined;
   #closed = false;
   #queued = 0;
+  #linger: NodeJS.Timeout | undefined;
 
   constructor(opts: SwtpmOptions) {
-    this.#opts = { locality: 0, timeoutMs: 30_000, ...opts };
+    this.#opts = { locality: 0, timeoutMs: 30_000, lingerMs: 20, ...opts };
     this.description = `swtpm at ${opts.host}:${opts.port}`;
   }
 
   async send(command: Uint8Array): Promise<Uint8Array> {
     this.#queued++;
+    clearTimeout(this.#linger);
     try {
       return await this.#serial.run(() => this.#exchange(command));
     } finally {
-      if (--this.#queued === 0) this.#release();
+      if (--this.#queued === 0) {
+        this.#linger = setTimeout(() => {
+          if (this.#queued === 0) void this.#serial.run(async () => this.#release());
+        }, this.#opts.lingerMs);
+        this.#linger.unref();
+      }
     }
   }
 
   async close(): Promise<void> {
     this.#closed = true;
+    clearTimeout(this.#linger);
     await this.#serial.run(async () => this.#release());
   }
 
