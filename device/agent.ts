@@ -16,6 +16,7 @@ import { Inbox, type InboxEmit, type InboxEvents } from './inbox.ts';
 import {
   AGENT_NAME,
   agentVersion,
+  configuredSource,
   type MeasuredSoftware,
   measureSoftware,
   type SoftwareSource,
@@ -101,7 +102,10 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       'TPM ready',
     );
 
-    let software = measureSoftware(opts.software);
+    // What `vigil-agent manifest` prints is what runs: the configured tree, unless a caller
+    // (tests, the bench) names another.
+    const source = opts.software ?? configuredSource(config.softwareRoot);
+    let software = measureSoftware(source);
     const { log: swLog, outcome } = await tpm.run((t) => SoftwareLog.open(opts.dir, config.swPcr, t));
     if (outcome.kind === 'mismatch') {
       logger.error(
@@ -228,7 +232,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         return agent;
       },
       async remeasure() {
-        const now = measureSoftware(opts.software);
+        const now = measureSoftware(source);
         const changed = await tpm.run((t) => swLog.record(t, now));
         software = now;
         if (changed)

@@ -230,8 +230,8 @@ async function manifest(args: string[]): Promise<void> {
   const o = parse(args, {});
   const dir = str(o, 'dir');
   const config = dir !== undefined ? loadConfig(dir) : undefined;
-  const { measureSoftware } = await import('./software.ts');
-  const m = measureSoftware(config?.softwareRoot !== undefined ? { root: config.softwareRoot } : {});
+  const { configuredSource, measureSoftware } = await import('./software.ts');
+  const m = measureSoftware(configuredSource(config?.softwareRoot));
   process.stdout.write(m.manifest);
   console.error(`# sha256 ${Buffer.from(m.digest).toString('hex')}  (${m.name} ${m.version})`);
 }

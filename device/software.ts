@@ -43,6 +43,11 @@ export interface SoftwareSource {
   readonly root?: string;
 }
 
+/** The source a configuration names: its `softwareRoot`, else the agent's own code. */
+export function configuredSource(softwareRoot: string | undefined): SoftwareSource {
+  return softwareRoot !== undefined ? { root: softwareRoot } : {};
+}
+
 export function measureSoftware(src: SoftwareSource = {}): MeasuredSoftware {
   const name = src.name ?? AGENT_NAME;
   const version = src.version ?? agentVersion();
