@@ -4,15 +4,23 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { deviceIdentity, topics } from '../../shared/protocol/index.ts';
 import { toHex } from '../../shared/tpm/index.ts';
-import { startTestGateway, type TestGateway } from '../support/gateway.ts';
+import type { TestGateway } from '../support/gateway.ts';
 import { connectOperator, eventually, settle } from '../support/operator.ts';
-import { type Connected, digestOf, ToolsDevice } from '../support/tools-device.ts';
-import { countArrivals, deviceState, expectError, expectMessage, onlySession } from './support.ts';
+import { type Connected, digestOf, type ToolsDevice } from '../support/tools-device.ts';
+import { countArrivals, deviceState, expectError, expectMessage } from './support.ts';
+import {
+  answerAffirmed,
+  createDevice,
+  honestRound,
+  onDemandRound,
+  reboot,
+  SOFTWARE,
+  startOpenGateway,
+} from './testbed.ts';
 
 // Gating and topic ACLs (PROTOCOL.md §1): traffic before attestation and after trust lapses, a
 // second connection of the same id, and every way out of a device's own topics.
 
-const SOFTWARE = { name: 'tools-fw', version: '1.0', digest: digestOf('tools-fw 1.0 manifest') };
 const DEADLINE_MS = 1500;
 type Operator = Awaited<ReturnType<typeof connectOperator>>;
 
@@ -30,14 +38,8 @@ const it = suite<Ctx>('gating and ACL escapes');
 
 it.before(async (ctx) => {
   ctx.extra = [];
-  ctx.gw = await startTestGateway({
-    policy: {
-      admission: { mode: 'open' },
-      referenceValues: { software: [{ ...SOFTWARE, digest: toHex(SOFTWARE.digest) }] },
-      rounds: { periodicMs: 600_000, deadlineMs: DEADLINE_MS },
-    },
-  });
-  ctx.device = await ToolsDevice.create({ software: [SOFTWARE] });
+  ctx.gw = await startOpenGateway({ deadlineMs: DEADLINE_MS });
+  ctx.device = await createDevice();
   ctx.op = await connectOperator(ctx.gw.url, ctx.gw.ca, ctx.gw.operatorToken);
   await ctx.op.client.subscribeAsync(['app/#', 'vigil/v1/fleet/#']);
   ctx.otherId = deviceIdentity(new Uint8Array(randomBytes(64))).deviceId;
@@ -107,11 +109,9 @@ it('a second connection of the same id: no takeover, no disturbance, none of its
   assert.is(await b.subscribe(`app/${device.id}/#`), 128);
   await device.send(b, device.hello());
   const bChallenge = expectMessage(await b.next(), 'challenge');
-  gw.gateway.attestation.startRound(onlySession(gw, device.id, `${device.id}.a`), 'on-demand');
-  const aChallenge = expectMessage(await a.next(), 'challenge');
+  const aChallenge = await onDemandRound(gw, device, a);
   assert.not.equal(toHex(aChallenge.round), toHex(bChallenge.round));
-  await device.answer(a, aChallenge);
-  assert.is(expectMessage(await a.next(), 'result').status, 'affirming');
+  await answerAffirmed(device, a, aChallenge);
   assert.equal(await appFlows(ctx, a), { up: true, down: true });
   assert.is(b.app.length, 0, 'no app message reached the second connection');
   // B lets its round lapse: an error for B only, the device keeps its posture.
@@ -218,16 +218,13 @@ it('oversized topic names: 64 KiB and 1,000 levels refused, the broker serves on
   raw.end(true);
   // The attested device is still served both ways.
   assert.equal(await appFlows(ctx, a), { up: true, down: true });
-  gw.gateway.attestation.startRound(onlySession(gw, device.id, `${device.id}.a`), 'on-demand');
-  await device.answer(a, expectMessage(await a.next(), 'challenge'));
-  assert.is(expectMessage(await a.next(), 'result').status, 'affirming');
+  await honestRound(gw, device, a);
 });
 
 it('after contraindicated: delivery stops at once, existing subscriptions included', async (ctx) => {
   const { gw, device, a } = ctx;
   await device.measure(SOFTWARE.name, '6.6.6', digestOf('not a release'));
-  gw.gateway.attestation.startRound(onlySession(gw, device.id, `${device.id}.a`), 'on-demand');
-  await device.answer(a, expectMessage(await a.next(), 'challenge'));
+  await device.answer(a, await onDemandRound(gw, device, a));
   assert.equal(expectMessage(await a.next(), 'result').reasons, ['sw-not-allowed']);
   assert.equal(await appFlows(ctx, a), { up: false, down: false });
   assert.is(await a.subscribe(`app/${device.id}/more`), 128);
@@ -235,14 +232,10 @@ it('after contraindicated: delivery stops at once, existing subscriptions includ
 
 it('after stale: delivery stops at the deadline', async (ctx) => {
   const { gw, device, a } = ctx;
-  await device.resetTpm();
-  await device.measure(SOFTWARE.name, SOFTWARE.version, SOFTWARE.digest);
-  gw.gateway.attestation.startRound(onlySession(gw, device.id, `${device.id}.a`), 'on-demand');
-  await device.answer(a, expectMessage(await a.next(), 'challenge'));
-  assert.is(expectMessage(await a.next(), 'result').status, 'affirming');
+  await reboot(device);
+  await honestRound(gw, device, a);
   assert.equal(await appFlows(ctx, a), { up: true, down: true });
-  gw.gateway.attestation.startRound(onlySession(gw, device.id, `${device.id}.a`), 'on-demand');
-  expectMessage(await a.next(), 'challenge');
+  await onDemandRound(gw, device, a);
   await expectError(a, 'stale', DEADLINE_MS + 3000);
   assert.is(gw.gateway.fleet.get(device.id)?.posture, 'stale');
   assert.equal(await appFlows(ctx, a), { up: false, down: false });

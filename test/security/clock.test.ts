@@ -3,18 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Challenge } from '../../shared/protocol/index.ts';
 import { parseQuoteAttest, toHex } from '../../shared/tpm/index.ts';
-import { startTestGateway, type TestGateway } from '../support/gateway.ts';
-import { type Connected, digestOf, ToolsDevice } from '../support/tools-device.ts';
-import { expectMessage, onlySession } from './support.ts';
+import type { TestGateway } from '../support/gateway.ts';
+import type { Connected, ToolsDevice } from '../support/tools-device.ts';
+import { expectMessage } from './support.ts';
+import { attestedConnection, createDevice, onDemandRound, reboot, startOpenGateway } from './testbed.ts';
 
 // Reboots and hidden clock rollback (PROTOCOL.md §5 clock-rollback). A reboot raises resetCount:
 // accepted, recorded, the software log starts over. The rollback is the one an attacker with the
 // device's storage can mount on a firmware TPM or swtpm: restore a copy of the TPM's state taken
 // earlier (a clone), so that resetCount is what the gateway last saw but the clock is older.
-
-const SOFTWARE = { name: 'tools-fw', version: '1.0', digest: digestOf('tools-fw 1.0 manifest') };
 
 interface Ctx {
   gw: TestGateway;
@@ -26,18 +24,9 @@ const it = suite<Ctx>('reboot and clock rollback');
 
 it.before(async (ctx) => {
   ctx.snapshot = mkdtempSync(join(tmpdir(), 'vigil-tpm-snapshot-'));
-  ctx.gw = await startTestGateway({
-    policy: {
-      admission: { mode: 'open' },
-      referenceValues: { software: [{ ...SOFTWARE, digest: toHex(SOFTWARE.digest) }] },
-      rounds: { periodicMs: 600_000, deadlineMs: 5000 },
-    },
-  });
-  ctx.device = await ToolsDevice.create({ software: [SOFTWARE] });
-  ctx.a = await ctx.device.connect(ctx.gw.url, ctx.gw.ca, { suffix: 'a' });
-  await ctx.device.send(ctx.a, ctx.device.hello());
-  await ctx.device.answer(ctx.a, expectMessage(await ctx.a.next(), 'challenge'));
-  assert.is(expectMessage(await ctx.a.next(), 'result').status, 'affirming');
+  ctx.gw = await startOpenGateway({ deadlineMs: 5000 });
+  ctx.device = await createDevice();
+  ctx.a = await attestedConnection(ctx.gw, ctx.device, { suffix: 'a' });
 });
 
 it.after(async (ctx) => {
@@ -47,17 +36,16 @@ it.after(async (ctx) => {
   if (ctx.snapshot) rmSync(ctx.snapshot, { recursive: true, force: true });
 });
 
-async function roundOnA(ctx: Ctx): Promise<Challenge> {
-  ctx.gw.gateway.attestation.startRound(
-    onlySession(ctx.gw, ctx.device.id, `${ctx.device.id}.a`),
-    'on-demand',
-  );
-  return expectMessage(await ctx.a.next(), 'challenge');
-}
-
 const copyDir = (from: string, to: string) => {
   for (const f of readdirSync(from)) cpSync(join(from, f), join(to, f), { recursive: true });
 };
+
+/** Rolls the TPM back to the clone: its next start counts the same reset again, with an older clock. */
+async function restoreClone(ctx: Ctx): Promise<void> {
+  rmSync(ctx.device.swtpm.stateDir, { recursive: true, force: true });
+  cpSync(ctx.snapshot, ctx.device.swtpm.stateDir, { recursive: true });
+  await reboot(ctx.device);
+}
 
 it('resetCount increased: accepted, recorded, the software log restarts from 0', async (ctx) => {
   const { gw, device, a } = ctx;
@@ -65,15 +53,14 @@ it('resetCount increased: accepted, recorded, the software log restarts from 0',
   // The clone an attacker keeps for later: the TPM state as it is now.
   copyDir(device.swtpm.stateDir, ctx.snapshot);
 
-  await device.resetTpm();
-  await device.measure(SOFTWARE.name, SOFTWARE.version, SOFTWARE.digest);
+  await reboot(device);
   // An hour of the device's life passes (TPM2_ClockSet only moves forward, and writes the clock
   // to NV as a TPM does at least every 2^22 ms): the clone is now an hour old.
   const { stdout } = await device.swtpm.tpm2(['tpm2_readclock']);
   const now = Number(/clock:\s*(\d+)/.exec(stdout)?.[1]);
   assert.ok(Number.isFinite(now), stdout);
   await device.swtpm.tpm2(['tpm2_setclock', String(now + 3_600_000)]);
-  const c = await roundOnA(ctx);
+  const c = await onDemandRound(gw, device, a);
   const ev = await device.answer(a, c);
   const r = expectMessage(await a.next(), 'result');
   assert.is(r.status, 'affirming', r.reasons.join());
@@ -89,12 +76,8 @@ it('resetCount increased: accepted, recorded, the software log restarts from 0',
 it('a restored copy of the TPM state (same resetCount, older clock): clock-rollback', async (ctx) => {
   const { gw, device, a } = ctx;
   const seen = gw.gateway.fleet.get(device.id)!.clock!;
-  // Roll the TPM back to the clone: its next start counts the same reset again, with an older clock.
-  rmSync(device.swtpm.stateDir, { recursive: true, force: true });
-  cpSync(ctx.snapshot, device.swtpm.stateDir, { recursive: true });
-  await device.resetTpm();
-  await device.measure(SOFTWARE.name, SOFTWARE.version, SOFTWARE.digest);
-  const c = await roundOnA(ctx);
+  await restoreClone(ctx);
+  const c = await onDemandRound(gw, device, a);
   const ev = await device.answer(a, c);
   const quoted = parseQuoteAttest(ev.attest).clock;
   assert.is(quoted.resetCount, seen.resetCount, 'the rollback reproduces the resetCount the gateway saw');
@@ -110,13 +93,10 @@ it('a restored copy of the TPM state (same resetCount, older clock): clock-rollb
 it('known limit: the clone with its clock set past the last one seen is not revealed by clockInfo', async (ctx) => {
   const { gw, device, a } = ctx;
   const seen = gw.gateway.fleet.get(device.id)!.clock!;
-  rmSync(device.swtpm.stateDir, { recursive: true, force: true });
-  cpSync(ctx.snapshot, device.swtpm.stateDir, { recursive: true });
-  await device.resetTpm();
-  await device.measure(SOFTWARE.name, SOFTWARE.version, SOFTWARE.digest);
+  await restoreClone(ctx);
   // Whoever holds owner authorization (empty here, as on most devices) may move the clock forward.
   await device.swtpm.tpm2(['tpm2_setclock', String(seen.clock + 60_000n)]);
-  const c = await roundOnA(ctx);
+  const c = await onDemandRound(gw, device, a);
   const ev = await device.answer(a, c);
   assert.is(parseQuoteAttest(ev.attest).clock.resetCount, seen.resetCount);
   const r = expectMessage(await a.next(), 'result');

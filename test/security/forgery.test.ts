@@ -10,9 +10,9 @@ import {
   topics,
 } from '../../shared/protocol/index.ts';
 import { parseQuoteAttest, parseSignature, TpmFormatError, toHex } from '../../shared/tpm/index.ts';
-import { startTestGateway, type TestGateway } from '../support/gateway.ts';
+import type { TestGateway } from '../support/gateway.ts';
 import { eventually } from '../support/operator.ts';
-import { type Connected, digestOf, ToolsDevice } from '../support/tools-device.ts';
+import { type Connected, digestOf, type ToolsDevice } from '../support/tools-device.ts';
 import { softAk } from './soft-quote.ts';
 import {
   assertUnchanged,
@@ -22,14 +22,19 @@ import {
   expectMessage,
   expectRefusal,
   flip,
-  onlySession,
 } from './support.ts';
+import {
+  attestedConnection,
+  createDevice,
+  honestRound,
+  onDemandRound,
+  SOFTWARE,
+  startOpenGateway,
+} from './testbed.ts';
 
 // Forged and substituted structures over the wire (PROTOCOL.md §5, in its order): a real
 // tpm2-tools quote, altered region by region, and claims the TPM really signed but that do not
 // match what was asked. Structure checks behind a valid signature are in forgery-soft.test.ts.
-
-const SOFTWARE = { name: 'tools-fw', version: '1.0', digest: digestOf('tools-fw 1.0 manifest') };
 
 interface Ctx {
   gw: TestGateway;
@@ -45,18 +50,9 @@ const it = suite<Ctx>('forged and substituted evidence');
 
 it.before(async (ctx) => {
   ctx.others = [];
-  ctx.gw = await startTestGateway({
-    policy: {
-      admission: { mode: 'open' },
-      referenceValues: { software: [{ ...SOFTWARE, digest: toHex(SOFTWARE.digest) }] },
-      rounds: { periodicMs: 600_000, deadlineMs: 5000 },
-    },
-  });
-  ctx.device = await ToolsDevice.create({ software: [SOFTWARE] });
-  ctx.a = await ctx.device.connect(ctx.gw.url, ctx.gw.ca, { suffix: 'a' });
-  await ctx.device.send(ctx.a, ctx.device.hello());
-  await ctx.device.answer(ctx.a, expectMessage(await ctx.a.next(), 'challenge'));
-  assert.is(expectMessage(await ctx.a.next(), 'result').status, 'affirming');
+  ctx.gw = await startOpenGateway({ deadlineMs: 5000 });
+  ctx.device = await createDevice();
+  ctx.a = await attestedConnection(ctx.gw, ctx.device, { suffix: 'a' });
   ctx.b = await ctx.device.connect(ctx.gw.url, ctx.gw.ca, { suffix: 'b' });
   await ctx.device.send(ctx.b, ctx.device.hello());
   ctx.bFirst = expectMessage(await ctx.b.next(), 'challenge');
@@ -75,19 +71,7 @@ async function roundOnB(ctx: Ctx): Promise<Challenge> {
     delete ctx.bFirst;
     return c;
   }
-  ctx.gw.gateway.attestation.startRound(
-    onlySession(ctx.gw, ctx.device.id, `${ctx.device.id}.b`),
-    'on-demand',
-  );
-  return expectMessage(await ctx.b.next(), 'challenge');
-}
-
-async function roundOnA(ctx: Ctx): Promise<Challenge> {
-  ctx.gw.gateway.attestation.startRound(
-    onlySession(ctx.gw, ctx.device.id, `${ctx.device.id}.a`),
-    'on-demand',
-  );
-  return expectMessage(await ctx.a.next(), 'challenge');
+  return onDemandRound(ctx.gw, ctx.device, ctx.b);
 }
 
 /** Honest evidence on B, altered by `alter` before it is sent. */
@@ -327,7 +311,7 @@ async function ownStatement(
 ): Promise<void> {
   const { gw, device, a } = ctx;
   const before: DeviceState = deviceState(gw, device.id);
-  const c = await roundOnA(ctx);
+  const c = await onDemandRound(gw, device, a);
   await device.send(a, await make(c));
   const r = expectMessage(await a.next(), 'result');
   assert.equal(r.reasons, [code]);
@@ -335,8 +319,7 @@ async function ownStatement(
   assert.is(after.posture, 'contraindicated');
   assert.equal([after.ak, after.clock, after.swLog], [before.ak, before.clock, before.swLog]);
   assert.equal(gw.gateway.store.round(toHex(c.round))?.codes, [code]);
-  await device.answer(a, await roundOnA(ctx));
-  assert.is(expectMessage(await a.next(), 'result').status, 'affirming', 'an honest round restores it');
+  await honestRound(gw, device, a, 'an honest round restores it');
 }
 
 it('PCR values that do not hash to the quoted digest: pcr-digest-mismatch', async (ctx) => {
@@ -373,7 +356,7 @@ it('a software log that does not replay: log-mismatch', async (ctx) => {
 it('a version not allowed: sw-not-allowed', async (ctx) => {
   const { gw, device, a } = ctx;
   await device.measure(SOFTWARE.name, '6.6.6', digestOf('tools-fw 6.6.6 manifest'));
-  const c = await roundOnA(ctx);
+  const c = await onDemandRound(gw, device, a);
   await device.answer(a, c);
   await expectRefusal(a, 'sw-not-allowed');
   assert.is(gw.gateway.fleet.get(device.id)?.posture, 'contraindicated');

@@ -21,6 +21,7 @@ import {
 } from '../../shared/protocol/index.ts';
 import { type EccPublic, ekTemplate, marshalPublic, objectName, toHex } from '../../shared/tpm/index.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
+import { collectProcessFailures, type ProcessFailures } from '../support/process-failures.ts';
 import { type TlsPair, withTlsPair } from '../support/tls-pair.ts';
 import { buildAttest, softAk, softSign } from './soft-quote.ts';
 
@@ -41,16 +42,12 @@ const SW_PCR = 14;
 interface Ctx {
   gw: TestGateway;
   pair: TlsPair;
-  failures: unknown[];
-  onFailure: (e: unknown) => void;
+  failures: ProcessFailures;
 }
 const it = suite<Ctx>('gateway fuzz (in process)');
 
 it.before(async (ctx) => {
-  ctx.failures = [];
-  ctx.onFailure = (e) => ctx.failures.push(e);
-  process.on('unhandledRejection', ctx.onFailure);
-  process.on('uncaughtException', ctx.onFailure);
+  ctx.failures = collectProcessFailures({ uncaughtExceptions: true });
   const digest = toHex(createHash('sha256').update('fw').digest());
   ctx.gw = await startTestGateway({
     policy: {
@@ -63,8 +60,7 @@ it.before(async (ctx) => {
 });
 
 it.after(async (ctx) => {
-  process.off('unhandledRejection', ctx.onFailure);
-  process.off('uncaughtException', ctx.onFailure);
+  ctx.failures?.stop();
   ctx.pair?.close();
   await ctx.gw?.stop();
 });
@@ -168,7 +164,7 @@ it('hello: random and mutated payloads on fresh connections', async (ctx) => {
     }),
     { seed: SEED, numRuns: Math.ceil(RUNS / 3) },
   );
-  assert.equal(ctx.failures, []);
+  assert.equal(ctx.failures.caught, []);
 });
 
 it('evidence: valid, then mutated at every layer; appraised, never crashing, never wrongly affirmed', async (ctx) => {
@@ -266,7 +262,7 @@ it('evidence: valid, then mutated at every layer; appraised, never crashing, nev
   gw.gateway.store.flush();
   assert.is(gw.gateway.store.integrityCheck(), 'ok');
   await new Promise((r) => setImmediate(r));
-  assert.equal(ctx.failures, [], 'no unhandled rejection or uncaught exception');
+  assert.equal(ctx.failures.caught, [], 'no unhandled rejection or uncaught exception');
 });
 
 it.run();

@@ -5,15 +5,16 @@ import * as assert from 'uvu/assert';
 import { encodeCbor } from '../../shared/cbor/encode.ts';
 import { deviceIdentity, encodeMessage, topics } from '../../shared/protocol/index.ts';
 import { toHex } from '../../shared/tpm/index.ts';
-import { startTestGateway, type TestGateway } from '../support/gateway.ts';
-import { type Connected, digestOf, ToolsDevice } from '../support/tools-device.ts';
-import { assertUnchanged, deviceState, expectError, expectMessage, onlySession } from './support.ts';
+import type { TestGateway } from '../support/gateway.ts';
+import { collectProcessFailures, type ProcessFailures } from '../support/process-failures.ts';
+import type { Connected, ToolsDevice } from '../support/tools-device.ts';
+import { assertUnchanged, deviceState, expectError, expectMessage } from './support.ts';
+import { attestedConnection, createDevice, honestRound, onDemandRound, startOpenGateway } from './testbed.ts';
 
 // Malformed and oversized CBOR at every message type, over the wire (PROTOCOL.md §2): each is
 // answered `error` with `malformed`, nothing is appraised or stored, and meanwhile an honest
 // device completes its rounds on the same gateway.
 
-const SOFTWARE = { name: 'tools-fw', version: '1.0', digest: digestOf('tools-fw 1.0 manifest') };
 const SEED = 0x5eed_0009;
 
 interface Ctx {
@@ -24,34 +25,22 @@ interface Ctx {
   x: Connected;
   xId: string;
   b: Connected;
-  failures: unknown[];
-  onFailure: (e: unknown) => void;
+  failures: ProcessFailures;
 }
 const it = suite<Ctx>('malformed and oversized input');
 
 it.before(async (ctx) => {
-  ctx.failures = [];
-  ctx.onFailure = (e) => ctx.failures.push(e);
-  process.on('unhandledRejection', ctx.onFailure);
-  ctx.gw = await startTestGateway({
-    policy: {
-      admission: { mode: 'open' },
-      referenceValues: { software: [{ ...SOFTWARE, digest: toHex(SOFTWARE.digest) }] },
-      rounds: { periodicMs: 600_000, deadlineMs: 10_000 },
-    },
-  });
-  ctx.device = await ToolsDevice.create({ software: [SOFTWARE] });
-  ctx.a = await ctx.device.connect(ctx.gw.url, ctx.gw.ca, { suffix: 'a' });
-  await ctx.device.send(ctx.a, ctx.device.hello());
-  await ctx.device.answer(ctx.a, expectMessage(await ctx.a.next(), 'challenge'));
-  assert.is(expectMessage(await ctx.a.next(), 'result').status, 'affirming');
+  ctx.failures = collectProcessFailures();
+  ctx.gw = await startOpenGateway({ deadlineMs: 10_000 });
+  ctx.device = await createDevice();
+  ctx.a = await attestedConnection(ctx.gw, ctx.device, { suffix: 'a' });
   ctx.xId = deviceIdentity(new Uint8Array(randomBytes(64))).deviceId;
   ctx.x = await ctx.device.connect(ctx.gw.url, ctx.gw.ca, { username: ctx.xId });
   ctx.b = await ctx.device.connect(ctx.gw.url, ctx.gw.ca, { suffix: 'b' });
 });
 
 it.after(async (ctx) => {
-  process.off('unhandledRejection', ctx.onFailure);
+  ctx.failures?.stop();
   for (const c of [ctx.a, ctx.x, ctx.b]) await c?.close().catch(() => undefined);
   await ctx.device?.stop();
   await ctx.gw?.stop();
@@ -126,8 +115,7 @@ it('malformed payloads between hello and evidence, while the honest device compl
   const bChallenge = expectMessage(await b.next(), 'challenge');
   const payloads = malformedPayloads(device);
   // The honest device answers a round while the flood runs on the same gateway.
-  gw.gateway.attestation.startRound(onlySession(gw, device.id, `${device.id}.a`), 'on-demand');
-  const challenge = expectMessage(await a.next(), 'challenge');
+  const challenge = await onDemandRound(gw, device, a);
   const honest = device.answer(a, challenge);
   for (const [, payload] of payloads) await publishRaw(b, device.id, payload);
   await honest;
@@ -176,9 +164,7 @@ it('a seeded campaign of mutated hello and evidence over the wire: only errors a
   }
   await c?.close();
   // Meanwhile and afterwards the honest device is served.
-  gw.gateway.attestation.startRound(onlySession(gw, device.id, `${device.id}.a`), 'on-demand');
-  await device.answer(a, expectMessage(await a.next(), 'challenge'));
-  assert.is(expectMessage(await a.next(), 'result').status, 'affirming');
+  await honestRound(gw, device, a);
   assert.ok(
     answers.length > 200,
     `the gateway answered the campaign (${answers.length} answers, ${reconnects} connections)`,
@@ -187,7 +173,7 @@ it('a seeded campaign of mutated hello and evidence over the wire: only errors a
   assert.equal([after.ak, after.posture, after.clock], [before.ak, 'affirming', after.clock]);
   assert.is(before.ak, after.ak);
   assert.is(gw.gateway.store.integrityCheck(), 'ok');
-  assert.equal(ctx.failures, []);
+  assert.equal(ctx.failures.caught, []);
 });
 
 it.run();

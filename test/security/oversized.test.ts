@@ -3,14 +3,11 @@ import tls from 'node:tls';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { deviceIdentity, topics } from '../../shared/protocol/index.ts';
-import { toHex } from '../../shared/tpm/index.ts';
-import { startTestGateway, type TestGateway } from '../support/gateway.ts';
+import type { TestGateway } from '../support/gateway.ts';
 import { eventually } from '../support/operator.ts';
-import { type Connected, digestOf, ToolsDevice } from '../support/tools-device.ts';
-
-const SOFTWARE = { name: 'tools-fw', version: '1.0', digest: digestOf('tools-fw 1.0 manifest') };
-
+import type { Connected, ToolsDevice } from '../support/tools-device.ts';
 import { expectError, expectMessage } from './support.ts';
+import { attestedConnection, createDevice, startOpenGateway } from './testbed.ts';
 
 // Oversized payloads. The protocol's limit (maxPayload, default 1 MiB) is checked on a complete
 // PUBLISH, but MQTT lets a packet announce up to 256 MiB, and an MQTT parser buffers the packet
@@ -25,14 +22,8 @@ interface Ctx {
 const it = suite<Ctx>('oversized payloads');
 
 it.before(async (ctx) => {
-  ctx.gw = await startTestGateway({
-    policy: {
-      admission: { mode: 'open' },
-      referenceValues: { software: [{ ...SOFTWARE, digest: toHex(SOFTWARE.digest) }] },
-      rounds: { periodicMs: 600_000, deadlineMs: 5000 },
-    },
-  });
-  ctx.device = await ToolsDevice.create({ software: [SOFTWARE] });
+  ctx.gw = await startOpenGateway({ deadlineMs: 5000 });
+  ctx.device = await createDevice();
   ctx.a = await ctx.device.connect(ctx.gw.url, ctx.gw.ca, { suffix: 'a' });
 });
 
@@ -112,11 +103,7 @@ it('a PUBLISH announcing 64 MiB: the connection is cut at its header, memory doe
 
 it('after both, another connection attests normally', async (ctx) => {
   const { gw, device } = ctx;
-  const c = await device.connect(gw.url, gw.ca);
-  await device.send(c, device.hello());
-  const challenge = expectMessage(await c.next(), 'challenge');
-  await device.answer(c, challenge);
-  assert.is(expectMessage(await c.next(), 'result').status, 'affirming');
+  const c = await attestedConnection(gw, device);
   await c.close();
 });
 

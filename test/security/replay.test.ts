@@ -4,10 +4,10 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { type Challenge, channelExporter, type Evidence } from '../../shared/protocol/index.ts';
 import { toHex } from '../../shared/tpm/index.ts';
-import { startTestGateway, type TestGateway } from '../support/gateway.ts';
+import type { TestGateway } from '../support/gateway.ts';
 import { settle } from '../support/operator.ts';
 import { testPki } from '../support/tls-pair.ts';
-import { type Connected, digestOf, ToolsDevice } from '../support/tools-device.ts';
+import type { Connected, ToolsDevice } from '../support/tools-device.ts';
 import {
   assertUnchanged,
   deviceState,
@@ -16,12 +16,19 @@ import {
   expectRefusal,
   onlySession,
 } from './support.ts';
+import {
+  answerAffirmed,
+  attestedConnection,
+  createDevice,
+  honestRound,
+  onDemandRound,
+  startOpenGateway,
+} from './testbed.ts';
 
 // Replay, diversion and relay (DESIGN.md threat model; PROTOCOL.md §4): evidence is bound to a
 // fresh nonce and to the exporter of the one TLS connection its round was issued on, so it is
 // worth nothing at another time or on another connection, including a relay's.
 
-const SOFTWARE = { name: 'tools-fw', version: '1.0', digest: digestOf('tools-fw 1.0 manifest') };
 const DEADLINE_MS = 1500;
 
 interface Ctx {
@@ -37,18 +44,9 @@ const it = suite<Ctx>('replay, diversion and relay');
 it.before(async (ctx) => {
   ctx.extra = [];
   ctx.closers = [];
-  ctx.gw = await startTestGateway({
-    policy: {
-      admission: { mode: 'open' },
-      referenceValues: { software: [{ ...SOFTWARE, digest: toHex(SOFTWARE.digest) }] },
-      rounds: { periodicMs: 600_000, deadlineMs: DEADLINE_MS },
-    },
-  });
-  ctx.device = await ToolsDevice.create({ software: [SOFTWARE] });
-  ctx.a = await ctx.device.connect(ctx.gw.url, ctx.gw.ca, { suffix: 'a' });
-  await ctx.device.send(ctx.a, ctx.device.hello());
-  await ctx.device.answer(ctx.a, expectMessage(await ctx.a.next(), 'challenge'));
-  assert.is(expectMessage(await ctx.a.next(), 'result').status, 'affirming');
+  ctx.gw = await startOpenGateway({ deadlineMs: DEADLINE_MS });
+  ctx.device = await createDevice();
+  ctx.a = await attestedConnection(ctx.gw, ctx.device, { suffix: 'a' });
 });
 
 it.after(async (ctx) => {
@@ -57,15 +55,6 @@ it.after(async (ctx) => {
   await ctx.device?.stop();
   await ctx.gw?.stop();
 });
-
-/** An on-demand round on the attested connection; returns its challenge. */
-async function round(ctx: Ctx): Promise<Challenge> {
-  ctx.gw.gateway.attestation.startRound(
-    onlySession(ctx.gw, ctx.device.id, `${ctx.device.id}.a`),
-    'on-demand',
-  );
-  return expectMessage(await ctx.a.next(), 'challenge');
-}
 
 /** A second connection of the same device that sent hello; returns it and its onboard challenge. */
 async function second(ctx: Ctx, suffix: string): Promise<[Connected, Challenge]> {
@@ -81,9 +70,7 @@ const withRound = (ev: Evidence, round: Uint8Array): Evidence => ({ ...ev, round
 
 it('a round answered twice: round-replayed, nothing changes', async (ctx) => {
   const { gw, device, a } = ctx;
-  const challenge = await round(ctx);
-  const ev = await device.answer(a, challenge);
-  assert.is(expectMessage(await a.next(), 'result').status, 'affirming');
+  const ev = await honestRound(gw, device, a);
   const before = deviceState(gw, device.id);
   await device.send(a, ev);
   await expectError(a, 'round-replayed');
@@ -92,10 +79,8 @@ it('a round answered twice: round-replayed, nothing changes', async (ctx) => {
 
 it("round k's evidence at round k+1 on the same connection: replayed, and relabelled: binding-mismatch", async (ctx) => {
   const { gw, device, a } = ctx;
-  const k = await round(ctx);
-  const old = await device.answer(a, k);
-  assert.is(expectMessage(await a.next(), 'result').status, 'affirming');
-  const next = await round(ctx);
+  const old = await honestRound(gw, device, a);
+  const next = await onDemandRound(gw, device, a);
   const before = deviceState(gw, device.id);
   // As it was: the round id is one this connection already settled.
   await device.send(a, old);
@@ -111,15 +96,12 @@ it("round k's evidence at round k+1 on the same connection: replayed, and relabe
   assert.equal([after.ak, after.clock, after.swLog], [before.ak, before.clock, before.swLog]);
   assert.equal(gw.gateway.store.round(toHex(next.round))?.codes, ['binding-mismatch']);
   // An honest round puts it right.
-  await device.answer(a, await round(ctx));
-  assert.is(expectMessage(await a.next(), 'result').status, 'affirming');
+  await honestRound(gw, device, a);
 });
 
 it('evidence from connection A presented on connection B: round-unknown, relabelled: binding-mismatch', async (ctx) => {
   const { gw, device, a } = ctx;
-  const onA = await round(ctx);
-  const evA = await device.answer(a, onA);
-  assert.is(expectMessage(await a.next(), 'result').status, 'affirming');
+  const evA = await honestRound(gw, device, a);
   const before = deviceState(gw, device.id);
   const [b, onB] = await second(ctx, 'b');
   await device.send(b, evA);
@@ -134,7 +116,7 @@ it('evidence from connection A presented on connection B: round-unknown, relabel
 
 it('a nonce issued on A answered on B: round-unknown, or with B round: binding-mismatch', async (ctx) => {
   const { gw, device, a } = ctx;
-  const onA = await round(ctx);
+  const onA = await onDemandRound(gw, device, a);
   const [b, onB] = await second(ctx, 'c');
   const before = deviceState(gw, device.id);
   // The device answers A's challenge, but bound to B's channel (as a diverting attacker would ask).
@@ -145,14 +127,13 @@ it('a nonce issued on A answered on B: round-unknown, or with B round: binding-m
   await expectRefusal(b, 'binding-mismatch');
   assertUnchanged(gw, device.id, before, 'diverted nonce');
   // A's round is still open and its honest answer is accepted.
-  await device.answer(a, onA);
-  assert.is(expectMessage(await a.next(), 'result').status, 'affirming');
+  await answerAffirmed(device, a, onA);
   await b.close();
 });
 
 it('an expired round: stale at the deadline, late evidence round-expired', async (ctx) => {
   const { gw, device, a } = ctx;
-  const late = await round(ctx);
+  const late = await onDemandRound(gw, device, a);
   const ev = await device.evidence(late, channelExporter(a.socket, late.nonce));
   const stale = expectMessage(await a.next(DEADLINE_MS + 3000), 'error');
   assert.is(stale.code, 'stale');
@@ -161,8 +142,7 @@ it('an expired round: stale at the deadline, late evidence round-expired', async
   await expectError(a, 'round-expired');
   assertUnchanged(gw, device.id, before, 'late evidence');
   assert.equal(gw.gateway.store.round(toHex(late.round))?.state, 'stale');
-  await device.answer(a, await round(ctx));
-  assert.is(expectMessage(await a.next(), 'result').status, 'affirming');
+  await honestRound(gw, device, a);
 });
 
 /**
