@@ -1,11 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { SIM_SOFTWARE, softwareReference } from '../../firmware-shims/sim/attester.ts';
-import { SimDevice } from '../../firmware-shims/sim/sim-device.ts';
+import type { SimDevice } from '../../firmware-shims/sim/sim-device.ts';
 import type { PostureNotice } from '../../gateway/fleet.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
 import { eventually } from '../support/operator.ts';
+import { connectAffirmedSimDevices, simPolicy } from '../support/sim-devices.ts';
 
 // Posture events for back ends, read with a third-party client (mosquitto_sub, TLS 1.3): retained
 // JSON on vigil/v1/fleet/{id}, one per device, a new one on every change; operators only.
@@ -49,21 +49,8 @@ function mosquittoSub(ctx: Ctx, auth: string[], count: number): Sub {
 }
 
 it.before(async (ctx) => {
-  ctx.gw = await startTestGateway({
-    policy: {
-      admission: { mode: 'open' },
-      allowSim: true,
-      referenceValues: { software: [softwareReference(SIM_SOFTWARE)] },
-      rounds: { periodicMs: 60_000, deadlineMs: 800 },
-    },
-  });
-  for (let i = 0; i < 2; i++) {
-    const d = SimDevice.create({ seed: `events-test/${i}` });
-    ctx.devices.push(d);
-    const first = d.nextResult();
-    await d.connect(ctx.gw.url, ctx.gw.ca);
-    assert.is((await first).status, 'affirming');
-  }
+  ctx.gw = await startTestGateway({ policy: simPolicy({ periodicMs: 60_000, deadlineMs: 800 }) });
+  await connectAffirmedSimDevices(ctx.gw, ctx.devices, 'events-test', 2);
 });
 
 it.after(async (ctx) => {

@@ -1,12 +1,12 @@
 import { execFile } from 'node:child_process';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { SIM_SOFTWARE, softwareReference } from '../../firmware-shims/sim/attester.ts';
 import { type SimFleet, startSimFleet } from '../../firmware-shims/sim/fleet.ts';
 import type { BatchProgress } from '../../gateway/batches.ts';
 import type { DeviceSession } from '../../gateway/device-session.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
 import { eventually } from '../support/operator.ts';
+import { simPolicy } from '../support/sim-devices.ts';
 
 // On-demand attestation of 200 simulated devices (firmware-shims/sim: software attesters, each on
 // its own TLS 1.3 connection): one round per device on the connection it has, progress while it
@@ -46,14 +46,7 @@ function assertSameConnections(ctx: Ctx, before: Map<string, DeviceSession | und
 }
 
 it.before(async (ctx) => {
-  ctx.gw = await startTestGateway({
-    policy: {
-      admission: { mode: 'open' },
-      allowSim: true,
-      referenceValues: { software: [softwareReference(SIM_SOFTWARE)] },
-      rounds: { periodicMs: 600_000, deadlineMs: 2000 },
-    },
-  });
+  ctx.gw = await startTestGateway({ policy: simPolicy({ periodicMs: 600_000, deadlineMs: 2000 }) });
   ctx.fleet = startSimFleet({
     url: ctx.gw.url,
     ca: ctx.gw.ca,

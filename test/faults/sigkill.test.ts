@@ -4,11 +4,11 @@ import tls from 'node:tls';
 import Database from 'better-sqlite3';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { SIM_SOFTWARE, softwareReference } from '../../firmware-shims/sim/attester.ts';
 import { type SimFleet, startSimFleet } from '../../firmware-shims/sim/fleet.ts';
 import { initGateway } from '../../gateway/init.ts';
 import { eventually, settle } from '../support/operator.ts';
 import { freePort } from '../support/ports.ts';
+import { simPolicy } from '../support/sim-devices.ts';
 import { removeDir, tempDir } from '../support/tmp.ts';
 
 // The gateway killed with SIGKILL in the middle of rounds, devices connected: it runs as its own
@@ -40,12 +40,7 @@ it.before(async (ctx) => {
   writeFileSync(`${ctx.dir}/gateway.json`, JSON.stringify(json));
   writeFileSync(
     `${ctx.dir}/policy.json`,
-    JSON.stringify({
-      admission: { mode: 'open' },
-      allowSim: true,
-      referenceValues: { software: [softwareReference(SIM_SOFTWARE)] },
-      rounds: { periodicMs: 4000, deadlineMs: DEADLINE_MS },
-    }),
+    JSON.stringify(simPolicy({ periodicMs: 4000, deadlineMs: DEADLINE_MS })),
   );
 });
 

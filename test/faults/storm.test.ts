@@ -1,9 +1,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { SIM_SOFTWARE, softwareReference } from '../../firmware-shims/sim/attester.ts';
 import { type SimFleet, startSimFleet } from '../../firmware-shims/sim/fleet.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
 import { eventually } from '../support/operator.ts';
+import { simPolicy } from '../support/sim-devices.ts';
 
 // Reconnect storm: every device of a fleet loses its connection at once (the gateway restarts)
 // and comes back with jittered backoff. Each must re-attest within the stated bound, and none may
@@ -21,14 +21,7 @@ it.after(async (ctx) => {
 });
 
 it(`${COUNT} simulated devices reconnecting at once all re-attest within ${BOUND_MS / 1000} s`, async (ctx) => {
-  const gw = await startTestGateway({
-    policy: {
-      admission: { mode: 'open' },
-      allowSim: true,
-      referenceValues: { software: [softwareReference(SIM_SOFTWARE)] },
-      rounds: { periodicMs: 600_000, deadlineMs: 30_000 },
-    },
-  });
+  const gw = await startTestGateway({ policy: simPolicy({ periodicMs: 600_000, deadlineMs: 30_000 }) });
   ctx.gw = gw;
   const fleet = startSimFleet({
     url: gw.url,

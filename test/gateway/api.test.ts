@@ -2,10 +2,11 @@ import { request } from 'node:http';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { SIM_SOFTWARE, softwareReference } from '../../firmware-shims/sim/attester.ts';
-import { SimDevice } from '../../firmware-shims/sim/sim-device.ts';
+import type { SimDevice } from '../../firmware-shims/sim/sim-device.ts';
 import type { DeviceDetailView, DeviceView } from '../../gateway/api/views.ts';
 import type { BatchProgress } from '../../gateway/batches.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
+import { connectAffirmedSimDevices, simPolicy } from '../support/sim-devices.ts';
 
 // The operator API against a real gateway with software (sim) devices on real TLS connections:
 // its errors (codes and messages), devices and labels, the allowlist, releases, metrics, and a
@@ -71,21 +72,8 @@ function expectError(r: Reply, status: number, code: string, message: RegExp): v
 }
 
 it.before(async (ctx) => {
-  ctx.gw = await startTestGateway({
-    policy: {
-      admission: { mode: 'open' },
-      allowSim: true,
-      referenceValues: { software: [softwareReference(SIM_SOFTWARE)] },
-      rounds: { periodicMs: 60_000, deadlineMs: 1000 },
-    },
-  });
-  for (let i = 0; i < 3; i++) {
-    const d = SimDevice.create({ seed: `api-test/${i}` });
-    ctx.devices.push(d);
-    const first = d.nextResult();
-    await d.connect(ctx.gw.url, ctx.gw.ca);
-    assert.is((await first).status, 'affirming');
-  }
+  ctx.gw = await startTestGateway({ policy: simPolicy({ periodicMs: 60_000, deadlineMs: 1000 }) });
+  await connectAffirmedSimDevices(ctx.gw, ctx.devices, 'api-test', 3);
 });
 
 it.after(async (ctx) => {

@@ -1,10 +1,10 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { SIM_SOFTWARE, softwareReference } from '../../firmware-shims/sim/attester.ts';
 import { type SimFleet, startSimFleet } from '../../firmware-shims/sim/fleet.ts';
 import { SimDevice } from '../../firmware-shims/sim/sim-device.ts';
 import type { ErrorMessage } from '../../shared/protocol/index.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
+import { simPolicy } from '../support/sim-devices.ts';
 
 interface Ctx {
   gw?: TestGateway | undefined;
@@ -14,12 +14,7 @@ interface Ctx {
 
 const it = suite<Ctx>('sim devices against a real gateway', { devices: [] });
 
-const simPolicy = (allowSim: boolean) => ({
-  admission: { mode: 'open' },
-  allowSim,
-  referenceValues: { software: [softwareReference(SIM_SOFTWARE)] },
-  rounds: { periodicMs: 60_000, deadlineMs: 1500 },
-});
+const policy = (allowSim: boolean) => simPolicy({ periodicMs: 60_000, deadlineMs: 1500 }, { allowSim });
 
 it.after.each(async (ctx) => {
   await ctx.fleet?.close();
@@ -41,7 +36,7 @@ function nextError(d: SimDevice, timeoutMs = 5000): Promise<ErrorMessage> {
 }
 
 it('is refused with ek-not-admitted when the policy does not allow sim', async (ctx) => {
-  ctx.gw = await startTestGateway({ policy: simPolicy(false) });
+  ctx.gw = await startTestGateway({ policy: policy(false) });
   const d = SimDevice.create();
   ctx.devices.push(d);
   const error = nextError(d);
@@ -53,7 +48,7 @@ it('is refused with ek-not-admitted when the policy does not allow sim', async (
 });
 
 it('onboards with activation when allowed, then answers on-demand rounds on the same connection', async (ctx) => {
-  ctx.gw = await startTestGateway({ policy: simPolicy(true) });
+  ctx.gw = await startTestGateway({ policy: policy(true) });
   const d = SimDevice.create();
   ctx.devices.push(d);
   const first = d.nextResult();
@@ -78,7 +73,7 @@ it('onboards with activation when allowed, then answers on-demand rounds on the 
 });
 
 it('misbehaves on request: wrong binding is refused, silence goes stale', async (ctx) => {
-  ctx.gw = await startTestGateway({ policy: simPolicy(true) });
+  ctx.gw = await startTestGateway({ policy: policy(true) });
   const relay = SimDevice.create({ wrongBinding: true });
   const mute = SimDevice.create({ silent: true });
   ctx.devices.push(relay, mute);
@@ -94,7 +89,7 @@ it('misbehaves on request: wrong binding is refused, silence goes stale', async 
 });
 
 it('a fleet connects with bounded concurrency and every device onboards', async (ctx) => {
-  ctx.gw = await startTestGateway({ policy: simPolicy(true) });
+  ctx.gw = await startTestGateway({ policy: policy(true) });
   ctx.fleet = startSimFleet({ url: ctx.gw.url, ca: ctx.gw.ca, count: 20, concurrency: 4, seedPrefix: 't' });
   await ctx.fleet.ready;
   assert.is(ctx.fleet.refused.length, 0);
@@ -103,7 +98,7 @@ it('a fleet connects with bounded concurrency and every device onboards', async 
 });
 
 it('reconnects when asked to, with a fresh clientId, and attests again', async (ctx) => {
-  ctx.gw = await startTestGateway({ policy: simPolicy(true) });
+  ctx.gw = await startTestGateway({ policy: policy(true) });
   const d = SimDevice.create();
   ctx.devices.push(d);
   const first = d.nextResult();
