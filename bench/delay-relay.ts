@@ -1,4 +1,5 @@
-import { connect, createServer, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
+import { startTcpRelay, type TcpRelay } from './tcp-relay.ts';
 
 // Where netem is unavailable (no sch_netem in this kernel), a loopback TCP relay that delays
 // every chunk by half the RTT in each direction. The TCP handshake to the relay itself is local,
@@ -6,10 +7,7 @@ import { connect, createServer, type Socket } from 'node:net';
 // reaches the gateway when it would have behind a real SYN / SYN-ACK exchange. Order is kept:
 // a chunk never leaves before the one ahead of it.
 
-export interface DelayRelay {
-  readonly port: number;
-  close(): Promise<void>;
-}
+export type DelayRelay = TcpRelay;
 
 function delayedWriter(to: Socket, delayMs: number): (chunk: Buffer, extraMs?: number) => void {
   let last = 0;
@@ -22,16 +20,10 @@ function delayedWriter(to: Socket, delayMs: number): (chunk: Buffer, extraMs?: n
   };
 }
 
-export async function startDelayRelay(
-  target: { host: string; port: number },
-  rttMs: number,
-): Promise<DelayRelay> {
-  const sockets = new Set<Socket>();
-  const server = createServer((inbound) => {
+export function startDelayRelay(target: { host: string; port: number }, rttMs: number): Promise<DelayRelay> {
+  return startTcpRelay(target, (inbound, outbound) => {
     inbound.setNoDelay(true);
-    const outbound = connect(target);
     outbound.setNoDelay(true);
-    sockets.add(inbound).add(outbound);
     const up = delayedWriter(outbound, rttMs / 2);
     const down = delayedWriter(inbound, rttMs / 2);
     let first = true;
@@ -40,24 +32,12 @@ export async function startDelayRelay(
       first = false;
     });
     outbound.on('data', (d: Buffer) => down(d));
-    const end = () => {
+    // Delayed as a chunk is: the far side sees the end about when it would over a real link.
+    return () => {
       setTimeout(() => {
         inbound.destroy();
         outbound.destroy();
       }, rttMs / 2);
-      sockets.delete(inbound);
-      sockets.delete(outbound);
     };
-    inbound.on('error', end).on('close', end);
-    outbound.on('error', end).on('close', end);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as { port: number }).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
 }
