@@ -1,5 +1,5 @@
-import { open } from 'node:fs/promises';
-import { absence, type LogRead, type LogSource } from './source.ts';
+import type { FileHandle } from 'node:fs/promises';
+import { type LogRead, type LogSource, readLogFile } from './source.ts';
 
 // The firmware's binary TCG event log, as the kernel exposes it. It is sent as raw bytes in
 // fixed-size chunks: entry i is bytes [i * BOOT_CHUNK_BYTES, (i + 1) * BOOT_CHUNK_BYTES) of the
@@ -22,15 +22,9 @@ export class BootLog implements LogSource<Uint8Array> {
     this.#maxEntries = maxEntries;
   }
 
-  async read(from: number): Promise<LogRead<Uint8Array>> {
-    let fh: Awaited<ReturnType<typeof open>>;
-    try {
-      fh = await open(this.path, 'r');
-    } catch (e) {
-      return absence(this.path, e);
-    }
-    try {
-      let chunk = await this.#readFrom(fh, from);
+  read(from: number): Promise<LogRead<Uint8Array>> {
+    return readLogFile(this.path, async (fh) => {
+      const chunk = await this.#readFrom(fh, from);
       // Past the end (entry from-1 does not exist either): the log is another boot's than the one
       // the gateway read. Start over.
       if (
@@ -38,18 +32,14 @@ export class BootLog implements LogSource<Uint8Array> {
         from > 0 &&
         !(await this.#hasByte(fh, (from - 1) * BOOT_CHUNK_BYTES))
       ) {
-        chunk = await this.#readFrom(fh, 0);
+        return this.#readFrom(fh, 0);
       }
-      return { kind: 'present', chunk };
-    } catch (e) {
-      return absence(this.path, e);
-    } finally {
-      await fh.close();
-    }
+      return chunk;
+    });
   }
 
   // securityfs reports size 0, so the log is read until EOF instead of trusting stat.
-  async #readFrom(fh: Awaited<ReturnType<typeof open>>, from: number) {
+  async #readFrom(fh: FileHandle, from: number) {
     const entries: Uint8Array[] = [];
     let index = from;
     for (; entries.length < this.#maxEntries; index++) {
@@ -61,7 +51,7 @@ export class BootLog implements LogSource<Uint8Array> {
     return { from, entries, more: await this.#hasByte(fh, index * BOOT_CHUNK_BYTES) };
   }
 
-  async #entry(fh: Awaited<ReturnType<typeof open>>, index: number): Promise<Uint8Array> {
+  async #entry(fh: FileHandle, index: number): Promise<Uint8Array> {
     const buf = Buffer.alloc(BOOT_CHUNK_BYTES);
     let got = 0;
     while (got < BOOT_CHUNK_BYTES) {
@@ -72,7 +62,7 @@ export class BootLog implements LogSource<Uint8Array> {
     return new Uint8Array(buf.subarray(0, got));
   }
 
-  async #hasByte(fh: Awaited<ReturnType<typeof open>>, at: number): Promise<boolean> {
+  async #hasByte(fh: FileHandle, at: number): Promise<boolean> {
     const { bytesRead } = await fh.read(Buffer.alloc(1), 0, 1, at);
     return bytesRead === 1;
   }

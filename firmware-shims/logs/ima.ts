@@ -1,5 +1,5 @@
-import { open } from 'node:fs/promises';
-import { absence, type LogRead, type LogSource } from './source.ts';
+import type { FileHandle } from 'node:fs/promises';
+import { type LogRead, type LogSource, readLogFile } from './source.ts';
 
 // The kernel's IMA ASCII runtime measurement list: one measurement per line, appended for as long
 // as the system runs. Entries are lines (without the newline); offsets count lines. Periodic
@@ -30,26 +30,16 @@ export class ImaLog implements LogSource<string> {
     this.#maxLines = limits.maxLines ?? IMA_CHUNK_LINES;
   }
 
-  async read(from: number): Promise<LogRead<string>> {
-    let fh: Awaited<ReturnType<typeof open>>;
-    try {
-      fh = await open(this.path, 'r');
-    } catch (e) {
-      return absence(this.path, e);
-    }
-    try {
+  read(from: number): Promise<LogRead<string>> {
+    return readLogFile(this.path, async (fh) => {
       const chunk = await this.#readFrom(fh, from);
       // An offset past the end: the list restarted (a reboot) since the gateway last read it.
-      if (chunk === 'past-end') return { kind: 'present', chunk: (await this.#readFrom(fh, 0)) as Chunk };
-      return { kind: 'present', chunk };
-    } catch (e) {
-      return absence(this.path, e);
-    } finally {
-      await fh.close();
-    }
+      if (chunk === 'past-end') return (await this.#readFrom(fh, 0)) as Chunk;
+      return chunk;
+    });
   }
 
-  async #readFrom(fh: Awaited<ReturnType<typeof open>>, from: number): Promise<Chunk | 'past-end'> {
+  async #readFrom(fh: FileHandle, from: number): Promise<Chunk | 'past-end'> {
     // Start from the remembered cursor when it is not beyond the line asked for, else from 0.
     const start = this.#cursor.line <= from ? this.#cursor : { line: 0, byte: 0 };
     let line = start.line;

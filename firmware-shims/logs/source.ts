@@ -1,3 +1,4 @@
+import { type FileHandle, open } from 'node:fs/promises';
 import type { LogChunk } from '../../shared/protocol/messages.ts';
 
 // A measurement log the kernel may or may not expose. Reading one yields either a chunk from the
@@ -14,6 +15,29 @@ export interface LogSource<E> {
   readonly path: string;
   /** Entries from `from` on, in one bounded chunk; an offset past the end is answered from 0. */
   read(from: number): Promise<LogRead<E>>;
+}
+
+/**
+ * Reads one chunk of the log at `path` with `read`, on a handle open for that read only. A log
+ * that cannot be opened, or fails while it is read, is absent.
+ */
+export async function readLogFile<E>(
+  path: string,
+  read: (fh: FileHandle) => Promise<LogChunk<E>>,
+): Promise<LogRead<E>> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    return absence(path, e);
+  }
+  try {
+    return { kind: 'present', chunk: await read(fh) };
+  } catch (e) {
+    return absence(path, e);
+  } finally {
+    await fh.close();
+  }
 }
 
 /** An absent log, described for the operator: missing is normal on a Pi, unreadable is a setup issue. */
