@@ -43,19 +43,14 @@ test.after(async () => {
   if (ctx.dir) removeDir(ctx.dir);
 });
 
+/** `vigil-agent init` against `gateway` with the test's CA and swtpm; `extra` options before --dir. */
+function initArgs(gateway: string, dir: string, ...extra: string[]): string[] {
+  return ['init', '--gateway', gateway, '--ca', ctx.ca!, '--tpm', ctx.swtpm!.tcti, ...extra, '--dir', dir];
+}
+
 test('init provisions, prints the device id and EK hash, and is safe to re-run', async () => {
   const dir = join(ctx.dir!, 'agent');
-  const args = [
-    'init',
-    '--gateway',
-    'mqtts://localhost:8883',
-    '--ca',
-    ctx.ca!,
-    '--tpm',
-    ctx.swtpm!.tcti,
-    '--dir',
-    dir,
-  ];
+  const args = initArgs('mqtts://localhost:8883', dir);
   const first = JSON.parse((await agentCli([...args, '--json'])).stdout);
   assert.match(first.deviceId, /^[0-9a-f]{24}$/);
   assert.match(first.ekHash, /^[0-9a-f]{64}$/);
@@ -112,32 +107,10 @@ test('usage and configuration mistakes exit non-zero with the field named', asyn
   const badNonce = await fails(['quote', '--nonce', 'xyz', '--out', ctx.dir!, '--dir', dir]);
   assert.is(badNonce.code, 2);
   assert.match(badNonce.stderr, '--nonce');
-  const badUrl = await fails([
-    'init',
-    '--gateway',
-    'mqtt://localhost',
-    '--ca',
-    ctx.ca!,
-    '--tpm',
-    ctx.swtpm!.tcti,
-    '--dir',
-    dir,
-  ]);
+  const badUrl = await fails(initArgs('mqtt://localhost', dir));
   assert.is(badUrl.code, 1);
   assert.match(badUrl.stderr, 'only mqtts:// is allowed');
-  const badPcr = await fails([
-    'init',
-    '--gateway',
-    'mqtts://localhost',
-    '--ca',
-    ctx.ca!,
-    '--tpm',
-    ctx.swtpm!.tcti,
-    '--sw-pcr',
-    '16',
-    '--dir',
-    dir,
-  ]);
+  const badPcr = await fails(initArgs('mqtts://localhost', dir, '--sw-pcr', '16'));
   assert.match(badPcr.stderr, '"--sw-pcr" must be a PCR from 8 to 15');
   const missing = await fails(['run', '--dir', join(ctx.dir!, 'nowhere')]);
   assert.is(missing.code, 1);
