@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -14,6 +13,7 @@ import { encodeMessage } from '../../shared/protocol/envelope.ts';
 import { deviceIdentity } from '../../shared/protocol/identity.ts';
 import type { Challenge, Evidence, Hello } from '../../shared/protocol/messages.ts';
 import { parseQuoteAttest } from '../../shared/tpm/attest.ts';
+import { freshChallenge } from '../support/challenge.ts';
 import { type Swtpm, startSwtpm } from '../support/swtpm.ts';
 import { removeDir, tempDir } from '../support/tmp.ts';
 import { captureLogger } from './support.ts';
@@ -72,16 +72,7 @@ const isHello = (id: string) => (r: { message: { t: string }; clientId: string }
   r.message.t === 'hello' && r.clientId.startsWith(`${id}.`);
 
 function challenge(extra: Partial<Challenge> = {}): Challenge {
-  return {
-    t: 'challenge',
-    round: new Uint8Array(randomBytes(16)),
-    nonce: new Uint8Array(randomBytes(32)),
-    reason: 'periodic',
-    pcrs: [0, 14],
-    logs: { sw: 0 },
-    deadline: 30_000,
-    ...extra,
-  };
+  return freshChallenge({ reason: 'periodic', pcrs: [0, 14], logs: { sw: 0 }, deadline: 30_000, ...extra });
 }
 
 /** Sends `c` and returns the evidence, checked against the broker's end of the connection. */

@@ -14,6 +14,7 @@ import { parseQuoteAttest } from '../../shared/tpm/attest.ts';
 import { makeCredential } from '../../shared/tpm/credential.ts';
 import { parsePublic } from '../../shared/tpm/public.ts';
 import { parseSignature, verifySignature } from '../../shared/tpm/signature.ts';
+import { freshChallenge } from '../support/challenge.ts';
 import { removeDir, tempDir } from '../support/tmp.ts';
 import { sha256 } from './hash.ts';
 import { captureLogger, type ProvisionedTpm, provisionedTpm } from './support.ts';
@@ -64,16 +65,13 @@ test.after(async () => {
 });
 
 function challenge(extra: Partial<Challenge> = {}): Challenge {
-  return {
-    t: 'challenge',
-    round: new Uint8Array(randomBytes(16)),
-    nonce: new Uint8Array(randomBytes(32)),
+  return freshChallenge({
     reason: 'periodic',
     pcrs: [0, 7, SW_PCR],
     logs: { sw: 0, ima: 0, boot: 0 },
     deadline: 30_000,
     ...extra,
-  };
+  });
 }
 
 /** The checks of PROTOCOL.md §5 that concern the quote, as a verifier makes them. */

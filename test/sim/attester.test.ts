@@ -17,20 +17,12 @@ import {
   parseSignature,
   verifySignature,
 } from '../../shared/tpm/index.ts';
+import { freshChallenge } from '../support/challenge.ts';
 
 const it = suite('sim attester');
 
 function challenge(over: Partial<Challenge> = {}): Challenge {
-  return {
-    t: 'challenge',
-    round: new Uint8Array(randomBytes(16)),
-    nonce: new Uint8Array(randomBytes(32)),
-    reason: 'on-demand',
-    pcrs: [0, 14],
-    logs: { sw: 0 },
-    deadline: 5000,
-    ...over,
-  };
+  return freshChallenge({ reason: 'on-demand', pcrs: [0, 14], logs: { sw: 0 }, deadline: 5000, ...over });
 }
 
 function context(sim: SimAttester, c: Challenge, exporter: Uint8Array, activation?: Uint8Array) {
