@@ -2,13 +2,11 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
   channelExporter,
-  decodeClaims,
   deviceIdentity,
   type ErrorMessage,
   type Evidence,
   type GatewayMessage,
   type Hello,
-  ProtocolError,
   RESULT_CODES,
   type ResultCode,
   type RoundReason,
@@ -286,17 +284,6 @@ export class Attestation {
       this.refuse(session, 'round-expired', `round ${id} passed its deadline`, evidence.round);
       return;
     }
-    // A body that is not a claims map fails PROTOCOL.md §2: `error`, nothing appraised, no
-    // posture change; the round stays open until its deadline like after any malformed message.
-    try {
-      decodeClaims(evidence.body);
-    } catch (e) {
-      if (!(e instanceof ProtocolError)) throw e;
-      this.refuse(session, 'malformed', e.detail, evidence.round);
-      return;
-    }
-    session.settle(id, 'answered');
-
     const ctx = session.hello!;
     const policy = this.deps.policy();
     const device = this.deps.fleet.get(session.deviceId)!;
@@ -320,6 +307,14 @@ export class Attestation {
       },
       policy.reference,
     );
+    // A body that is not a claims map fails PROTOCOL.md §2: `error`, nothing appraised, no
+    // posture change; the round stays open until its deadline like after any malformed message.
+    // (appraise() is pure, so asking it first costs nothing but the decode it does anyway.)
+    if (!appraisal.ok && appraisal.code === 'malformed') {
+      this.refuse(session, 'malformed', appraisal.detail, evidence.round);
+      return;
+    }
+    session.settle(id, 'answered');
     const appraisalMs = performance.now() - started;
     this.conclude(session, round, evidence, appraisal, device, now, appraisalMs);
   }
