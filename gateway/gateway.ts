@@ -18,6 +18,7 @@ import { DeviceSession } from './device-session.ts';
 import { Fleet, type PostureNotice } from './fleet.ts';
 import { GatewayMetrics } from './metrics.ts';
 import { PolicyFile } from './policy/policy-file.ts';
+import { startRetention } from './retention.ts';
 import { removeRunFile, writeRunFile } from './run-file.ts';
 import { buildRuntimePolicy, type RuntimePolicy } from './runtime-policy.ts';
 import { SqliteStore } from './store/sqlite.ts';
@@ -133,6 +134,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     observe,
   });
   attestation.recover(store.pendingRounds());
+  const retention = startRetention(store, () => policyFile.current().retention.roundsDays, log);
 
   broker = await createBroker(
     {
@@ -208,6 +210,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     sessions: () => sessions.values(),
     async close() {
       closing = true;
+      retention.close();
       removeRunFile(config.dir, process.pid);
       await api?.close();
       batches.close();

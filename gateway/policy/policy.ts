@@ -58,6 +58,8 @@ export interface Policy {
   readonly allowSim: boolean;
   /** Largest accepted message payload, bytes. */
   readonly maxPayload: number;
+  /** How long settled rounds (with their evidence) are kept, days. */
+  readonly retention: { readonly roundsDays: number };
 }
 
 const MINUTE = 60_000;
@@ -89,6 +91,9 @@ export function defaultPolicy(): Policy {
     admitWarning: false,
     allowSim: false,
     maxPayload: DEFAULT_MAX_PAYLOAD,
+    // A round keeps its evidence (about 1 KB) so it can be re-verified; at a 5-minute interval
+    // that is about 0.3 MB per device a day, so a week is 2 MB per device.
+    retention: { roundsDays: 7 },
   };
 }
 
@@ -100,6 +105,7 @@ const KEYS = [
   'admitWarning',
   'allowSim',
   'maxPayload',
+  'retention',
 ] as const;
 const MAX_PCR = PCR_COUNT - 1;
 
@@ -210,7 +216,15 @@ export function parsePolicy(json: unknown, source: string): Policy {
     admitWarning: m.get('admitWarning')?.boolean() ?? d.admitWarning,
     allowSim: m.get('allowSim')?.boolean() ?? d.allowSim,
     maxPayload: m.get('maxPayload')?.integer(4096, 16 * 1024 * 1024, 'bytes') ?? d.maxPayload,
+    retention: parseRetention(m.get('retention')),
   };
+}
+
+function parseRetention(f: Field | undefined): Policy['retention'] {
+  const d = defaultPolicy().retention;
+  if (!f) return d;
+  const m = f.object(['roundsDays']);
+  return { roundsDays: m.get('roundsDays')?.integer(1, 3650, 'days') ?? d.roundsDays };
 }
 
 /** Parse the text of a policy file; invalid JSON is a PolicyError too. */

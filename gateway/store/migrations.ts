@@ -106,6 +106,13 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 2,
+    description: 'index of settled rounds by time, for retention',
+    sql: `
+      CREATE INDEX rounds_settled_by_time ON rounds(issued_at) WHERE state <> 'pending';
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -181,6 +181,11 @@ function prepareStatements(db: Database.Database) {
     roundsOfBatch: db.prepare<[string], RoundRow>(
       'SELECT * FROM rounds WHERE batch_id = ? ORDER BY issued_at, rowid',
     ),
+    // Through the partial index of settled rounds by time: a bounded delete never scans the table.
+    pruneRounds: db.prepare<[number, number]>(
+      `DELETE FROM rounds WHERE rowid IN (
+         SELECT rowid FROM rounds WHERE state <> 'pending' AND issued_at < ? ORDER BY issued_at LIMIT ?)`,
+    ),
 
     insertPostureEvent: db.prepare<[PostureEventRow]>(insertSql('posture_events', POSTURE_EVENT_COLUMNS)),
     postureEvents: db.prepare<[string, number], PostureEventRow>(
@@ -333,6 +338,12 @@ export class SqliteStore implements PostureStore {
   recentRounds(deviceId: string, limit: number): RoundRecord[] {
     this.readable('rounds');
     return this.sql.recentRounds.all(deviceId, limit).map(roundFromRow);
+  }
+
+  pruneRounds(before: number, limit: number): number {
+    // Queued writes first, so that a queued update cannot bring back a round deleted here.
+    this.readable('rounds');
+    return this.sql.pruneRounds.run(before, limit).changes;
   }
 
   roundsOfBatch(batchId: string): RoundRecord[] {

@@ -27,6 +27,11 @@ export interface PostureStore {
   recentRounds(deviceId: string, limit: number): RoundRecord[];
   /** The rounds issued for a batch, oldest first. */
   roundsOfBatch(batchId: string): RoundRecord[];
+  /**
+   * Deletes up to `limit` settled rounds issued before `before` (Unix ms), oldest first; pending
+   * rounds are kept whatever their age. Returns how many were deleted.
+   */
+  pruneRounds(before: number, limit: number): number;
 
   // Posture history
   addPostureEvent(e: PostureEvent): void;

@@ -80,6 +80,7 @@ test('a full policy parses; hex is normalised; expiry follows the interval unles
       admitWarning: true,
       allowSim: true,
       maxPayload: 4096,
+      retention: { roundsDays: 30 },
     },
     'policy.json',
   );
@@ -94,6 +95,7 @@ test('a full policy parses; hex is normalised; expiry follows the interval unles
     admitWarning: true,
     allowSim: true,
     maxPayload: 4096,
+    retention: { roundsDays: 30 },
   } satisfies Policy);
 });
 
@@ -102,6 +104,8 @@ const WRONG: [unknown, string, RegExp][] = [
   [[], '', /expected an object with keys admission, pcrs/],
   [null, '', /expected an object/],
   [{ admision: {} }, 'admision', /unknown key \(allowed here: admission, pcrs,/],
+  [{ retention: { roundsDays: 0 } }, 'retention.roundsDays', /whole number of days from 1 to 3650, got 0/],
+  [{ retention: { rounds: 7 } }, 'retention.rounds', /unknown key \(allowed here: roundsDays\)/],
   [{ admission: 'open' }, 'admission', /expected an object with keys mode, ekCa, got "open"/],
   [
     { admission: { mode: 'tofu' } },

@@ -317,6 +317,33 @@ test('a failing migration step leaves the database at the previous whole version
   db.close();
 });
 
+test('retention: settled rounds before the cut are pruned oldest first and in bounded steps; pending rounds stay', () => {
+  const store = openStore();
+  store.saveDevice(fullDevice());
+  for (let n = 1; n <= 5; n++) store.saveRound(appraisedRound(n));
+  store.saveRound(pendingRound(6));
+  // Issued at base + n: the cut below keeps rounds 4 and 5 (and the pending 6, however old).
+  const cut = pendingRound(4).issuedAt;
+  assert.is(store.pruneRounds(cut, 2), 2, 'a step deletes at most its limit');
+  assert.equal(store.round(roundId(1)), undefined, 'the oldest go first');
+  assert.ok(store.round(roundId(3)));
+  assert.is(store.pruneRounds(cut, 100), 1);
+  assert.is(store.pruneRounds(cut, 100), 0);
+  assert.equal(
+    store.recentRounds(DEVICE_ID, 10).map((r) => r.id),
+    [roundId(6), roundId(5), roundId(4)],
+  );
+  assert.is(
+    store.pruneRounds(pendingRound(100).issuedAt, 100),
+    2,
+    'a pending round is kept whatever its age',
+  );
+  assert.equal(
+    store.pendingRounds().map((r) => r.id),
+    [roundId(6)],
+  );
+});
+
 test('pending rounds and everything else survive a restart', () => {
   let store = openStore();
   store.saveDevice(fullDevice());
