@@ -6,8 +6,8 @@ import { onlyKeys, readJson } from '../http.ts';
 import type { Router } from '../router.ts';
 
 // The admission allowlist (policy mode `allowlist`): EK hashes or device ids. Admission runs on
-// every hello, so a revoked device is refused at its next connection; its current connection
-// keeps its posture until then (re-attest or disconnect it to act at once).
+// every hello, so a revoked device is refused at its next connection; under an allowlist its
+// current connections are also closed at once.
 
 function entry(value: unknown): string {
   if (typeof value !== 'string')
@@ -59,7 +59,12 @@ export function admissionRoutes(router: Router, ctx: ApiContext): void {
       throw new ApiError('not-admitted', `${e} is not on the allowlist: see GET /v1/admissions`);
     for (const a of listed) store.revoke(a);
     ctx.gateway.refreshPolicy();
-    ctx.gateway.log.info({ revoked: listed }, 'admission revoked');
-    return { status: 200, json: { revoked: listed } };
+    // Under an allowlist, revoking is the operator saying "no longer this device": its live
+    // connections end now rather than at their next hello. (Other modes do not consult the list.)
+    const id = device?.id ?? (isDeviceId(e) ? e : e.slice(0, 24));
+    const cut = ctx.gateway.policy().admission.mode === 'allowlist' ? [...ctx.gateway.sessionsOf(id)] : [];
+    for (const s of cut) s.client.close();
+    ctx.gateway.log.info({ revoked: listed, disconnected: cut.length }, 'admission revoked');
+    return { status: 200, json: { revoked: listed, disconnected: cut.length } };
   });
 }
