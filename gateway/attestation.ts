@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
   channelExporter,
-  deviceIdentity,
   type ErrorMessage,
   type Evidence,
   type GatewayMessage,
@@ -12,18 +11,10 @@ import {
   type RoundReason,
   type Status,
 } from '../shared/protocol/index.ts';
-import {
-  AK_TEMPLATE,
-  makeCredential,
-  matchesTemplate,
-  objectName,
-  parsePublic,
-  TpmFormatError,
-  toHex,
-} from '../shared/tpm/index.ts';
-import { admit } from './admission.ts';
-import type { ActiveRound, DeviceSession, HelloContext } from './device-session.ts';
+import { makeCredential, objectName, toHex } from '../shared/tpm/index.ts';
+import type { ActiveRound, DeviceSession } from './device-session.ts';
 import type { Fleet } from './fleet.ts';
+import { checkHello } from './hello.ts';
 import type { DeviceRecord, RoundRecord } from './model.ts';
 import type { RuntimePolicy } from './runtime-policy.ts';
 import type { PostureStore } from './store/store.ts';
@@ -78,45 +69,7 @@ const roundRecord = (session: DeviceSession, r: ActiveRound): RoundRecord => ({
  * no activated AK is known: one code path on both sides.
  */
 export class Attestation {
-  private readonly recovering = new Set<NodeJS.Timeout>();
-
   constructor(private readonly deps: AttestationDeps) {}
-
-  /**
-   * Rounds a previous run left pending: their connections are gone. Each keeps its deadline: a
-   * device that has not re-attested by then turns stale; one that did makes the round abandoned.
-   */
-  recover(pending: readonly RoundRecord[]): void {
-    for (const round of pending) {
-      const timer = setTimeout(
-        () => {
-          this.recovering.delete(timer);
-          const device = this.deps.fleet.get(round.deviceId);
-          const renewed =
-            device !== undefined && device.lastRound !== round.id && (device.lastSeen ?? 0) > round.issuedAt;
-          this.deps.store.saveRound({
-            ...round,
-            state: renewed ? 'abandoned' : 'stale',
-            codes: renewed ? [] : ['stale'],
-            detail: renewed
-              ? 'the gateway restarted; the device re-attested on a new connection'
-              : 'the gateway restarted and the device did not answer before the deadline',
-          });
-          if (!renewed && device && (device.posture === 'affirming' || device.posture === 'warning')) {
-            this.deps.fleet.transition(device, 'stale', ['stale'], Date.now(), undefined, round.id);
-          }
-        },
-        Math.max(0, round.deadlineAt - Date.now()),
-      );
-      timer.unref();
-      this.recovering.add(timer);
-    }
-  }
-
-  close(): void {
-    for (const t of this.recovering) clearTimeout(t);
-    this.recovering.clear();
-  }
 
   /** Answers `error` on this connection; nothing else changes. */
   refuse(session: DeviceSession, code: ResultCode, detail: string, round?: Uint8Array): void {
@@ -140,70 +93,20 @@ export class Attestation {
       );
       return;
     }
-    const { ekHash, deviceId } = deviceIdentity(hello.ek);
-    if (deviceId !== session.deviceId) {
-      this.refuseConnection(
-        session,
-        'identity-mismatch',
-        `hello.ek hashes to device id ${deviceId}, but the MQTT username is ${session.deviceId}`,
-      );
+    const known = this.deps.fleet.get(session.deviceId);
+    const outcome = checkHello(hello, session.deviceId, this.deps.policy().admission, known, Date.now());
+    if (!outcome.ok) {
+      this.refuseConnection(session, outcome.code, outcome.detail);
       return;
     }
-    let ek: HelloContext['ek'];
-    let ak: HelloContext['ak'];
-    try {
-      ek = parsePublic(hello.ek);
-      ak = parsePublic(hello.ak);
-    } catch (e) {
-      if (!(e instanceof TpmFormatError)) throw e;
-      this.refuseConnection(session, 'malformed', `hello: ${e.message}`);
-      return;
-    }
-    if (!matchesTemplate(ak, AK_TEMPLATE)) {
-      this.refuseConnection(
-        session,
-        'ak-unknown',
-        'hello.ak is not a Vigil AK: it must be a restricted ECC P-256 ECDSA/SHA-256 signing key with fixedTPM, fixedParent and sensitiveDataOrigin',
-      );
-      return;
-    }
-    const policy = this.deps.policy();
-    const admission = admit(
-      { ek, ekHash, attester: hello.attester, ...(hello.ekCert && { ekCert: hello.ekCert }) },
-      policy.admission,
-    );
-    if (!admission.ok) {
-      this.refuseConnection(session, admission.code, admission.detail);
-      return;
-    }
-    if (policy.admission.mode === 'open' && !this.deps.fleet.get(deviceId)) {
+    if (outcome.firstUseUnderOpen) {
       this.deps.log.warn(
-        { device: deviceId, ekHash },
+        { device: session.deviceId, ekHash: outcome.context.ekHash },
         'ADMISSION IS OPEN: a device unknown to this gateway was admitted on first use',
       );
     }
-
-    const now = Date.now();
-    const known = this.deps.fleet.get(deviceId);
-    const device: DeviceRecord = {
-      ...(known ?? { id: deviceId, labels: {}, posture: 'enrolling', reasons: [], firstSeen: now }),
-      ekHash,
-      ekPublic: hello.ek,
-      ...(hello.ekCert && { ekCert: hello.ekCert }),
-      attester: hello.attester,
-      agent: hello.agent,
-      swPcr: hello.swPcr,
-      lastSeen: now,
-    } as DeviceRecord;
-    this.deps.fleet.save(device);
-    session.hello = {
-      hello,
-      ek,
-      ekName: objectName(hello.ek),
-      ekHash,
-      ak,
-      genuineHardware: admission.genuineHardware,
-    };
+    this.deps.fleet.save(outcome.device);
+    session.hello = outcome.context;
     this.startRound(session, 'onboard');
   }
 

@@ -18,6 +18,7 @@ import { DeviceSession } from './device-session.ts';
 import { Fleet, type PostureNotice } from './fleet.ts';
 import { GatewayMetrics } from './metrics.ts';
 import { PolicyFile } from './policy/policy-file.ts';
+import { recoverPendingRounds } from './recovery.ts';
 import { startRetention } from './retention.ts';
 import { removeRunFile, writeRunFile } from './run-file.ts';
 import { buildRuntimePolicy, type RuntimePolicy } from './runtime-policy.ts';
@@ -133,7 +134,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     version: VERSION,
     observe,
   });
-  attestation.recover(store.pendingRounds());
+  const stopRecovery = recoverPendingRounds(store.pendingRounds(), fleet, store);
   const retention = startRetention(store, () => policyFile.current().retention.roundsDays, log);
 
   broker = await createBroker(
@@ -217,7 +218,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       policyFile.close();
       for (const s of sessions.values()) s.close();
       await broker!.close();
-      attestation.close();
+      stopRecovery();
       fleet.close();
       store.close();
     },
