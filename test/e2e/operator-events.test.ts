@@ -87,11 +87,16 @@ it('an operator receives the retained posture of every device, then each change'
 
 it('device credentials connect but the subscription is refused; nothing is received', async (ctx) => {
   const a = ctx.devices[0]!;
+  const [attested] = ctx.gw!.gateway.sessionsOf(a.id);
   const sub = mosquittoSub(ctx, ['-u', a.id, '-i', `${a.id}.spy`, '-P', 'anything'], 1);
   const { stderr } = await sub.exited;
   assert.match(stderr, /All subscription requests were denied/);
   assert.equal(sub.lines, []);
-  assert.is(ctx.gw!.gateway.sessionsOf(a.id).length, 1, 'the attested connection is undisturbed');
+  // mosquitto_sub has exited; the gateway hears of its closed socket a moment later.
+  await eventually(() => ctx.gw!.gateway.sessionsOf(a.id).length === 1, 'the spy connection is gone');
+  const [after] = ctx.gw!.gateway.sessionsOf(a.id);
+  assert.ok(attested !== undefined && after === attested, 'the attested connection is the one left');
+  assert.ok(!attested.closed && attested.trustedUntil > Date.now(), 'and it is undisturbed');
 });
 
 it('no credentials, or a wrong operator token: the connection is refused', async (ctx) => {

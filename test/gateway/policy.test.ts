@@ -53,6 +53,7 @@ test('an empty policy is the default policy, and the default is what the docs pr
     admitWarning: false,
     allowSim: false,
     maxPayload: 1024 * 1024,
+    retention: { roundsDays: 7 },
   });
 });
 
