@@ -1,9 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { SIM_SOFTWARE, SimAttester, softwareReference } from '../firmware-shims/sim/attester.ts';
 import { appraise, type DeviceContext, type RoundContext } from '../gateway/verifier/appraise.ts';
 import { ReferenceValues } from '../gateway/verifier/reference-values.ts';
 import { bindingDigest, type Challenge, type Evidence, encodeClaims } from '../shared/protocol/index.ts';
 import { objectName, parsePublic } from '../shared/tpm/index.ts';
+import { SIM_SOFTWARE, SimAttester, softwareReference } from '../test/equipment/sim/attester.ts';
 import { atMost, type Figure } from './figure.ts';
 import { percentile } from './stats.ts';
 import { swtpmWithKeys } from './swtpm-keys.ts';

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { type SimFleet, startSimFleet } from '../firmware-shims/sim/fleet.ts';
+import { type SimFleet, startSimFleet } from '../test/equipment/sim/fleet.ts';
 import { serve } from './ipc.ts';
 
 // A shard of the simulated fleet in its own process: the bench spreads a large fleet over a few

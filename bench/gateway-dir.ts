@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { SIM_SOFTWARE, softwareReference } from '../firmware-shims/sim/attester.ts';
 import { loadConfig } from '../gateway/config.ts';
-import { initGateway } from '../gateway/init.ts';
+import { initGateway } from '../gateway/setup/init.ts';
+import { SIM_SOFTWARE, softwareReference } from '../test/equipment/sim/attester.ts';
 
 // A gateway directory for benchmarks: open admission, sim allowed (bench only), periodic rounds
 // rare enough not to fall inside a measurement unless a figure asks for them.

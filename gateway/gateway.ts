@@ -9,19 +9,19 @@ import {
   ProtocolError,
   topics,
 } from '../shared/protocol/index.ts';
+import { GatewayMetrics } from './api/metrics.ts';
 import { type ApiServer, startApi } from './api/server.ts';
-import { Attestation, type AttestationObserver } from './attestation.ts';
-import { BatchTracker } from './batches.ts';
-import { type Broker, createBroker } from './broker.ts';
+import { type Broker, createBroker } from './broker/broker.ts';
 import { type GatewayConfig, loadConfig } from './config.ts';
-import { DeviceSession } from './device-session.ts';
-import { Fleet, type PostureNotice } from './fleet.ts';
-import { GatewayMetrics } from './metrics.ts';
+import { DeviceSession } from './connections/device-connection.ts';
 import { PolicyFile } from './policy/policy-file.ts';
-import { recoverPendingRounds } from './recovery.ts';
-import { startRetention } from './retention.ts';
+import { buildRuntimePolicy, type RuntimePolicy } from './policy/runtime-policy.ts';
+import { Fleet, type PostureNotice } from './posture/fleet.ts';
+import { Attestation, type AttestationObserver } from './rounds/attestation.ts';
+import { BatchTracker } from './rounds/batches.ts';
+import { recoverPendingRounds } from './rounds/recovery.ts';
 import { removeRunFile, writeRunFile } from './run-file.ts';
-import { buildRuntimePolicy, type RuntimePolicy } from './runtime-policy.ts';
+import { startRetention } from './store/retention.ts';
 import { SqliteStore } from './store/sqlite.ts';
 import type { PostureStore } from './store/store.ts';
 import { EarSigner } from './verifier/ear.ts';

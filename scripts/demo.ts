@@ -11,7 +11,7 @@ import { measureSoftware } from '../device/software.ts';
 import { freePortPair } from '../firmware-shims/swtpm/free-ports.ts';
 import { type SwtpmProcess, startSwtpmProcess } from '../firmware-shims/swtpm/swtpm-process.ts';
 import { type Gateway, startGateway } from '../gateway/gateway.ts';
-import { initGateway } from '../gateway/init.ts';
+import { initGateway } from '../gateway/setup/init.ts';
 import type { Challenge, Result } from '../shared/protocol/index.ts';
 
 const FLEET = 3;

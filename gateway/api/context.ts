@@ -1,6 +1,6 @@
-import type { BatchTracker } from '../batches.ts';
 import type { Gateway } from '../gateway.ts';
-import type { GatewayMetrics } from '../metrics.ts';
+import type { BatchTracker } from '../rounds/batches.ts';
+import type { GatewayMetrics } from './metrics.ts';
 
 /** What the API's routes work on: the running gateway's parts. */
 export interface ApiContext {

@@ -1,4 +1,4 @@
-import type { BatchProgress } from '../batches.ts';
+import type { BatchProgress } from '../rounds/batches.ts';
 import { client, duration, parse, TARGET_OPTIONS, UsageError } from './args.ts';
 import { json, table } from './output.ts';
 import { progressView } from './progress.ts';

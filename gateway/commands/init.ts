@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { initGateway } from '../init.ts';
+import { initGateway } from '../setup/init.ts';
 import { parse, UsageError } from './args.ts';
 import { gatewayDir } from './client.ts';
 

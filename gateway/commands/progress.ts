@@ -1,4 +1,4 @@
-import type { BatchProgress } from '../batches.ts';
+import type { BatchProgress } from '../rounds/batches.ts';
 
 // Live progress of a batch: a redrawn bar on a terminal, and on anything else (a log, CI) one
 // plain line each time the counts change, so that nothing is lost to carriage returns.

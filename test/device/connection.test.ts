@@ -8,7 +8,7 @@ import { type Agent, startAgent } from '../../device/agent.ts';
 import { type AgentConfig, loadConfig, parseGatewayUrl } from '../../device/config.ts';
 import { initAgent } from '../../device/init.ts';
 import type { ConnectionState } from '../../device/state.ts';
-import { createPki, loadTlsMaterial } from '../../gateway/pki.ts';
+import { createPki, loadTlsMaterial } from '../../gateway/setup/pki.ts';
 import { type Swtpm, startSwtpm } from '../support/swtpm.ts';
 import { testPki } from '../support/tls-pair.ts';
 import { removeDir, tempDir } from '../support/tmp.ts';

@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { SimDevice } from '../../firmware-shims/sim/sim-device.ts';
-import type { PostureNotice } from '../../gateway/fleet.ts';
+import type { PostureNotice } from '../../gateway/posture/fleet.ts';
+import type { SimDevice } from '../equipment/sim/sim-device.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
 import { eventually } from '../support/operator.ts';
 import { connectAffirmedSimDevices, simPolicy } from '../support/sim-devices.ts';

@@ -1,14 +1,14 @@
 import { execFile } from 'node:child_process';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type SimFleet, startSimFleet } from '../../firmware-shims/sim/fleet.ts';
-import type { BatchProgress } from '../../gateway/batches.ts';
-import type { DeviceSession } from '../../gateway/device-session.ts';
+import type { DeviceSession } from '../../gateway/connections/device-connection.ts';
+import type { BatchProgress } from '../../gateway/rounds/batches.ts';
+import { type SimFleet, startSimFleet } from '../equipment/sim/fleet.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
 import { eventually } from '../support/operator.ts';
 import { simPolicy } from '../support/sim-devices.ts';
 
-// On-demand attestation of 200 simulated devices (firmware-shims/sim: software attesters, each on
+// On-demand attestation of 200 simulated devices (test/equipment/sim: software attesters, each on
 // its own TLS 1.3 connection): one round per device on the connection it has, progress while it
 // runs, and completion; with one device silent, completion at its deadline and exit code 1.
 

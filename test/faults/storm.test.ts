@@ -1,6 +1,6 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type SimFleet, startSimFleet } from '../../firmware-shims/sim/fleet.ts';
+import { type SimFleet, startSimFleet } from '../equipment/sim/fleet.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
 import { eventually } from '../support/operator.ts';
 import { simPolicy } from '../support/sim-devices.ts';

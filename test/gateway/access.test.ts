@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mayDeliver, mayPublish, maySubscribe, type Peer } from '../../gateway/access.ts';
+import { mayDeliver, mayPublish, maySubscribe, type Peer } from '../../gateway/broker/access.ts';
 
 const ID = 'aaaaaaaaaaaaaaaaaaaaaaaa';
 const OTHER = 'bbbbbbbbbbbbbbbbbbbbbbbb';

@@ -1,10 +1,10 @@
 import { request } from 'node:http';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { SIM_SOFTWARE, softwareReference } from '../../firmware-shims/sim/attester.ts';
-import type { SimDevice } from '../../firmware-shims/sim/sim-device.ts';
 import type { DeviceDetailView, DeviceView } from '../../gateway/api/views.ts';
-import type { BatchProgress } from '../../gateway/batches.ts';
+import type { BatchProgress } from '../../gateway/rounds/batches.ts';
+import { SIM_SOFTWARE, softwareReference } from '../equipment/sim/attester.ts';
+import type { SimDevice } from '../equipment/sim/sim-device.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
 import { connectAffirmedSimDevices, simPolicy } from '../support/sim-devices.ts';
 

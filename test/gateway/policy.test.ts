@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createPki } from '../../gateway/pki.ts';
 import {
   defaultPolicy,
   defaultPolicyText,
@@ -14,6 +13,7 @@ import {
   writeDefaultPolicy,
 } from '../../gateway/policy/policy.ts';
 import { PolicyFile, type PolicyFileOptions } from '../../gateway/policy/policy-file.ts';
+import { createPki } from '../../gateway/setup/pki.ts';
 
 const dirs: string[] = [];
 const files: PolicyFile[] = [];

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { startRetention } from '../../gateway/retention.ts';
+import { startRetention } from '../../gateway/store/retention.ts';
 import { SqliteStore } from '../../gateway/store/sqlite.ts';
 import { removeDir, tempDir } from '../support/tmp.ts';
 import { appraisedRound, DEVICE_ID, fullDevice, pendingRound, roundId } from './fixtures/store-records.ts';

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { SimDevice } from '../../firmware-shims/sim/sim-device.ts';
+import { SimDevice } from '../equipment/sim/sim-device.ts';
 import { startTestGateway } from '../support/gateway.ts';
 import { eventually } from '../support/operator.ts';
 import { simPolicy } from '../support/sim-devices.ts';

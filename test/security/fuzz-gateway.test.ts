@@ -3,7 +3,7 @@ import type { Client } from 'aedes';
 import fc from 'fast-check';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DeviceSession } from '../../gateway/device-session.ts';
+import { DeviceSession } from '../../gateway/connections/device-connection.ts';
 import { expectedAkQualifiedName } from '../../gateway/verifier/appraise.ts';
 import { encodeCbor } from '../../shared/cbor/encode.ts';
 import {

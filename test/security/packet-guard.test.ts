@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { guardPacketSize } from '../../gateway/packet-guard.ts';
+import { guardPacketSize } from '../../gateway/broker/packet-guard.ts';
 
 // The packet guard alone: fixed headers split across chunks, many packets per chunk, the bound.
 

@@ -1,8 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ActivationError } from '../../firmware-shims/sim/activation.ts';
-import { SIM_SOFTWARE, SimAttester, softwareReference } from '../../firmware-shims/sim/attester.ts';
 import { appraise, expectedAkQualifiedName } from '../../gateway/verifier/appraise.ts';
 import { ReferenceValues } from '../../gateway/verifier/reference-values.ts';
 import type { Challenge } from '../../shared/protocol/index.ts';
@@ -17,6 +15,8 @@ import {
   parseSignature,
   verifySignature,
 } from '../../shared/tpm/index.ts';
+import { ActivationError } from '../equipment/sim/activation.ts';
+import { SIM_SOFTWARE, SimAttester, softwareReference } from '../equipment/sim/attester.ts';
 import { freshChallenge } from '../support/challenge.ts';
 
 const it = suite('sim attester');

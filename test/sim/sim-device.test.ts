@@ -1,8 +1,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { type SimFleet, startSimFleet } from '../../firmware-shims/sim/fleet.ts';
-import { SimDevice } from '../../firmware-shims/sim/sim-device.ts';
 import type { ErrorMessage } from '../../shared/protocol/index.ts';
+import { type SimFleet, startSimFleet } from '../equipment/sim/fleet.ts';
+import { SimDevice } from '../equipment/sim/sim-device.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
 import { simPolicy } from '../support/sim-devices.ts';
 

@@ -1,10 +1,10 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import pino from 'pino';
-import type { AttestationObserver } from '../../gateway/attestation.ts';
 import { loadConfig } from '../../gateway/config.ts';
 import { type Gateway, startGateway } from '../../gateway/gateway.ts';
-import { initGateway } from '../../gateway/init.ts';
+import type { AttestationObserver } from '../../gateway/rounds/attestation.ts';
+import { initGateway } from '../../gateway/setup/init.ts';
 import { freePort } from './ports.ts';
 import { removeDir, tempDir } from './tmp.ts';
 

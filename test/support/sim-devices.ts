@@ -1,9 +1,9 @@
 import * as assert from 'uvu/assert';
-import { SIM_SOFTWARE, softwareReference } from '../../firmware-shims/sim/attester.ts';
-import { SimDevice } from '../../firmware-shims/sim/sim-device.ts';
+import { SIM_SOFTWARE, softwareReference } from '../equipment/sim/attester.ts';
+import { SimDevice } from '../equipment/sim/sim-device.ts';
 import type { TestGateway } from './gateway.ts';
 
-// Sim devices (firmware-shims/sim: software attesters) against a test gateway: the policy that
+// Sim devices (test/equipment/sim: software attesters) against a test gateway: the policy that
 // lets them in, and a few of them connected and affirmed for tests about what comes after.
 
 /** policy.json for sim devices: open admission, sim attesters allowed, SIM_SOFTWARE a release. */

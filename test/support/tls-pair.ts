@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import { createPki, loadTlsMaterial, type TlsMaterial } from '../../gateway/pki.ts';
+import { createPki, loadTlsMaterial, type TlsMaterial } from '../../gateway/setup/pki.ts';
 
 let cached: TlsMaterial | undefined;
 

@@ -8,7 +8,7 @@ import {
   objectName,
   qualifiedName,
   TPM_RH,
-} from '../../shared/tpm/index.ts';
+} from '../../../shared/tpm/index.ts';
 
 // The keys a simulated TPM holds, in software. Each public area has exactly the shape a TPM
 // would give (the EK follows the TCG default template L-2, the AK Vigil's template), so a verifier

@@ -1,4 +1,4 @@
-import { appTopicOwner, parseVigilTopic, TOPIC_ROOT } from '../shared/protocol/index.ts';
+import { appTopicOwner, parseVigilTopic, TOPIC_ROOT } from '../../shared/protocol/index.ts';
 
 // PROTOCOL.md §1 as decisions: who may publish, subscribe and receive what. Pure functions of
 // the peer and the topic, so every rule is testable without a broker and one place decides.

@@ -1,9 +1,9 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { CONFIG_FILE, defaultConfigJson, type GatewayConfig, loadConfig } from './config.ts';
+import { CONFIG_FILE, defaultConfigJson, type GatewayConfig, loadConfig } from '../config.ts';
+import { writeDefaultPolicy } from '../policy/policy.ts';
 import { createPki } from './pki.ts';
-import { writeDefaultPolicy } from './policy/policy.ts';
 
 export interface InitOptions {
   readonly dir: string;

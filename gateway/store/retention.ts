@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { PostureStore } from './store/store.ts';
+import type { PostureStore } from './store.ts';
 
 // Rounds keep their evidence (about 1 KB each) so that an operator can re-verify them; at a
 // periodic interval that is hundreds of MB a day for a large fleet. Settled rounds older than the

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
-import type { ResultCode } from '../shared/protocol/index.ts';
-import type { DeviceRecord, Posture, PostureEvent } from './model.ts';
-import type { PostureStore } from './store/store.ts';
+import type { ResultCode } from '../../shared/protocol/index.ts';
+import type { DeviceRecord, Posture, PostureEvent } from '../model.ts';
+import type { PostureStore } from '../store/store.ts';
 
 /** The JSON a back end reads, retained, on vigil/v1/fleet/{id}. */
 export interface PostureNotice {

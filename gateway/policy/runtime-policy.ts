@@ -1,8 +1,8 @@
 import { createHash, type X509Certificate } from 'node:crypto';
-import type { AdmissionPolicy } from './admission.ts';
-import type { Release } from './model.ts';
-import type { Policy } from './policy/policy.ts';
-import { ReferenceValues } from './verifier/reference-values.ts';
+import type { Release } from '../model.ts';
+import type { AdmissionPolicy } from '../verifier/admission.ts';
+import { ReferenceValues } from '../verifier/reference-values.ts';
+import type { Policy } from './policy.ts';
 
 /**
  * The policy as the gateway applies it: the operator's file joined with the releases registered

@@ -1,5 +1,5 @@
 import { createDecipheriv, createECDH, createHmac, timingSafeEqual } from 'node:crypto';
-import { HASH_SIZE, kdfa, kdfe, Reader, TpmFormatError } from '../../shared/tpm/index.ts';
+import { HASH_SIZE, kdfa, kdfe, Reader, TpmFormatError } from '../../../shared/tpm/index.ts';
 import type { SimKeys } from './keys.ts';
 
 // TPM2_ActivateCredential in software (Part 3 §12.5, Part 1 §24): the inverse of makeCredential

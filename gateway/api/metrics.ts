@@ -1,6 +1,6 @@
-import type { AttestationObserver } from './attestation.ts';
-import type { RoundRecord } from './model.ts';
-import { POSTURES, type Posture } from './model.ts';
+import type { RoundRecord } from '../model.ts';
+import { POSTURES, type Posture } from '../model.ts';
+import type { AttestationObserver } from '../rounds/attestation.ts';
 
 // Prometheus text exposition (format 0.0.4) for the operator API's /metrics. Written out rather
 // than taken from prom-client: six metrics, no dependency, and the gauges are read from the

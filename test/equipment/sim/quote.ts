@@ -5,7 +5,7 @@ import {
   TPM_ST,
   Writer,
   writePcrSelection,
-} from '../../shared/tpm/index.ts';
+} from '../../../shared/tpm/index.ts';
 import type { SimKeys } from './keys.ts';
 import type { PcrBank } from './pcr-bank.ts';
 

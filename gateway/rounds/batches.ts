@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { type RoundReason, STATUSES, type Status } from '../shared/protocol/index.ts';
+import { type RoundReason, STATUSES, type Status } from '../../shared/protocol/index.ts';
+import type { DeviceSession } from '../connections/device-connection.ts';
+import type { BatchRecord, RoundRecord, RoundState } from '../model.ts';
+import type { PostureStore } from '../store/store.ts';
 import type { AttestationObserver } from './attestation.ts';
-import type { DeviceSession } from './device-session.ts';
-import type { BatchRecord, RoundRecord, RoundState } from './model.ts';
-import type { PostureStore } from './store/store.ts';
 
 // On-demand batches: one round per selected device, on the connection it already has, and the
 // progress of those rounds. Progress is always computed from the store, so it survives a gateway

@@ -10,16 +10,16 @@ import {
   type ResultCode,
   type RoundReason,
   type Status,
-} from '../shared/protocol/index.ts';
-import { makeCredential, objectName, toHex } from '../shared/tpm/index.ts';
-import type { ActiveRound, DeviceSession } from './device-session.ts';
-import type { Fleet } from './fleet.ts';
-import { checkHello } from './hello.ts';
-import type { DeviceRecord, RoundRecord } from './model.ts';
-import type { RuntimePolicy } from './runtime-policy.ts';
-import type { PostureStore } from './store/store.ts';
-import { type Appraisal, appraise } from './verifier/appraise.ts';
-import type { EarSigner } from './verifier/ear.ts';
+} from '../../shared/protocol/index.ts';
+import { makeCredential, objectName, toHex } from '../../shared/tpm/index.ts';
+import type { ActiveRound, DeviceSession } from '../connections/device-connection.ts';
+import type { DeviceRecord, RoundRecord } from '../model.ts';
+import type { RuntimePolicy } from '../policy/runtime-policy.ts';
+import type { Fleet } from '../posture/fleet.ts';
+import type { PostureStore } from '../store/store.ts';
+import { type Appraisal, appraise } from '../verifier/appraise.ts';
+import type { EarSigner } from '../verifier/ear.ts';
+import { checkHello } from '../verifier/hello.ts';
 
 export interface AttestationDeps {
   readonly fleet: Fleet;

@@ -1,6 +1,6 @@
-import type { Fleet } from './fleet.ts';
-import type { RoundRecord } from './model.ts';
-import type { PostureStore } from './store/store.ts';
+import type { RoundRecord } from '../model.ts';
+import type { Fleet } from '../posture/fleet.ts';
+import type { PostureStore } from '../store/store.ts';
 
 /**
  * Rounds a previous run left pending: their connections are gone, but each keeps its deadline. A

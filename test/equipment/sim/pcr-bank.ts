@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { PCR_COUNT } from '../../shared/protocol/index.ts';
+import { PCR_COUNT } from '../../../shared/protocol/index.ts';
 
 // The SHA-256 PCR bank of a simulated TPM: 24 registers, zero at reset, changed only by extend.
 

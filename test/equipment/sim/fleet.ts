@@ -1,4 +1,4 @@
-import type { Result } from '../../shared/protocol/index.ts';
+import type { Result } from '../../../shared/protocol/index.ts';
 import type { SimSoftware } from './attester.ts';
 import { type ConnectOptions, SimDevice, type SimDeviceOptions } from './sim-device.ts';
 

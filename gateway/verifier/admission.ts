@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
-import type { ResultCode } from '../shared/protocol/index.ts';
-import { publicKey, type TpmPublic } from '../shared/tpm/index.ts';
+import type { ResultCode } from '../../shared/protocol/index.ts';
+import { publicKey, type TpmPublic } from '../../shared/tpm/index.ts';
 
 // PROTOCOL.md §3: whether an EK the gateway has not enrolled may onboard.
 

@@ -2,7 +2,7 @@ import { constants, timingSafeEqual } from 'node:crypto';
 import tls from 'node:tls';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import type { Logger } from 'pino';
-import { isDeviceId } from '../shared/protocol/index.ts';
+import { isDeviceId } from '../../shared/protocol/index.ts';
 import { mayDeliver, mayPublish, maySubscribe, type Peer } from './access.ts';
 import { guardPacketSize, MAX_PACKET_BYTES } from './packet-guard.ts';
 

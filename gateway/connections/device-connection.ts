@@ -1,7 +1,7 @@
 import type { TLSSocket } from 'node:tls';
 import type { Client } from 'aedes';
-import type { Hello, LogOffsets, RoundReason } from '../shared/protocol/index.ts';
-import type { TpmPublic } from '../shared/tpm/index.ts';
+import type { Hello, LogOffsets, RoundReason } from '../../shared/protocol/index.ts';
+import type { TpmPublic } from '../../shared/tpm/index.ts';
 
 /** A round in flight on one connection; the secret parts never leave memory. */
 export interface ActiveRound {

@@ -8,7 +8,7 @@ import {
   type Hello,
   type SwEntry,
   type SwPcr,
-} from '../../shared/protocol/index.ts';
+} from '../../../shared/protocol/index.ts';
 import { simActivateCredential } from './activation.ts';
 import { type SimKeys, simKeys } from './keys.ts';
 import { PcrBank } from './pcr-bank.ts';

@@ -13,7 +13,7 @@ import {
   ProtocolError,
   type Result,
   topics,
-} from '../../shared/protocol/index.ts';
+} from '../../../shared/protocol/index.ts';
 import { SimAttester, type SimAttesterOptions } from './attester.ts';
 
 // One simulated device: a SimAttester behind its own mqtt.js client on its own TLS 1.3

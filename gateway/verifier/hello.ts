@@ -1,14 +1,14 @@
-import { deviceIdentity, type Hello, type ResultCode } from '../shared/protocol/index.ts';
+import { deviceIdentity, type Hello, type ResultCode } from '../../shared/protocol/index.ts';
 import {
   AK_TEMPLATE,
   matchesTemplate,
   objectName,
   parsePublic,
   TpmFormatError,
-} from '../shared/tpm/index.ts';
+} from '../../shared/tpm/index.ts';
+import type { HelloContext } from '../connections/device-connection.ts';
+import type { DeviceRecord } from '../model.ts';
 import { type AdmissionPolicy, admit } from './admission.ts';
-import type { HelloContext } from './device-session.ts';
-import type { DeviceRecord } from './model.ts';
 
 // What a `hello` establishes, checked in order: the EK names the connection's device, both keys
 // parse, the AK has the shape PROTOCOL.md §3 requires, and admission lets the EK in. Pure: the
