@@ -1,7 +1,8 @@
+import * as fs from 'node:fs';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildManifest, formatManifest, manifestDigest } from './manifest.ts';
+import { buildManifest, formatManifest, manifestDigest } from '../shared/protocol/software-manifest.ts';
 
 // What "the software running now" is for this agent: its own code, measured from the files that
 // are actually loaded. Built, that is dist/{device,shared,firmware-shims}; under tsx in
@@ -53,8 +54,8 @@ export function measureSoftware(src: SoftwareSource = {}): MeasuredSoftware {
   const version = src.version ?? agentVersion();
   const manifest = formatManifest(
     src.root === undefined
-      ? buildManifest(CODE_ROOT, { name, version, include: CODE_DIRS })
-      : buildManifest(src.root, { name, version }),
+      ? buildManifest(fs, CODE_ROOT, { name, version, include: CODE_DIRS })
+      : buildManifest(fs, src.root, { name, version }),
   );
   return { name, version, manifest, digest: manifestDigest(manifest) };
 }

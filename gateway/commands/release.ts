@@ -1,11 +1,12 @@
-import { readFileSync, statSync } from 'node:fs';
+import * as fs from 'node:fs';
+
 import {
   buildManifest,
   formatManifest,
   ManifestError,
   manifestDigest,
   parseManifest,
-} from '../../device/manifest.ts';
+} from '../../shared/protocol/software-manifest.ts';
 import type { ReleaseView } from '../api/views.ts';
 import { client, parse, TARGET_OPTIONS, UsageError } from './args.ts';
 import { ago, json, table } from './output.ts';
@@ -21,16 +22,16 @@ function releaseOf(positionals: string[], manifest: string | undefined) {
     return { name, version, digest };
   }
   try {
-    if (statSync(manifest).isDirectory()) {
+    if (fs.statSync(manifest).isDirectory()) {
       if (positionals.length !== 2)
         throw new UsageError(
           'release add NAME VERSION --manifest DIR: name and version are needed for a tree',
         );
       const [name, version] = positionals as [string, string];
-      const text = formatManifest(buildManifest(manifest, { name, version }));
+      const text = formatManifest(buildManifest(fs, manifest, { name, version }));
       return { name, version, digest: hex(manifestDigest(text)) };
     }
-    const text = readFileSync(manifest, 'utf8');
+    const text = fs.readFileSync(manifest, 'utf8');
     const m = parseManifest(text);
     const [name, version] = positionals;
     if (

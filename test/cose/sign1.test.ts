@@ -94,7 +94,7 @@ it('refuses what is not our form, with a CoseError that says what', () => {
     [
       encodeCbor([
         encodeCbor(
-          new Map([
+          new Map<number, number | Uint8Array>([
             [1, -7],
             [4, Uint8Array.of(1)],
           ]),
@@ -108,7 +108,7 @@ it('refuses what is not our form, with a CoseError that says what', () => {
     [
       encodeCbor([
         encodeCbor(
-          new Map([
+          new Map<number, number | Uint8Array>([
             [1, -7],
             [4, Uint8Array.of(1)],
           ]),

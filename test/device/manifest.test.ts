@@ -1,16 +1,17 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import * as fs from 'node:fs';
+
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { measureSoftware } from '../../device/software.ts';
 import {
   buildManifest,
   formatManifest,
   ManifestError,
   manifestDigest,
   parseManifest,
-} from '../../device/manifest.ts';
-import { measureSoftware } from '../../device/software.ts';
+} from '../../shared/protocol/software-manifest.ts';
 import { removeDir, tempDir } from '../support/tmp.ts';
 
 const test = suite('manifest');
@@ -24,11 +25,11 @@ const hex = (s: string) => createHash('sha256').update(s).digest('hex');
 test('canonical text: header, files sorted by path bytes; digest = SHA-256 of the text (as sha256sum)', () => {
   const dir = tempDir('manifest');
   dirs.push(dir);
-  mkdirSync(join(dir, 'lib'));
-  writeFileSync(join(dir, 'lib', 'b.js'), 'b');
-  writeFileSync(join(dir, 'Z.txt'), 'z');
-  writeFileSync(join(dir, 'a b.js'), 'ab');
-  const text = formatManifest(buildManifest(dir, { name: 'app', version: '1.2.3' }));
+  fs.mkdirSync(join(dir, 'lib'));
+  fs.writeFileSync(join(dir, 'lib', 'b.js'), 'b');
+  fs.writeFileSync(join(dir, 'Z.txt'), 'z');
+  fs.writeFileSync(join(dir, 'a b.js'), 'ab');
+  const text = formatManifest(buildManifest(fs, dir, { name: 'app', version: '1.2.3' }));
   const expected = [
     'vigil-manifest/1',
     'name app',
@@ -91,9 +92,9 @@ test('non-canonical text is refused with the line named', () => {
 test('symbolic links are refused; names with spaces are refused', () => {
   const dir = tempDir('manifest');
   dirs.push(dir);
-  writeFileSync(join(dir, 'real.js'), 'x');
-  symlinkSync(join(dir, 'real.js'), join(dir, 'link.js'));
-  assert.throws(() => buildManifest(dir, { name: 'a', version: '1' }), /symbolic link/);
+  fs.writeFileSync(join(dir, 'real.js'), 'x');
+  fs.symlinkSync(join(dir, 'real.js'), join(dir, 'link.js'));
+  assert.throws(() => buildManifest(fs, dir, { name: 'a', version: '1' }), /symbolic link/);
   assert.throws(() => formatManifest({ name: 'my app', version: '1', files: [] }), /no spaces/);
 });
 

@@ -1,6 +1,4 @@
 import { createHash } from 'node:crypto';
-import { lstatSync, readdirSync, readFileSync } from 'node:fs';
-import { join, relative, sep } from 'node:path';
 
 // The software manifest: a canonical text naming a piece of software, its version and the SHA-256
 // of each of its files. Its SHA-256 is what the agent extends into swPcr and what a gateway's
@@ -12,8 +10,9 @@ import { join, relative, sep } from 'node:path';
 //   file <64 lowercase hex SHA-256> <relative path>\n      one per file, sorted by path bytes
 //
 // Text rather than CBOR or JSON so that `sha256sum manifest.txt` on any machine gives the digest,
-// and a release pipeline can produce it with a shell one-liner. The gateway may import
-// `parseManifest` / `manifestDigest` from here; both are pure.
+// and a release pipeline can produce it with a shell one-liner. It is a contract between the
+// device that measures a tree and the gateway that packs and admits releases (PROTOCOL.md §6.1),
+// so it lives here; walking a tree takes the file system as an argument (`node:fs` fits it).
 
 export const MANIFEST_MAGIC = 'vigil-manifest/1';
 
@@ -132,16 +131,25 @@ export interface BuildOptions {
   readonly include?: readonly string[];
 }
 
+/** The part of a file system a tree walk needs; `node:fs` is one. Paths are `/`-separated. */
+export interface TreeFs {
+  lstatSync(path: string): { isSymbolicLink(): boolean; isDirectory(): boolean; isFile(): boolean };
+  readdirSync(path: string): string[];
+  readFileSync(path: string): Uint8Array;
+}
+
+const joinPath = (a: string, b: string) => (b === '' ? a : a.endsWith('/') ? a + b : `${a}/${b}`);
+
 /**
  * Hashes every regular file under `root` (or under `root/<include>`). A symbolic link is refused
  * rather than followed or skipped: it could point measured code at unmeasured bytes.
  */
-export function buildManifest(root: string, opts: BuildOptions): Manifest {
+export function buildManifest(fs: TreeFs, root: string, opts: BuildOptions): Manifest {
   const files: ManifestFile[] = [];
-  const walk = (path: string) => {
-    let st: ReturnType<typeof lstatSync>;
+  const walk = (path: string, rel: string) => {
+    let st: ReturnType<TreeFs['lstatSync']>;
     try {
-      st = lstatSync(path);
+      st = fs.lstatSync(path);
     } catch (e) {
       throw new ManifestError(`cannot read ${path} for the software manifest: ${(e as Error).message}`);
     }
@@ -151,15 +159,12 @@ export function buildManifest(root: string, opts: BuildOptions): Manifest {
       );
     }
     if (st.isDirectory()) {
-      for (const entry of readdirSync(path)) walk(join(path, entry));
+      for (const entry of fs.readdirSync(path)) walk(joinPath(path, entry), joinPath(rel, entry));
     } else if (st.isFile()) {
-      files.push({
-        path: relative(root, path).split(sep).join('/'),
-        sha256: createHash('sha256').update(readFileSync(path)).digest('hex'),
-      });
+      files.push({ path: rel, sha256: createHash('sha256').update(fs.readFileSync(path)).digest('hex') });
     }
   };
-  for (const top of opts.include ?? ['']) walk(join(root, top));
+  for (const top of opts.include ?? ['']) walk(joinPath(root, top), top);
   if (files.length === 0) {
     throw new ManifestError(
       `no files under ${root} (${(opts.include ?? ['.']).join(', ')}) for the software manifest`,
