@@ -61,7 +61,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const store: PostureStore = new SqliteStore(config.database, {
     onWriteError: (err) => log.error({ err: err.message }, 'posture store refused a write'),
   });
-  const ear = EarSigner.fromPem(readFileSync(config.earKey), 'vigil-gateway');
+  const ear = EarSigner.fromPem(readFileSync(config.earKey));
   const operatorToken = readFileSync(config.operatorToken, 'utf8').trim();
 
   let runtime!: RuntimePolicy;

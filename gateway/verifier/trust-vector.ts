@@ -1,3 +1,4 @@
+import type { TrustClaim } from '../../shared/protocol/ear.ts';
 import type { Status } from '../../shared/protocol/index.ts';
 
 // AR4SI trustworthiness claims (draft-ietf-rats-ar4si §2.3). Values: 0 no claim, 1 unexpected
@@ -27,16 +28,8 @@ export const TRUST = {
   unrecognizedHardware: 97,
 } as const;
 
-export interface TrustVector {
-  'instance-identity': number;
-  configuration: number;
-  executables: number;
-  'file-system': number;
-  hardware: number;
-  'runtime-opaque': number;
-  'storage-opaque': number;
-  'sourced-data': number;
-}
+/** The vector an appraisal fills in, every claim present (0: no claim). */
+export type TrustVector = Record<TrustClaim, number>;
 
 export function emptyVector(): TrustVector {
   return {

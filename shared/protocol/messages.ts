@@ -67,8 +67,8 @@ export interface Result {
   readonly reasons: readonly ResultCode[];
   /** Unix ms after which the posture is stale unless re-attested. */
   readonly expires: number;
-  /** EAR: a JWT signed ES256 by the gateway. */
-  readonly ear: string;
+  /** EAR: a CWT (untagged COSE_Sign1, ES256) over the EAR claims in their CBOR serialization. */
+  readonly ear: Uint8Array;
 }
 
 export interface ErrorMessage {

@@ -2,8 +2,6 @@ import { RESULT_CODES, STATUSES } from './codes.ts';
 import type { Fields } from './fields.ts';
 import { type ErrorMessage, type Result, ROUND_ID_BYTES } from './messages.ts';
 
-const MAX_EAR_CHARS = 16 * 1024;
-
 export function readResult(f: Fields): Result {
   return {
     t: 'result',
@@ -15,7 +13,7 @@ export function readResult(f: Fields): Result {
         : undefined,
     ),
     expires: f.uint('expires'),
-    ear: f.text('ear', MAX_EAR_CHARS),
+    ear: f.bytes('ear'),
   };
 }
 

@@ -120,7 +120,7 @@ test('hello after CONNECT names the TPM; a challenge is answered with evidence b
     status: 'affirming',
     reasons: [],
     expires,
-    ear: 'x.y.z',
+    ear: Uint8Array.of(0x84, 0x40, 0xa0, 0x40, 0x40),
   });
   const seen = new Promise<void>((resolve) => agent.once('result', () => resolve()));
   await ctx.broker!.send(agent.deviceId, result);

@@ -169,7 +169,7 @@ test('a payload that is not a well-formed challenge throws ProtocolError before 
       status: 'none',
       reasons: [],
       expires: 0,
-      ear: '',
+      ear: Uint8Array.of(0x84),
     }),
   ];
   let produced = 0;

@@ -67,7 +67,7 @@ export const result: Result = {
   status: 'contraindicated',
   reasons: ['sw-not-allowed'],
   expires: 1795000600000,
-  ear: 'eyJhbGciOiJFUzI1NiJ9.e30.c2ln',
+  ear: fill(96, 0x84),
 };
 
 export const error: ErrorMessage = {
