@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ResultCode, RoundReason, Status } from '../shared/protocol/codes.ts';
+import type { ErrorCode, ResultCode, RoundReason, Status } from '../shared/protocol/codes.ts';
 import { writeFileAtomic } from './atomic-file.ts';
 
 // What the running agent last knew, in `DIR/state.json`, for `vigil-agent status`, for operators
@@ -48,7 +48,7 @@ export interface ResultRecord {
 }
 
 export interface GatewayErrorRecord {
-  readonly code: ResultCode;
+  readonly code: ErrorCode;
   readonly detail: string;
   readonly round?: string;
   readonly at: number;

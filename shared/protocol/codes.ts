@@ -29,6 +29,40 @@ export function isResultCode(s: string): s is ResultCode {
   return known.has(s);
 }
 
+/**
+ * Outcome codes of a device's report on a command (PROTOCOL.md §6.3), as the device states them.
+ */
+export const REPORT_CODES = [
+  'manifest-invalid',
+  'release-key-unknown',
+  'rollback-refused',
+  'expired',
+  'artifact-invalid',
+  'health-failed',
+  'busy',
+  'unsupported',
+] as const;
+export type ReportCode = (typeof REPORT_CODES)[number];
+
+/** Codes the gateway records per rollout member (PROTOCOL.md §6.5), besides the device's own. */
+export const ROLLOUT_CODES = [
+  'command-unknown',
+  'claim-mismatch',
+  'timed-out',
+  'absent',
+  'appraisal-failed',
+] as const;
+export type RolloutCode = (typeof ROLLOUT_CODES)[number];
+
+/**
+ * What an `error` may carry: a result code of §5, a code of §6.5, or `unexpected-message` for a
+ * well-formed message that the connection's state does not accept (evidence before hello, a
+ * second hello, a report before the connection attested). The last is the project's own: §2
+ * lists `malformed` for messages that fail the codec, and a message in the wrong order does not.
+ */
+export const ERROR_CODES = [...RESULT_CODES, ...ROLLOUT_CODES, 'unexpected-message'] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
 /** Appraisal status of a result (EAR's trust tiers plus `none` for "no claim could be made"). */
 export const STATUSES = ['affirming', 'warning', 'contraindicated', 'none'] as const;
 export type Status = (typeof STATUSES)[number];

@@ -1,4 +1,4 @@
-import type { AttesterKind, LogName, ResultCode, RoundReason, Status } from './codes.ts';
+import type { AttesterKind, ErrorCode, LogName, ResultCode, RoundReason, Status } from './codes.ts';
 
 // The messages of vigil/1 (PROTOCOL.md §2) as the codec hands them out: every field already
 // checked for presence, type and exact length, so the rest of the code never re-validates.
@@ -73,7 +73,7 @@ export interface Result {
 
 export interface ErrorMessage {
   readonly t: 'error';
-  readonly code: ResultCode;
+  readonly code: ErrorCode;
   readonly detail: string;
   readonly round?: Uint8Array;
 }

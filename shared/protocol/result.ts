@@ -1,4 +1,4 @@
-import { RESULT_CODES, STATUSES } from './codes.ts';
+import { ERROR_CODES, RESULT_CODES, STATUSES } from './codes.ts';
 import type { Fields } from './fields.ts';
 import { type ErrorMessage, type Result, ROUND_ID_BYTES } from './messages.ts';
 
@@ -25,7 +25,7 @@ export function readError(f: Fields): ErrorMessage {
   const round = f.optBytes('round', ROUND_ID_BYTES);
   return {
     t: 'error',
-    code: f.oneOf('code', RESULT_CODES),
+    code: f.oneOf('code', ERROR_CODES),
     detail: f.text('detail', 4096),
     ...(round && { round }),
   };
