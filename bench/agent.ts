@@ -134,10 +134,10 @@ export async function agentFigures(o: { rounds: number; log: (l: string) => void
       `  agent (${cmd.built ? 'built JS' : 'tsx'}) RSS after onboarding: ${(rss.rssKb / 1024).toFixed(1)} MB`,
     );
 
-    const session = gateway.sessionsOf(init.deviceId).at(-1)!;
+    const session = gateway.connections.of(init.deviceId).at(-1)!;
     const round = async () => {
       const done = nextSettled(init.deviceId);
-      gateway.attestation.startRound(session, 'periodic');
+      gateway.attestation.start(session, 'periodic');
       const r = await done;
       // The result is written right after the round settles; give it time to reach the agent.
       await new Promise((res) => setTimeout(res, 50));
@@ -201,10 +201,10 @@ export async function agentFigures(o: { rounds: number; log: (l: string) => void
     await sim.connect(`mqtts://localhost:${gateway.mqttPort}`, readFileSync(gw.caPath));
     cleanup.unshift(() => sim.close());
     await simFirst;
-    const simSession = gateway.sessionsOf(sim.id).at(-1)!;
+    const simSession = gateway.connections.of(sim.id).at(-1)!;
     for (let i = 0; i < 2; i++) {
       const next = sim.nextResult();
-      gateway.attestation.startRound(simSession, 'periodic');
+      gateway.attestation.start(simSession, 'periodic');
       await next;
     }
     const payload = sizes.challenge + sizes.evidence + sizes.result;

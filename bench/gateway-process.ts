@@ -47,12 +47,13 @@ const gateway = await startGateway({
 const inspector = new Session();
 inspector.connect();
 
-const attestedSessions = () => [...gateway.sessions()].filter((s) => s.hello && !s.closed && s.attested);
+const attestedSessions = () =>
+  [...gateway.connections.all()].filter((s) => s.hello && !s.closed && s.attested);
 
 serve({
   port: () => gateway.mqttPort,
   stats: () => ({
-    sessions: [...gateway.sessions()].length,
+    sessions: [...gateway.connections.all()].length,
     attested: attestedSessions().length,
     cpu: process.cpuUsage(),
     mem: process.memoryUsage(),
@@ -72,7 +73,7 @@ serve({
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     for (const s of sessions) {
-      if (gateway.attestation.startRound(s, 'on-demand', batchId) !== undefined) b.expected++;
+      if (gateway.attestation.start(s, 'on-demand', batchId) !== undefined) b.expected++;
     }
     const issuedMs = performance.now() - t0;
     if (b.expected > 0 && b.settled < b.expected) await done;
@@ -92,12 +93,12 @@ serve({
   /** Starts an on-demand round on a device's newest connection; resolves when it settled. */
   async roundOne(args) {
     const { deviceId } = args as { deviceId: string };
-    const session = gateway.sessionsOf(deviceId).at(-1);
+    const session = gateway.connections.of(deviceId).at(-1);
     if (!session) throw new Error(`device ${deviceId} has no connection`);
     const t0 = performance.now();
     let id: string | undefined;
     const settled = new Promise<RoundRecord>((resolve) => {
-      id = gateway.attestation.startRound(session, 'on-demand');
+      id = gateway.attestation.start(session, 'on-demand')?.id;
       if (id) single.set(id, resolve);
     });
     if (!id) throw new Error(`device ${deviceId}: no round could be started`);

@@ -167,7 +167,17 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         logger.error({ event, err: (e as Error).message }, 'an agent event listener threw');
       }
     };
+    const hello: Hello = {
+      t: 'hello',
+      ek: keys.ek.publicArea,
+      ...(keys.ek.certificate && { ekCert: keys.ek.certificate }),
+      ak: keys.ak.publicArea,
+      attester: 'tpm2',
+      agent: `${AGENT_NAME}/${agentVersion()}`.slice(0, 64),
+      swPcr: config.swPcr,
+    };
     const handler = new ChallengeHandler({
+      hello,
       tpm,
       akHandle: config.akHandle,
       ek: config.ek,
@@ -179,16 +189,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     });
     // AgentEvents extends InboxEvents, so every inbox event is an agent event of the same shape.
     const inbox = new Inbox(handler, state, logger, emit as unknown as InboxEmit);
-    const hello: Hello = {
-      t: 'hello',
-      ek: keys.ek.publicArea,
-      ...(keys.ek.certificate && { ekCert: keys.ek.certificate }),
-      ak: keys.ak.publicArea,
-      attester: 'tpm2',
-      agent: `${AGENT_NAME}/${agentVersion()}`.slice(0, 64),
-      swPcr: config.swPcr,
-    };
-    const helloBytes = encodeMessage(hello);
+    const helloBytes = encodeMessage(handler.hello());
     const connection = new GatewayConnection({
       gateway: config.gateway,
       ca,

@@ -1,11 +1,10 @@
 import type { Logger } from 'pino';
 import type { LogSource } from '../firmware-shims/logs/source.ts';
 import type { Tpm } from '../firmware-shims/tpm/tpm.ts';
-import { bindingDigest } from '../shared/protocol/binding.ts';
-import { encodeClaims } from '../shared/protocol/claims.ts';
+import { type Attester, bind, type Exporter, evidenceOf } from '../shared/protocol/attester.ts';
 import { decodeGatewayMessage } from '../shared/protocol/envelope.ts';
 import { malformed } from '../shared/protocol/errors.ts';
-import type { Challenge, Claims, Evidence, Logs } from '../shared/protocol/messages.ts';
+import type { Challenge, Claims, Evidence, Hello, Logs } from '../shared/protocol/messages.ts';
 import { parseQuoteAttest } from '../shared/tpm/attest.ts';
 import { pcrDigest } from '../shared/tpm/pcr-values.ts';
 import type { EkKind } from './config.ts';
@@ -22,10 +21,11 @@ import type { TpmAccess } from './tpm-access.ts';
 // (a PCR extended between the read and the quote would make the gateway report
 // pcr-digest-mismatch; the round is redone instead, a bounded number of times).
 
-/** B for this connection and nonce (PROTOCOL.md §4); a fixed value in tests. */
-export type Exporter = (nonce: Uint8Array) => Uint8Array;
+export type { Exporter } from '../shared/protocol/attester.ts';
 
 export interface HandlerDeps {
+  /** What this device says after every CONNECT. */
+  readonly hello: Hello;
   readonly tpm: TpmAccess;
   readonly akHandle: number;
   readonly ek: EkKind;
@@ -55,7 +55,7 @@ function expectedDigest(pcrs: readonly number[], values: ReadonlyMap<number, Uin
 
 const isZero = (b: Uint8Array) => b.every((x) => x === 0);
 
-export class ChallengeHandler {
+export class ChallengeHandler implements Attester {
   readonly #d: HandlerDeps;
   readonly #now: () => number;
   /** The software log generation the last evidence carried; undefined before the first. */
@@ -65,6 +65,14 @@ export class ChallengeHandler {
   constructor(deps: HandlerDeps) {
     this.#d = deps;
     this.#now = deps.now ?? Date.now;
+  }
+
+  hello(): Hello {
+    return this.#d.hello;
+  }
+
+  answer(c: Challenge, exporter: Exporter): Promise<Evidence> {
+    return this.handle(c, exporter);
   }
 
   /**
@@ -99,8 +107,7 @@ export class ChallengeHandler {
         ...(activation !== undefined && { activation }),
         time: this.#now(),
       };
-      const body = encodeClaims(claims);
-      const qualifyingData = bindingDigest(exporter(c.nonce), body);
+      const { body, qualifyingData } = bind(claims, exporter(c.nonce));
       const q = await tpm.run((t) => t.quote(this.#d.akHandle, qualifyingData, selection));
       const consistent =
         Buffer.compare(parseQuoteAttest(q.attest).pcrDigest, expectedDigest(c.pcrs, values)) === 0;
@@ -112,7 +119,7 @@ export class ChallengeHandler {
           );
         }
         this.#answeredGeneration = this.#d.swLog.generation;
-        return { t: 'evidence', round: c.round, body, attest: q.attest, sig: q.signature };
+        return evidenceOf(c, body, q);
       }
       this.#d.logger.debug({ attempt }, 'a quoted PCR changed after it was read; reading and quoting again');
     }

@@ -2,30 +2,35 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Client } from 'aedes';
 import pino, { type Logger } from 'pino';
-import {
-  decodeDeviceMessage,
-  encodeMessage,
-  type GatewayMessage,
-  ProtocolError,
-  topics,
-} from '../shared/protocol/index.ts';
+import { type Clock, type Random, systemClock, systemRandom } from '../shared/clock.ts';
+import { topics } from '../shared/protocol/index.ts';
 import { GatewayMetrics } from './api/metrics.ts';
 import { type ApiServer, startApi } from './api/server.ts';
+import { roundView } from './api/views.ts';
 import { type Broker, createBroker } from './broker/broker.ts';
 import { type GatewayConfig, loadConfig } from './config.ts';
-import { DeviceSession } from './connections/device-connection.ts';
+import { DeviceConnection } from './connections/device-connection.ts';
+import { Connections } from './connections/registry.ts';
+import { Replies } from './connections/replies.ts';
+import { MessageRouter } from './connections/router.ts';
+import { EventBus } from './events.ts';
 import { PolicyFile } from './policy/policy-file.ts';
 import { buildRuntimePolicy, type RuntimePolicy } from './policy/runtime-policy.ts';
-import { Fleet, type PostureNotice } from './posture/fleet.ts';
+import { Fleet } from './posture/fleet.ts';
 import { Attestation, type AttestationObserver } from './rounds/attestation.ts';
 import { BatchTracker } from './rounds/batches.ts';
 import { recoverPendingRounds } from './rounds/recovery.ts';
 import { removeRunFile, writeRunFile } from './run-file.ts';
 import { startRetention } from './store/retention.ts';
 import { SqliteStore } from './store/sqlite.ts';
-import type { PostureStore } from './store/store.ts';
+import type { Store } from './store/store.ts';
 import { EarSigner } from './verifier/ear.ts';
 import { VERSION } from './version.ts';
+
+// The composition root: the gateway's parts built in order (store, policy, posture, rounds,
+// broker, operator API), each stage using only what the stages before it built, and every part
+// that needs closing registered as it is built, so that shutdown (or a failed start) closes them
+// in reverse.
 
 export interface GatewayOptions {
   /** The gateway directory made by `vigil-gateway init`. */
@@ -35,6 +40,8 @@ export interface GatewayOptions {
   readonly apiPort?: number;
   readonly logger?: Logger;
   readonly observe?: AttestationObserver;
+  readonly clock?: Clock;
+  readonly random?: Random;
 }
 
 export interface Gateway {
@@ -43,201 +50,231 @@ export interface Gateway {
   /** The operator API's port (config `api`, or GatewayOptions.apiPort). */
   readonly apiPort: number;
   readonly fleet: Fleet;
-  readonly store: PostureStore;
+  readonly store: Store;
+  readonly connections: Connections;
   readonly attestation: Attestation;
+  /** Where every payload a device publishes on `out` goes (tests drive it directly). */
+  readonly router: MessageRouter;
+  readonly batches: BatchTracker;
+  readonly events: EventBus;
+  readonly metrics: GatewayMetrics;
   readonly log: Logger;
   policy(): RuntimePolicy;
-  /** Rebuilds the runtime policy after the releases or the allowlist changed. */
-  refreshPolicy(): void;
-  /** Live device connections, newest last. */
-  sessionsOf(deviceId: string): readonly DeviceSession[];
-  sessions(): IterableIterator<DeviceSession>;
+  /** Rebuilds the runtime policy after the releases or the allowlist changed in the store. */
+  refreshPolicy(): Promise<void>;
   close(): Promise<void>;
 }
+
+type Closer = () => void | Promise<void>;
 
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const config = loadConfig(opts.dir);
   const log = opts.logger ?? pino({ level: config.logLevel, base: { svc: 'vigil-gateway' } });
-  const store: PostureStore = new SqliteStore(config.database, {
-    onWriteError: (err) => log.error({ err: err.message }, 'posture store refused a write'),
-  });
-  const ear = EarSigner.fromPem(readFileSync(config.earKey));
-  const operatorToken = readFileSync(config.operatorToken, 'utf8').trim();
+  const clock = opts.clock ?? systemClock;
+  const random = opts.random ?? systemRandom;
+  const closers: Closer[] = [];
+  const closeAll = async () => {
+    for (const close of closers.splice(0).reverse()) {
+      try {
+        await close();
+      } catch (err) {
+        log.error({ err }, 'closing a part of the gateway failed');
+      }
+    }
+  };
 
-  let runtime!: RuntimePolicy;
-  const policyFile = new PolicyFile(config.policy, {
-    onChange: () => {
-      refreshPolicy();
-      log.info({ policy: runtime.id }, 'policy reloaded');
-    },
-    onInvalid: (err) =>
-      log.error({ err: err.message }, 'policy file refused; the previous policy stays in force'),
-  });
-  const refreshPolicy = () => {
-    runtime = buildRuntimePolicy(policyFile.current(), policyFile.ekCas(), store.releases(), (h) =>
-      store.isAdmitted(h),
+  try {
+    // 1. The store, and the keys and secrets the gateway signs and checks with.
+    const store: Store = new SqliteStore(config.database, {
+      onWriteError: (err) => log.error({ err: err.message }, 'the store refused a write'),
+    });
+    closers.push(() => store.close());
+    const ear = EarSigner.fromPem(readFileSync(config.earKey));
+    const operatorToken = readFileSync(config.operatorToken, 'utf8').trim();
+
+    // 2. Policy: the operator's file joined with what the store holds (releases, allowlist).
+    let runtime!: RuntimePolicy;
+    const refreshPolicy = async () => {
+      const [releases, admitted] = await Promise.all([store.releases(), store.admitted()]);
+      runtime = buildRuntimePolicy(policyFile.current(), policyFile.ekCas(), releases, admitted);
+    };
+    const policyFile = new PolicyFile(config.policy, {
+      onChange: () =>
+        refreshPolicy().then(
+          () => log.info({ policy: runtime.id }, 'policy reloaded'),
+          (err: Error) =>
+            log.error({ err: err.message }, 'policy reload failed; the previous policy stays in force'),
+        ),
+      onInvalid: (err) =>
+        log.error({ err: err.message }, 'policy file refused; the previous policy stays in force'),
+    });
+    closers.push(() => policyFile.close());
+    await refreshPolicy();
+
+    // 3. Posture: the fleet's records and the events live views follow.
+    const events = new EventBus((err) => log.error({ err }, 'an event listener failed'));
+    const fleet = new Fleet(
+      store,
+      { postureChanged: (notice) => events.publish({ kind: 'posture', notice }) },
+      () => runtime.graceMs,
+      clock,
+      log,
     );
-  };
-  refreshPolicy();
+    fleet.load(await store.devices());
+    closers.push(() => fleet.close());
 
-  const sessions = new Map<Client, DeviceSession>();
-  const byDevice = new Map<string, DeviceSession[]>();
-  const sessionsOf = (id: string): readonly DeviceSession[] => byDevice.get(id) ?? [];
-
-  let broker: Broker | undefined;
-  let closing = false;
-  const fleet = new Fleet(
-    store,
-    {
-      postureChanged(notice: PostureNotice) {
-        broker?.publishRetained(topics.fleet(notice.id), Buffer.from(JSON.stringify(notice)));
+    // 4. Rounds: attestation, on-demand batches, what a previous run left pending, retention.
+    const connections = new Connections();
+    const replies = new Replies(log, clock);
+    const metrics = new GatewayMetrics();
+    const batches = new BatchTracker({
+      store,
+      askable: (id) => connections.askable(id),
+      startRound: (conn, reason, batchId) => attestation.start(conn, reason, batchId),
+      completed: (id, ms) => {
+        metrics.batchCompleted(ms);
+        events.publish({ kind: 'batch', batch: id, done: true, pending: 0, settled: -1 });
       },
-    },
-    () => runtime.graceMs,
-    log,
-  );
-  fleet.load();
-
-  const send = (session: DeviceSession, message: GatewayMessage) => {
-    if (session.closed || !broker) return;
-    broker.sendDirect(session.client, topics.in(session.deviceId), Buffer.from(encodeMessage(message)));
-  };
-
-  // Operator control observes every round: metrics, and the batches waiting for them.
-  const metrics = new GatewayMetrics();
-  const batches = new BatchTracker({
-    store,
-    sessionsOf,
-    startRound: (session, reason, batchId) => attestation.startRound(session, reason, batchId),
-    completed: (ms) => metrics.batchCompleted(ms),
-    log,
-  });
-  const observers: AttestationObserver[] = [metrics, batches, ...(opts.observe ? [opts.observe] : [])];
-  const observe: AttestationObserver = {
-    roundIssued: (r) => {
-      for (const o of observers) o.roundIssued?.(r);
-    },
-    roundSettled: (r, ms) => {
-      for (const o of observers) o.roundSettled?.(r, ms);
-    },
-  };
-
-  const attestation = new Attestation({
-    fleet,
-    store,
-    policy: () => runtime,
-    ear,
-    send,
-    sessionsOf,
-    disconnect: (s) => s.client.close(),
-    log,
-    version: VERSION,
-    observe,
-  });
-  const stopRecovery = recoverPendingRounds(store.pendingRounds(), fleet, store);
-  const retention = startRetention(store, () => policyFile.current().retention.roundsDays, log);
-
-  broker = await createBroker(
-    {
-      key: readFileSync(config.tls.key),
-      cert: readFileSync(config.tls.cert),
-      ...(config.tls.clientCa && { clientCa: readFileSync(config.tls.clientCa) }),
-      requireClientCert: config.tls.requireClientCert,
-      operatorToken,
-    },
-    {
-      deviceConnected(client, socket, deviceId) {
-        const session = new DeviceSession(client, socket, deviceId);
-        sessions.set(client, session);
-        byDevice.set(deviceId, [...sessionsOf(deviceId), session]);
+      clock,
+      random,
+      log,
+    });
+    closers.push(() => batches.close());
+    const observers: AttestationObserver[] = [
+      metrics,
+      batches,
+      {
+        roundIssued: (r) => events.publish({ kind: 'round', device: r.deviceId, round: roundView(r) }),
+        roundSettled: (r) => events.publish({ kind: 'round', device: r.deviceId, round: roundView(r) }),
       },
-      closed(client) {
-        const session = sessions.get(client);
-        if (!session) return;
-        if (closing) {
+      ...(opts.observe ? [opts.observe] : []),
+    ];
+    const observe: AttestationObserver = {
+      roundIssued: (r) => {
+        for (const o of observers) o.roundIssued?.(r);
+      },
+      roundSettled: (r, ms) => {
+        for (const o of observers) o.roundSettled?.(r, ms);
+      },
+    };
+    const attestation = new Attestation({
+      fleet,
+      store,
+      connections,
+      replies,
+      policy: () => runtime,
+      ear,
+      clock,
+      random,
+      log,
+      version: VERSION,
+      observe,
+    });
+    const router = new MessageRouter(
+      (conn, code, detail, round) => replies.refuse(conn, code, detail, round),
+      () => runtime.maxPayload,
+      log,
+    );
+    attestation.register(router);
+    closers.push(
+      recoverPendingRounds(await store.pendingRounds(), fleet, store, clock, observe.roundSettled),
+    );
+    const retention = startRetention(store, () => policyFile.current().retention.roundsDays, log);
+    closers.push(() => retention.close());
+
+    // 5. The broker: MQTT over TLS 1.3, every device connection a DeviceConnection.
+    const byClient = new Map<Client, DeviceConnection>();
+    let closing = false;
+    const broker: Broker = await createBroker(
+      {
+        key: readFileSync(config.tls.key),
+        cert: readFileSync(config.tls.cert),
+        ...(config.tls.clientCa && { clientCa: readFileSync(config.tls.clientCa) }),
+        requireClientCert: config.tls.requireClientCert,
+        operatorToken,
+      },
+      {
+        deviceConnected(client, link, deviceId) {
+          const conn = new DeviceConnection(link, deviceId, clock, attestation.onDeadline);
+          byClient.set(client, conn);
+          connections.add(conn);
+        },
+        closed(client) {
+          const conn = byClient.get(client);
+          if (!conn) return;
+          byClient.delete(client);
+          connections.remove(conn);
           // Shutting down: pending rounds stay pending in the store, so the next start re-arms
           // their deadlines instead of forgetting them.
-          session.close();
-          return;
-        }
-        sessions.delete(client);
-        const rest = sessionsOf(session.deviceId).filter((s) => s !== session);
-        if (rest.length > 0) byDevice.set(session.deviceId, rest);
-        else byDevice.delete(session.deviceId);
-        attestation.onClosed(session);
+          if (closing) attestation.shutdown(conn);
+          else attestation.closed(conn);
+        },
+        deviceMessage(client, payload) {
+          const conn = byClient.get(client);
+          if (conn) router.dispatch(conn, payload);
+        },
+        peer: (client) => byClient.get(client),
       },
-      deviceMessage(client, payload) {
-        const session = sessions.get(client);
-        if (!session || session.closed) return;
-        let message: ReturnType<typeof decodeDeviceMessage>;
-        try {
-          message = decodeDeviceMessage(payload, { maxPayload: runtime.maxPayload });
-        } catch (e) {
-          if (!(e instanceof ProtocolError)) throw e;
-          return attestation.refuse(session, e.code, e.detail);
-        }
-        if (message.t === 'hello') attestation.onHello(session, message);
-        else if (!session.hello)
-          attestation.refuse(session, 'identity-mismatch', 'evidence before hello: send hello first');
-        else attestation.onEvidence(session, message);
-      },
-      peer: (client) => sessions.get(client),
-    },
-    log,
-  );
-  const mqttPort = opts.mqttPort ?? config.mqtt.port;
-  await new Promise<void>((resolve, reject) => {
-    broker!.server.once('error', reject);
-    broker!.server.listen(mqttPort, config.mqtt.host, () => resolve());
-  });
-  fleet.announceAll(Date.now());
-  const port = (broker.server.address() as AddressInfo).port;
-  log.info({ port, policy: runtime.id, devices: fleet.size }, 'gateway listening (MQTT over TLS 1.3)');
-
-  let api: ApiServer | undefined;
-  const gateway: Gateway = {
-    config,
-    mqttPort: port,
-    get apiPort() {
-      return api?.port ?? 0;
-    },
-    fleet,
-    store,
-    attestation,
-    log,
-    policy: () => runtime,
-    refreshPolicy,
-    sessionsOf,
-    sessions: () => sessions.values(),
-    async close() {
+      log,
+    );
+    closers.push(async () => {
       closing = true;
-      retention.close();
-      removeRunFile(config.dir, process.pid);
-      await api?.close();
-      batches.close();
-      policyFile.close();
-      for (const s of sessions.values()) s.close();
-      await broker!.close();
-      stopRecovery();
-      fleet.close();
-      store.close();
-    },
-  };
-  try {
+      for (const conn of byClient.values()) attestation.shutdown(conn);
+      await broker.close();
+    });
+    const unsubscribe = events.subscribe((e) => {
+      if (e.kind === 'posture')
+        broker.publishRetained(topics.fleet(e.notice.id), Buffer.from(JSON.stringify(e.notice)));
+    });
+    closers.push(unsubscribe);
+    await new Promise<void>((resolve, reject) => {
+      broker.server.once('error', reject);
+      broker.server.listen(opts.mqttPort ?? config.mqtt.port, config.mqtt.host, () => resolve());
+    });
+    fleet.announceAll();
+    const mqttPort = (broker.server.address() as AddressInfo).port;
+    log.info(
+      { port: mqttPort, policy: runtime.id, devices: fleet.size },
+      'gateway listening (MQTT over TLS 1.3)',
+    );
+
+    // 6. The operator API, and the run file the CLI finds it by.
+    let api: ApiServer | undefined;
+    const gateway: Gateway = {
+      config,
+      mqttPort,
+      get apiPort() {
+        return api?.port ?? 0;
+      },
+      fleet,
+      store,
+      connections,
+      attestation,
+      router,
+      batches,
+      events,
+      metrics,
+      log,
+      policy: () => runtime,
+      refreshPolicy,
+      close: closeAll,
+    };
     api = await startApi(
-      { gateway, batches, metrics },
+      { gateway, ear },
       { host: config.api.host, port: opts.apiPort ?? config.api.port, token: operatorToken },
     );
+    closers.push(() => api?.close());
+    writeRunFile(config.dir, {
+      pid: process.pid,
+      mqttPort,
+      apiHost: config.api.host,
+      apiPort: api.port,
+      startedAt: clock.now(),
+    });
+    closers.push(() => removeRunFile(config.dir, process.pid));
+    return gateway;
   } catch (e) {
-    await gateway.close();
+    await closeAll();
     throw e;
   }
-  writeRunFile(config.dir, {
-    pid: process.pid,
-    mqttPort: port,
-    apiHost: config.api.host,
-    apiPort: api.port,
-    startedAt: Date.now(),
-  });
-  return gateway;
 }

@@ -10,7 +10,7 @@ import type {
 // The gateway's records, shared by the verifier, the posture logic, the store and the operator
 // API. Byte fields are Uint8Array; ids are lowercase hex.
 
-/** Posture of a device as operators see it (issue 6's `devices --json`). */
+/** Posture of a device as operators see it (`vigil-gateway devices --json`). */
 export const POSTURES = ['unknown', 'enrolling', 'affirming', 'warning', 'contraindicated', 'stale'] as const;
 export type Posture = (typeof POSTURES)[number];
 
@@ -94,6 +94,8 @@ export interface RoundRecord {
   readonly detail?: string;
   readonly evidence?: RoundEvidence;
   readonly appraisedAt?: number;
+  /** The EAR the result carried: a CWT signed by the gateway (see verifier/ear.ts). */
+  readonly ear?: Uint8Array;
 }
 
 export interface PostureEvent {
@@ -115,8 +117,11 @@ export interface Release {
 
 export interface BatchRecord {
   readonly id: string;
+  /** What the batch was asked for, as the API received it (JSON). */
   readonly selector: string;
   readonly createdAt: number;
   readonly deadlineAt: number;
   readonly rounds: readonly string[];
+  /** Selected devices without a connection that could be asked when the batch started. */
+  readonly unreachable: readonly string[];
 }

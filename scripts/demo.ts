@@ -87,7 +87,7 @@ async function main(): Promise<void> {
     gateway.store.admit(init.ekHash, `demo device ${i}`);
     say(`  device ${i}: id ${init.deviceId}, EK ${init.ekHash.slice(0, 16)}… admitted (swtpm on :${port})`);
   }
-  gateway.refreshPolicy();
+  await gateway.refreshPolicy();
   say(
     `  release ${software.name} ${software.version} registered (manifest ${Buffer.from(software.digest).toString('hex').slice(0, 16)}…)\n`,
   );

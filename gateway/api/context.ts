@@ -1,24 +1,16 @@
 import type { Gateway } from '../gateway.ts';
-import type { BatchTracker } from '../rounds/batches.ts';
-import type { GatewayMetrics } from './metrics.ts';
+import type { EarSigner } from '../verifier/ear.ts';
 
 /** What the API's routes work on: the running gateway's parts. */
 export interface ApiContext {
   readonly gateway: Pick<
     Gateway,
-    'fleet' | 'store' | 'sessionsOf' | 'sessions' | 'refreshPolicy' | 'policy' | 'log'
+    'fleet' | 'store' | 'connections' | 'batches' | 'metrics' | 'refreshPolicy' | 'policy' | 'log'
   >;
-  readonly batches: BatchTracker;
-  readonly metrics: GatewayMetrics;
+  /** Signs the JSON form (JWT) of stored EARs. */
+  readonly ear: EarSigner;
 }
 
 export function isConnected(ctx: ApiContext, id: string): boolean {
-  return ctx.gateway.sessionsOf(id).some((s) => !s.closed);
-}
-
-/** Devices with at least one live connection. */
-export function connectedCount(ctx: ApiContext): number {
-  const ids = new Set<string>();
-  for (const s of ctx.gateway.sessions()) if (!s.closed) ids.add(s.deviceId);
-  return ids.size;
+  return ctx.gateway.connections.of(id).length > 0;
 }

@@ -12,6 +12,8 @@ export const API_ERRORS = {
   'device-not-found': 404,
   'batch-not-found': 404,
   'release-not-found': 404,
+  'round-not-found': 404,
+  'ear-not-found': 404,
   'not-admitted': 404,
   'no-match': 404,
   'method-not-allowed': 405,

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { VERSION } from '../version.ts';
 import { bearerCheck } from './auth.ts';
-import { type ApiContext, connectedCount } from './context.ts';
+import type { ApiContext } from './context.ts';
 import { ApiError } from './errors.ts';
 import { sendError, sendJson, sendText } from './http.ts';
 import { Router } from './router.ts';
@@ -10,6 +10,7 @@ import { admissionRoutes } from './routes/admissions.ts';
 import { batchRoutes } from './routes/batches.ts';
 import { deviceRoutes } from './routes/devices.ts';
 import { releaseRoutes } from './routes/releases.ts';
+import { roundRoutes } from './routes/rounds.ts';
 
 // The operator API: plain node:http, JSON, every route behind the operator token (Prometheus
 // sends it too: `authorization: {credentials_file: .../operator.token}`). Bound to loopback by
@@ -35,23 +36,24 @@ export function buildRouter(ctx: ApiContext): Router {
       version: VERSION,
       policy: ctx.gateway.policy().id,
       devices: ctx.gateway.fleet.size,
-      connected: connectedCount(ctx),
-      openBatches: ctx.batches.openCount,
+      connected: ctx.gateway.connections.devices,
+      openBatches: ctx.gateway.batches.openCount,
     },
   }));
   deviceRoutes(router, ctx);
   batchRoutes(router, ctx);
   admissionRoutes(router, ctx);
   releaseRoutes(router, ctx);
+  roundRoutes(router, ctx);
   router.on('GET', '/metrics', () => ({
     status: 200,
     type: 'text/plain; version=0.0.4; charset=utf-8',
-    text: ctx.metrics.render({
-      connectedDevices: connectedCount(ctx),
+    text: ctx.gateway.metrics.render({
+      connectedDevices: ctx.gateway.connections.devices,
       postures: (function* () {
         for (const d of ctx.gateway.fleet.all()) yield d.posture;
       })(),
-      openBatches: ctx.batches.openCount,
+      openBatches: ctx.gateway.batches.openCount,
     }),
   }));
   return router;

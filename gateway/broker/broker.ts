@@ -2,7 +2,8 @@ import { constants, timingSafeEqual } from 'node:crypto';
 import tls from 'node:tls';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import type { Logger } from 'pino';
-import { isDeviceId } from '../../shared/protocol/index.ts';
+import { channelExporter, isDeviceId, topics } from '../../shared/protocol/index.ts';
+import type { DeviceLink } from '../connections/device-connection.ts';
 import { mayDeliver, mayPublish, maySubscribe, type Peer } from './access.ts';
 import { guardPacketSize, MAX_PACKET_BYTES } from './packet-guard.ts';
 
@@ -17,7 +18,7 @@ export const OPERATOR_USERNAME = 'operator';
 
 export interface BrokerHandlers {
   /** A device passed MQTT authentication; its attestation starts when its hello arrives. */
-  deviceConnected(client: Client, socket: tls.TLSSocket, deviceId: string): void;
+  deviceConnected(client: Client, link: DeviceLink, deviceId: string): void;
   /** The connection is gone (any reason). */
   closed(client: Client): void;
   /** A payload the device published on its own `out`; consumed here, forwarded to nobody. */
@@ -90,7 +91,7 @@ export async function createBroker(
       if ((aedes as unknown as { clients: Record<string, Client> }).clients[client.id]) {
         return done(authError(2, `clientId ${client.id} is connected already; use a fresh suffix`), false);
       }
-      handlers.deviceConnected(client, client.conn as tls.TLSSocket, username);
+      handlers.deviceConnected(client, deviceLink(client, client.conn as tls.TLSSocket, username), username);
       return done(null, true);
     },
     authorizePublish(client, packet, done) {
@@ -136,6 +137,24 @@ export async function createBroker(
     },
   });
 
+  const sendDirect = (client: Client, topic: string, payload: Buffer) => {
+    direct.add(payload);
+    client.publish({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false }, (err) => {
+      if (err) log.debug({ err: err.message, client: client.id }, 'direct send failed');
+    });
+  };
+  const deviceLink = (client: Client, socket: tls.TLSSocket, deviceId: string): DeviceLink => {
+    const inTopic = topics.in(deviceId);
+    return {
+      clientId: client.id,
+      remoteAddress: socket.remoteAddress,
+      exporter: (nonce) => channelExporter(socket, nonce),
+      send: (payload) =>
+        sendDirect(client, inTopic, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)),
+      disconnect: () => client.close(),
+    };
+  };
+
   const server = tls.createServer(
     {
       key: opts.key,
@@ -164,12 +183,7 @@ export async function createBroker(
   return {
     aedes,
     server,
-    sendDirect(client, topic, payload) {
-      direct.add(payload);
-      client.publish({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false }, (err) => {
-        if (err) log.debug({ err: err.message, client: client.id }, 'direct send failed');
-      });
-    },
+    sendDirect,
     publishRetained(topic, payload) {
       aedes.publish({ cmd: 'publish', topic, payload, qos: 0, retain: true, dup: false }, (err) => {
         if (err) log.warn({ err: err.message, topic }, 'retained publish failed');

@@ -1,13 +1,14 @@
 import { createHash, type X509Certificate } from 'node:crypto';
 import type { Release } from '../model.ts';
+import { entriesAdmitting } from '../store/allowlist.ts';
 import type { AdmissionPolicy } from '../verifier/admission.ts';
 import { ReferenceValues } from '../verifier/reference-values.ts';
 import type { Policy } from './policy.ts';
 
 /**
- * The policy as the gateway applies it: the operator's file joined with the releases registered
- * in the store and the CA bundle loaded, precomputed so an appraisal only does lookups. Rebuilt
- * whenever one of its sources changes.
+ * The policy as the gateway applies it: the operator's file joined with the releases and the
+ * allowlist in the store and the CA bundle loaded, precomputed so that a hello and an appraisal
+ * only do lookups and never read the database. Rebuilt whenever one of its sources changes.
  */
 export interface RuntimePolicy {
   /** Identifies this policy in EARs (ear.appraisal-policy-id): a digest of everything in it. */
@@ -28,8 +29,9 @@ export function buildRuntimePolicy(
   policy: Policy,
   ekCas: readonly X509Certificate[],
   releases: readonly Release[],
-  isAllowlisted: (ekHash: string) => boolean,
+  allowlist: readonly string[],
 ): RuntimePolicy {
+  const admitted = new Set(allowlist);
   const software = [
     ...policy.referenceValues.software,
     ...releases.map(({ name, version, digest }) => ({ name, version, digest })),
@@ -46,7 +48,7 @@ export function buildRuntimePolicy(
       mode: policy.admission.mode,
       allowSim: policy.allowSim,
       manufacturerCas: ekCas,
-      isAllowlisted,
+      isAllowlisted: (ekHash) => entriesAdmitting(ekHash).some((e) => admitted.has(e)),
     },
     reference: new ReferenceValues(pcrRefs, software),
   };

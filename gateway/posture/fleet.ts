@@ -1,7 +1,9 @@
 import type { Logger } from 'pino';
+import type { Clock, Timer } from '../../shared/clock.ts';
 import type { ResultCode } from '../../shared/protocol/index.ts';
 import type { DeviceRecord, Posture, PostureEvent } from '../model.ts';
-import type { PostureStore } from '../store/store.ts';
+import type { StoreWriter } from '../store/store.ts';
+import { changed, nextPosture, type PostureInput } from './posture.ts';
 
 /** The JSON a back end reads, retained, on vigil/v1/fleet/{id}. */
 export interface PostureNotice {
@@ -21,23 +23,25 @@ export interface FleetHooks {
 
 /**
  * The fleet's device records: an in-memory view over the store (every change written through),
- * posture transitions with their history, and the expiry clock that turns a silent device stale.
+ * posture moved by the rules of posture.ts with its history, and the expiry clock that turns a
+ * device whose posture is not renewed stale.
  */
 export class Fleet {
   private readonly devices = new Map<string, DeviceRecord>();
-  private readonly expiries = new Map<string, NodeJS.Timeout>();
+  private readonly expiries = new Map<string, Timer>();
 
   constructor(
-    private readonly store: PostureStore,
+    private readonly store: StoreWriter,
     private readonly hooks: FleetHooks,
     /** Policy's grace after `expires` before an unrenewed posture turns stale. */
     private readonly graceMs: () => number,
+    private readonly clock: Clock,
     private readonly log: Logger,
   ) {}
 
-  /** Loads every device; re-arms expiries, so a restart forgets none (a past one fires at once). */
-  load(): void {
-    for (const d of this.store.loadDevices()) {
+  /** Takes the stored records; re-arms expiries, so a restart forgets none (a past one fires at once). */
+  load(devices: readonly DeviceRecord[]): void {
+    for (const d of devices) {
       this.devices.set(d.id, d);
       this.armExpiry(d);
     }
@@ -62,76 +66,77 @@ export class Fleet {
     return d;
   }
 
-  /** Moves a device to a posture, recording the event and notifying back ends when it changed. */
-  transition(
-    d: DeviceRecord,
-    to: Posture,
-    reasons: readonly ResultCode[],
-    at: number,
-    expires?: number,
-    round?: string,
-  ): DeviceRecord {
-    const { expires: _old, ...rest } = d;
-    const next: DeviceRecord = {
+  /**
+   * Applies what happened to a device's posture (posture.ts decides). `d` is the record as it
+   * should be stored if the posture moves (the caller's other updates merged in); when the rules
+   * leave the posture as it is, nothing is stored and the current record is returned.
+   */
+  apply(d: DeviceRecord, input: PostureInput, round?: string): DeviceRecord {
+    const next = nextPosture(d, input);
+    if (next === undefined) return this.devices.get(d.id) ?? d;
+    const at = this.clock.now();
+    const { expires: _previous, ...rest } = d;
+    const record: DeviceRecord = {
       ...rest,
-      posture: to,
-      reasons,
+      posture: next.posture,
+      reasons: next.reasons,
       lastSeen: at,
-      ...(expires !== undefined && { expires }),
+      ...(next.expires !== undefined && { expires: next.expires }),
       ...(round !== undefined && { lastRound: round }),
     };
-    this.save(next);
-    this.armExpiry(next);
-    const changed = d.posture !== to || d.reasons.join() !== reasons.join();
-    if (changed) {
+    this.save(record);
+    this.armExpiry(record);
+    if (changed(d, next)) {
       const event: PostureEvent = {
         deviceId: d.id,
         at,
         from: d.posture,
-        to,
-        reasons,
+        to: next.posture,
+        reasons: next.reasons,
         ...(round && { round }),
       };
       this.store.addPostureEvent(event);
-      this.log.info({ device: d.id, from: d.posture, to, reasons, round }, 'posture changed');
-      this.hooks.postureChanged(notice(next, at));
+      this.log.info(
+        { device: d.id, from: d.posture, to: next.posture, reasons: next.reasons, round },
+        'posture changed',
+      );
+      this.hooks.postureChanged(notice(record, at));
     }
-    return next;
+    return record;
   }
 
   /** Republishes every device's posture, e.g. after a restart emptied the broker's retained store. */
-  announceAll(now: number): void {
+  announceAll(): void {
+    const now = this.clock.now();
     for (const d of this.devices.values()) this.hooks.postureChanged(notice(d, now));
   }
 
+  /** Republishes one device's posture (its labels changed: back ends filter by them). */
+  announce(id: string): void {
+    const d = this.devices.get(id);
+    if (d) this.hooks.postureChanged(notice(d, this.clock.now()));
+  }
+
   private armExpiry(d: DeviceRecord): void {
-    const old = this.expiries.get(d.id);
-    if (old) clearTimeout(old);
+    this.expiries.get(d.id)?.cancel();
     this.expiries.delete(d.id);
     if ((d.posture !== 'affirming' && d.posture !== 'warning') || d.expires === undefined) return;
     const expires = d.expires;
-    const timer = setTimeout(
-      () => {
-        this.expiries.delete(d.id);
-        const now = this.devices.get(d.id);
-        // Only the record this timer was armed for: a newer result re-armed its own.
-        if (now && now.expires === expires && (now.posture === 'affirming' || now.posture === 'warning')) {
-          this.transition(now, 'stale', ['stale'], Date.now());
-        }
-      },
-      Math.max(0, expires + this.graceMs() - Date.now()),
-    );
-    timer.unref();
+    const timer = this.clock.after(expires + this.graceMs() - this.clock.now(), () => {
+      this.expiries.delete(d.id);
+      const current = this.devices.get(d.id);
+      if (current) this.apply(current, { kind: 'lapsed', expires });
+    });
     this.expiries.set(d.id, timer);
   }
 
   close(): void {
-    for (const t of this.expiries.values()) clearTimeout(t);
+    for (const t of this.expiries.values()) t.cancel();
     this.expiries.clear();
   }
 }
 
-function notice(d: DeviceRecord, at: number): PostureNotice {
+export function notice(d: DeviceRecord, at: number): PostureNotice {
   return {
     id: d.id,
     posture: d.posture,

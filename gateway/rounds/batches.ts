@@ -1,37 +1,36 @@
-import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import type { Clock, Random, Timer } from '../../shared/clock.ts';
 import { type RoundReason, STATUSES, type Status } from '../../shared/protocol/index.ts';
-import type { DeviceSession } from '../connections/device-connection.ts';
+import { toHex } from '../../shared/tpm/index.ts';
+import type { ActiveRound, DeviceConnection } from '../connections/device-connection.ts';
 import type { BatchRecord, RoundRecord, RoundState } from '../model.ts';
-import type { PostureStore } from '../store/store.ts';
+import type { StoreQueries, StoreWriter } from '../store/store.ts';
 import type { AttestationObserver } from './attestation.ts';
 
-// On-demand batches: one round per selected device, on the connection it already has, and the
-// progress of those rounds. Progress is always computed from the store, so it survives a gateway
-// restart: rounds left pending re-arm their deadlines at start (attestation.recover) and settle
-// as stale or abandoned, and the batch completes then. Only the completion time of a batch that
-// was open across a restart is approximated (from its rounds' times).
+// On-demand batches: one round per selected device, on the connection it should be asked on
+// (connections/registry.ts), and the progress of those rounds. Progress is always computed from
+// the store, so it survives a gateway restart: rounds left pending re-arm their deadlines at
+// start (recovery.ts) and settle as stale or abandoned, and the batch completes then. Only the
+// completion time of a batch that was open across a restart is approximated (from its rounds').
 
 export interface BatchDeps {
-  readonly store: PostureStore;
-  readonly sessionsOf: (deviceId: string) => readonly DeviceSession[];
-  /** Attestation.startRound: a new round, or the id of the one already in flight. */
-  readonly startRound: (session: DeviceSession, reason: RoundReason, batchId: string) => string | undefined;
-  readonly completed?: (durationMs: number) => void;
+  readonly store: StoreWriter & StoreQueries;
+  /** The connection to ask a device on (Connections.askable). */
+  readonly askable: (deviceId: string) => DeviceConnection | undefined;
+  /** Attestation.start: a new round, or the one already in flight. */
+  readonly startRound: (
+    conn: DeviceConnection,
+    reason: RoundReason,
+    batchId: string,
+  ) => ActiveRound | undefined;
+  readonly completed?: (id: string, durationMs: number) => void;
+  readonly clock: Clock;
+  readonly random: Random;
   readonly log: Logger;
 }
 
 /** What a batch was asked for, kept as given (the API's selector object). */
 export type SelectorJson = Readonly<Record<string, unknown>>;
-
-/**
- * BatchRecord has no field for devices that could not be asked (not connected, or connected but
- * not yet past hello); they travel with the selector, as JSON, so that they are persisted too.
- */
-interface StoredSelector {
-  readonly selector: SelectorJson;
-  readonly unreachable: readonly string[];
-}
 
 export type DeviceOutcome = RoundState | 'unreachable';
 
@@ -70,11 +69,13 @@ export interface BatchProgress {
 interface OpenBatch {
   readonly createdAt: number;
   readonly pending: Set<string>;
-  timer?: NodeJS.Timeout;
+  timer?: Timer;
 }
 
 /** Finished batches remember their completion time in memory, for this many batches. */
 const REMEMBERED = 1000;
+/** A sweep runs this long after the batch's deadline, then every SWEEP_MS until it is done. */
+const SWEEP_MS = 1000;
 
 export class BatchTracker implements AttestationObserver {
   private readonly open = new Map<string, OpenBatch>();
@@ -84,36 +85,37 @@ export class BatchTracker implements AttestationObserver {
 
   constructor(private readonly deps: BatchDeps) {}
 
-  /** Starts a round on each device's current connection; returns the stored batch. */
-  start(selector: SelectorJson, deviceIds: readonly string[], now = Date.now()): BatchRecord {
-    const id = randomBytes(8).toString('hex');
-    const rounds: string[] = [];
+  /** Starts a round on each device's connection; returns the stored batch. */
+  start(selector: SelectorJson, deviceIds: readonly string[]): BatchRecord {
+    const now = this.deps.clock.now();
+    const id = toHex(this.deps.random(8));
+    const rounds = new Set<string>();
     const unreachable: string[] = [];
     let deadlineAt = now;
     for (const deviceId of deviceIds) {
-      const session = askable(this.deps.sessionsOf(deviceId));
-      const roundId = session && this.deps.startRound(session, 'on-demand', id);
-      const round = roundId === undefined ? undefined : session!.rounds.get(roundId);
-      if (roundId === undefined || round === undefined) {
+      const conn = this.deps.askable(deviceId);
+      const round = conn && this.deps.startRound(conn, 'on-demand', id);
+      if (round === undefined) {
         unreachable.push(deviceId);
         continue;
       }
-      if (!rounds.includes(roundId)) rounds.push(roundId);
+      rounds.add(round.id);
       deadlineAt = Math.max(deadlineAt, round.deadlineAt);
     }
     const record: BatchRecord = {
       id,
-      selector: JSON.stringify({ selector, unreachable } satisfies StoredSelector),
+      selector: JSON.stringify(selector),
       createdAt: now,
       deadlineAt,
-      rounds,
+      rounds: [...rounds],
+      unreachable,
     };
     this.deps.store.saveBatch(record);
     this.deps.log.info(
-      { batch: id, selector, rounds: rounds.length, unreachable: unreachable.length },
+      { batch: id, selector, rounds: rounds.size, unreachable: unreachable.length },
       'on-demand batch started',
     );
-    if (rounds.length === 0) this.complete(id, now, now);
+    if (rounds.size === 0) this.complete(id, now, now);
     else {
       const open: OpenBatch = { createdAt: now, pending: new Set(rounds) };
       this.open.set(id, open);
@@ -131,7 +133,7 @@ export class BatchTracker implements AttestationObserver {
     const batches = this.waiting.get(round.id);
     if (!batches) return;
     this.waiting.delete(round.id);
-    const now = Date.now();
+    const now = this.deps.clock.now();
     for (const id of batches) {
       const open = this.open.get(id);
       open?.pending.delete(round.id);
@@ -143,22 +145,27 @@ export class BatchTracker implements AttestationObserver {
     return this.open.size;
   }
 
-  progress(id: string): BatchProgress | undefined {
-    const batch = this.deps.store.batch(id);
+  /** Pending and settled rounds of an open batch (for live progress without a store read). */
+  openProgress(id: string): { readonly pending: number } | undefined {
+    const open = this.open.get(id);
+    return open && { pending: open.pending.size };
+  }
+
+  async progress(id: string): Promise<BatchProgress | undefined> {
+    const batch = await this.deps.store.batch(id);
     if (!batch) return undefined;
-    const stored = parseStored(batch.selector);
     const appraised = Object.fromEntries(STATUSES.map((s) => [s, 0])) as Record<Status, number>;
     const counts = { answered: 0, stale: 0, abandoned: 0, pending: 0 };
     const results: BatchDeviceResult[] = [];
     let lastSettled = batch.createdAt;
+    const byId = new Map((await this.deps.store.rounds(batch.rounds)).map((r) => [r.id, r]));
     for (const roundId of batch.rounds) {
-      const r = this.deps.store.round(roundId);
+      const r = byId.get(roundId);
       if (!r) continue;
       if (r.state === 'appraised') {
         counts.answered++;
         appraised[r.status ?? 'none']++;
-      } else if (r.state === 'pending') counts.pending++;
-      else counts[r.state]++;
+      } else counts[r.state]++;
       if (r.state !== 'pending') lastSettled = Math.max(lastSettled, r.appraisedAt ?? r.deadlineAt);
       results.push({
         id: r.deviceId,
@@ -169,7 +176,7 @@ export class BatchTracker implements AttestationObserver {
         detail: r.detail ?? null,
       });
     }
-    for (const deviceId of stored.unreachable) {
+    for (const deviceId of batch.unreachable) {
       results.push({
         id: deviceId,
         round: null,
@@ -182,7 +189,7 @@ export class BatchTracker implements AttestationObserver {
     const done = counts.pending === 0;
     return {
       id,
-      selector: stored.selector,
+      selector: parseSelectorJson(batch.selector),
       createdAt: batch.createdAt,
       deadlineAt: batch.deadlineAt,
       done,
@@ -194,65 +201,59 @@ export class BatchTracker implements AttestationObserver {
       stale: counts.stale,
       abandoned: counts.abandoned,
       pending: counts.pending,
-      unreachable: stored.unreachable.length,
+      unreachable: batch.unreachable.length,
       results,
     };
   }
 
   close(): void {
-    for (const b of this.open.values()) if (b.timer) clearTimeout(b.timer);
+    for (const b of this.open.values()) b.timer?.cancel();
     this.open.clear();
     this.waiting.clear();
   }
 
   /**
-   * A round abandoned because its connection closed settles without an observer call; a sweep
-   * just after the batch's deadline reads the store and completes the batch all the same.
+   * Rounds settle through the observer, but a batch must end even if one never reports (rounds
+   * recovered after a restart settle through the store): a sweep just after the batch's deadline
+   * reads the store and completes the batch all the same.
    */
   private armSweep(id: string, open: OpenBatch, at: number): void {
-    open.timer = setTimeout(
-      () => {
-        for (const r of [...open.pending]) {
-          if (this.deps.store.round(r)?.state !== 'pending') {
-            open.pending.delete(r);
-            this.waiting.get(r)?.delete(id);
-          }
-        }
-        if (open.pending.size === 0) this.complete(id, open.createdAt, Date.now());
-        else this.armSweep(id, open, Date.now() + 1000);
-      },
-      Math.max(0, at - Date.now()) + 100,
-    );
-    open.timer.unref();
+    open.timer = this.deps.clock.after(at - this.deps.clock.now() + 100, () => {
+      this.sweep(id, open).catch((err: Error) => {
+        this.deps.log.error({ batch: id, err: err.message }, 'batch sweep failed; retrying');
+        if (this.open.has(id)) this.armSweep(id, open, this.deps.clock.now() + SWEEP_MS);
+      });
+    });
+  }
+
+  private async sweep(id: string, open: OpenBatch): Promise<void> {
+    for (const r of await this.deps.store.rounds([...open.pending])) {
+      if (r.state !== 'pending') {
+        open.pending.delete(r.id);
+        this.waiting.get(r.id)?.delete(id);
+      }
+    }
+    if (!this.open.has(id)) return;
+    if (open.pending.size === 0) this.complete(id, open.createdAt, this.deps.clock.now());
+    else this.armSweep(id, open, this.deps.clock.now() + SWEEP_MS);
   }
 
   private complete(id: string, createdAt: number, now: number): void {
-    const open = this.open.get(id);
-    if (open?.timer) clearTimeout(open.timer);
+    this.open.get(id)?.timer?.cancel();
     this.open.delete(id);
     this.completedAt.set(id, now);
     if (this.completedAt.size > REMEMBERED) this.completedAt.delete(this.completedAt.keys().next().value!);
-    this.deps.completed?.(now - createdAt);
+    this.deps.completed?.(id, now - createdAt);
     this.deps.log.info({ batch: id, ms: now - createdAt }, 'on-demand batch complete');
   }
 }
 
-/** The connection to ask: the newest one past hello (an older one is retired once it attests). */
-function askable(sessions: readonly DeviceSession[]): DeviceSession | undefined {
-  for (let i = sessions.length - 1; i >= 0; i--) {
-    const s = sessions[i]!;
-    if (!s.closed && s.hello) return s;
-  }
-  return undefined;
-}
-
-function parseStored(text: string): StoredSelector {
+function parseSelectorJson(text: string): SelectorJson {
   try {
-    const v = JSON.parse(text) as Partial<StoredSelector>;
-    if (v && typeof v === 'object' && v.selector && Array.isArray(v.unreachable))
-      return { selector: v.selector, unreachable: v.unreachable };
+    const v = JSON.parse(text) as unknown;
+    if (v && typeof v === 'object' && !Array.isArray(v)) return v as SelectorJson;
   } catch {
     // A batch written by other code: show its selector text as is.
   }
-  return { selector: { text }, unreachable: [] };
+  return { text };
 }

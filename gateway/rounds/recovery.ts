@@ -1,6 +1,7 @@
+import type { Clock, Timer } from '../../shared/clock.ts';
 import type { RoundRecord } from '../model.ts';
 import type { Fleet } from '../posture/fleet.ts';
-import type { PostureStore } from '../store/store.ts';
+import type { StoreWriter } from '../store/store.ts';
 
 /**
  * Rounds a previous run left pending: their connections are gone, but each keeps its deadline. A
@@ -10,35 +11,33 @@ import type { PostureStore } from '../store/store.ts';
 export function recoverPendingRounds(
   pending: readonly RoundRecord[],
   fleet: Fleet,
-  store: PostureStore,
+  store: StoreWriter,
+  clock: Clock,
+  settled?: (round: RoundRecord) => void,
 ): () => void {
-  const timers = new Set<NodeJS.Timeout>();
+  const timers = new Set<Timer>();
   for (const round of pending) {
-    const timer = setTimeout(
-      () => {
-        timers.delete(timer);
-        const device = fleet.get(round.deviceId);
-        const renewed =
-          device !== undefined && device.lastRound !== round.id && device.lastSeen > round.issuedAt;
-        store.saveRound({
-          ...round,
-          state: renewed ? 'abandoned' : 'stale',
-          codes: renewed ? [] : ['stale'],
-          detail: renewed
-            ? 'the gateway restarted; the device re-attested on a new connection'
-            : 'the gateway restarted and the device did not answer before the deadline',
-        });
-        if (!renewed && device && (device.posture === 'affirming' || device.posture === 'warning')) {
-          fleet.transition(device, 'stale', ['stale'], Date.now(), undefined, round.id);
-        }
-      },
-      Math.max(0, round.deadlineAt - Date.now()),
-    );
-    timer.unref();
+    const timer = clock.after(round.deadlineAt - clock.now(), () => {
+      timers.delete(timer);
+      const device = fleet.get(round.deviceId);
+      const renewed =
+        device !== undefined && device.lastRound !== round.id && device.lastSeen > round.issuedAt;
+      const record: RoundRecord = {
+        ...round,
+        state: renewed ? 'abandoned' : 'stale',
+        codes: renewed ? [] : ['stale'],
+        detail: renewed
+          ? 'the gateway restarted; the device re-attested on a new connection'
+          : 'the gateway restarted and the device did not answer before the deadline',
+      };
+      store.saveRound(record);
+      settled?.(record);
+      if (!renewed && device) fleet.apply(device, { kind: 'unanswered-after-restart' }, round.id);
+    });
     timers.add(timer);
   }
   return () => {
-    for (const t of timers) clearTimeout(t);
+    for (const t of timers) t.cancel();
     timers.clear();
   };
 }

@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 
-// Versioned schema of the SQLite posture store. The version lives in `PRAGMA user_version`; each
+// Versioned schema of the SQLite store (tables.ts names what each table holds). The version lives in `PRAGMA user_version`; each
 // step runs in its own transaction together with the bump of user_version, so a crash leaves the
 // database at a whole version. Steps are append-only: never edit a released step, add one.
 //
@@ -111,6 +111,21 @@ export const MIGRATIONS: readonly Migration[] = [
     description: 'index of settled rounds by time, for retention',
     sql: `
       CREATE INDEX rounds_settled_by_time ON rounds(issued_at) WHERE state <> 'pending';
+    `,
+  },
+  {
+    version: 3,
+    description: "a round's EAR; a batch's unreachable devices in their own column",
+    sql: `
+      ALTER TABLE rounds ADD COLUMN ear BLOB;
+      ALTER TABLE batches ADD COLUMN unreachable TEXT NOT NULL DEFAULT '[]';
+      -- Batches written before this step kept {selector, unreachable} together in selector.
+      UPDATE batches
+         SET unreachable = json_extract(selector, '$.unreachable'),
+             selector = json_extract(selector, '$.selector')
+       WHERE json_valid(selector)
+         AND json_type(selector, '$.unreachable') = 'array'
+         AND json_type(selector, '$.selector') = 'object';
     `,
   },
 ];

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { PostureStore } from './store.ts';
+import type { Store } from './store.ts';
 
 // Rounds keep their evidence (about 1 KB each) so that an operator can re-verify them; at a
 // periodic interval that is hundreds of MB a day for a large fleet. Settled rounds older than the
@@ -16,7 +16,7 @@ export interface Retention {
 }
 
 export function startRetention(
-  store: PostureStore,
+  store: Pick<Store, 'pruneRounds'>,
   roundsDays: () => number,
   log: Logger,
   everyMs = 10 * 60 * 1000,
@@ -28,7 +28,7 @@ export function startRetention(
     let total = 0;
     for (;;) {
       if (closed) break;
-      const n = store.pruneRounds(before, STEP);
+      const n = await store.pruneRounds(before, STEP);
       total += n;
       if (n < STEP) break;
       await new Promise((resolve) => setImmediate(resolve));

@@ -18,7 +18,7 @@ import type {
   SwLogState,
 } from '../model.ts';
 
-// Records ↔ SQLite rows (schema in migrations.ts). Encoding copies byte fields, so a caller that
+// Records ↔ rows (tables.ts names them, each engine's migrations define them). Encoding copies byte fields, so a caller that
 // reuses a buffer after saving cannot change what gets committed later; decoding returns plain
 // Uint8Arrays (not Buffers), so a record reads back equal to what was saved.
 
@@ -168,6 +168,7 @@ export interface RoundRow {
   attest: Buffer | null;
   sig: Buffer | null;
   appraised_at: number | null;
+  ear: Buffer | null;
 }
 
 export function roundToRow(r: RoundRecord): RoundRow {
@@ -192,6 +193,7 @@ export function roundToRow(r: RoundRecord): RoundRow {
     attest: e ? bytesIn(e.attest) : null,
     sig: e ? bytesIn(e.sig) : null,
     appraised_at: r.appraisedAt ?? null,
+    ear: r.ear ? bytesIn(r.ear) : null,
   };
 }
 
@@ -221,6 +223,7 @@ export function roundFromRow(r: RoundRow): RoundRecord {
     };
   }
   if (r.appraised_at !== null) out.appraisedAt = r.appraised_at;
+  if (r.ear !== null) out.ear = bytesOut(r.ear);
   return out;
 }
 
@@ -285,6 +288,7 @@ export interface BatchRow {
   created_at: number;
   deadline_at: number;
   rounds: string;
+  unreachable: string;
 }
 
 export function batchToRow(b: BatchRecord): BatchRow {
@@ -294,6 +298,7 @@ export function batchToRow(b: BatchRecord): BatchRow {
     created_at: b.createdAt,
     deadline_at: b.deadlineAt,
     rounds: JSON.stringify(b.rounds),
+    unreachable: JSON.stringify(b.unreachable),
   };
 }
 
@@ -304,5 +309,6 @@ export function batchFromRow(r: BatchRow): BatchRecord {
     createdAt: r.created_at,
     deadlineAt: r.deadline_at,
     rounds: JSON.parse(r.rounds) as string[],
+    unreachable: JSON.parse(r.unreachable) as string[],
   };
 }

@@ -2,26 +2,11 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { BatchRecord, DeviceRecord, PostureEvent, Release, RoundRecord } from '../model.ts';
-import { allowlistEntry, entriesAdmitting } from './allowlist.ts';
+import { allowlistEntry } from './allowlist.ts';
 import { migrate } from './migrations.ts';
-import {
-  type BatchRow,
-  batchFromRow,
-  batchToRow,
-  type DeviceRow,
-  deviceFromRow,
-  deviceToRow,
-  type PostureEventRow,
-  postureEventFromRow,
-  postureEventToRow,
-  type ReleaseRow,
-  type RoundRow,
-  releaseFromRow,
-  releaseToRow,
-  roundFromRow,
-  roundToRow,
-} from './rows.ts';
-import type { PostureStore } from './store.ts';
+import type { BatchRow, DeviceRow, PostureEventRow, ReleaseRow, RoundRow } from './rows.ts';
+import type { Store } from './store.ts';
+import { ALLOWLIST, BATCHES, DEVICES, POSTURE_EVENTS, RELEASES, ROUNDS, type Table } from './tables.ts';
 import { type Write, WriteQueue } from './write-queue.ts';
 
 // The embedded posture store: SQLite through better-sqlite3 (v12; v13 crashes Node 20).
@@ -80,74 +65,6 @@ export class StoreWriteError extends Error {
   }
 }
 
-const DEVICE_COLUMNS = [
-  'id',
-  'ek_hash',
-  'ek_public',
-  'ek_cert',
-  'ak_public',
-  'ak_name',
-  'ak_enrolled_at',
-  'attester',
-  'agent',
-  'sw_pcr',
-  'labels',
-  'posture',
-  'reasons',
-  'expires',
-  'clock',
-  'reset_count',
-  'restart_count',
-  'sw_log',
-  'first_seen',
-  'last_seen',
-  'last_round',
-] as const satisfies readonly (keyof DeviceRow)[];
-
-const ROUND_COLUMNS = [
-  'id',
-  'device_id',
-  'batch_id',
-  'reason',
-  'nonce',
-  'pcrs',
-  'logs',
-  'activate',
-  'issued_at',
-  'deadline_at',
-  'state',
-  'status',
-  'codes',
-  'detail',
-  'exporter',
-  'body',
-  'attest',
-  'sig',
-  'appraised_at',
-] as const satisfies readonly (keyof RoundRow)[];
-
-const POSTURE_EVENT_COLUMNS = [
-  'device_id',
-  'at',
-  'from_posture',
-  'to_posture',
-  'reasons',
-  'round',
-] as const satisfies readonly (keyof PostureEventRow)[];
-const RELEASE_COLUMNS = [
-  'name',
-  'version',
-  'digest',
-  'added_at',
-] as const satisfies readonly (keyof ReleaseRow)[];
-const BATCH_COLUMNS = [
-  'id',
-  'selector',
-  'created_at',
-  'deadline_at',
-  'rounds',
-] as const satisfies readonly (keyof BatchRow)[];
-
 function insertSql(table: string, columns: readonly string[]): string {
   return `INSERT INTO ${table} (${columns.join(', ')}) VALUES (${columns.map((c) => `@${c}`).join(', ')})`;
 }
@@ -165,21 +82,28 @@ function isRefusal(err: unknown): boolean {
 }
 
 function prepareStatements(db: Database.Database) {
+  const upsert = <R, Row>(t: Table<R, Row>) => db.prepare<[Row]>(upsertSql(t.name, t.columns, t.key));
   return {
-    upsertDevice: db.prepare<[DeviceRow]>(upsertSql('devices', DEVICE_COLUMNS, ['id'])),
+    upsertDevice: upsert(DEVICES),
     allDevices: db.prepare<[], DeviceRow>('SELECT * FROM devices ORDER BY id'),
     device: db.prepare<[string], DeviceRow>('SELECT * FROM devices WHERE id = ?'),
 
-    upsertRound: db.prepare<[RoundRow]>(upsertSql('rounds', ROUND_COLUMNS, ['id'])),
+    upsertRound: upsert(ROUNDS),
     round: db.prepare<[string], RoundRow>('SELECT * FROM rounds WHERE id = ?'),
+    rounds: db.prepare<[string], RoundRow>(
+      'SELECT * FROM rounds WHERE id IN (SELECT value FROM json_each(?))',
+    ),
     pendingRounds: db.prepare<[], RoundRow>(
       "SELECT * FROM rounds WHERE state = 'pending' ORDER BY deadline_at, rowid",
     ),
     recentRounds: db.prepare<[string, number], RoundRow>(
       'SELECT * FROM rounds WHERE device_id = ? ORDER BY issued_at DESC, rowid DESC LIMIT ?',
     ),
-    roundsOfBatch: db.prepare<[string], RoundRow>(
-      'SELECT * FROM rounds WHERE batch_id = ? ORDER BY issued_at, rowid',
+    // One index seek per device (rounds_by_device), not one query per device.
+    latestRounds: db.prepare<[], RoundRow>(
+      `SELECT * FROM rounds WHERE rowid IN (
+         SELECT (SELECT r.rowid FROM rounds r WHERE r.device_id = d.id ORDER BY r.issued_at DESC, r.rowid DESC LIMIT 1)
+         FROM devices d)`,
     ),
     // Through the partial index of settled rounds by time: a bounded delete never scans the table.
     pruneRounds: db.prepare<[number, number]>(
@@ -187,30 +111,25 @@ function prepareStatements(db: Database.Database) {
          SELECT rowid FROM rounds WHERE state <> 'pending' AND issued_at < ? ORDER BY issued_at LIMIT ?)`,
     ),
 
-    insertPostureEvent: db.prepare<[PostureEventRow]>(insertSql('posture_events', POSTURE_EVENT_COLUMNS)),
+    insertPostureEvent: db.prepare<[PostureEventRow]>(insertSql(POSTURE_EVENTS.name, POSTURE_EVENTS.columns)),
     postureEvents: db.prepare<[string, number], PostureEventRow>(
       'SELECT * FROM posture_events WHERE device_id = ? ORDER BY seq DESC LIMIT ?',
     ),
 
-    admit: db.prepare<[{ entry: string; note: string | null; admitted_at: number }]>(
-      upsertSql('allowlist', ['entry', 'note', 'admitted_at'], ['entry']),
-    ),
+    admit: upsert(ALLOWLIST),
     revoke: db.prepare<[string]>('DELETE FROM allowlist WHERE entry = ?'),
-    isAdmitted: db.prepare<[string, string], { one: number }>(
-      'SELECT 1 AS one FROM allowlist WHERE entry IN (?, ?) LIMIT 1',
-    ),
     admitted: db.prepare<[], { entry: string }>('SELECT entry FROM allowlist ORDER BY entry'),
 
-    upsertRelease: db.prepare<[ReleaseRow]>(upsertSql('releases', RELEASE_COLUMNS, ['name', 'version'])),
+    upsertRelease: upsert(RELEASES),
     removeRelease: db.prepare<[string, string]>('DELETE FROM releases WHERE name = ? AND version = ?'),
     releases: db.prepare<[], ReleaseRow>('SELECT * FROM releases ORDER BY name, added_at, version'),
 
-    upsertBatch: db.prepare<[BatchRow]>(upsertSql('batches', BATCH_COLUMNS, ['id'])),
+    upsertBatch: upsert(BATCHES),
     batch: db.prepare<[string], BatchRow>('SELECT * FROM batches WHERE id = ?'),
   };
 }
 
-export class SqliteStore implements PostureStore {
+export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly sql: ReturnType<typeof prepareStatements>;
   private readonly queue: WriteQueue;
@@ -219,10 +138,13 @@ export class SqliteStore implements PostureStore {
   private counters = { commits: 0, writes: 0, failedWrites: 0 };
 
   /** Open (creating when absent) and migrate the store in `file`; ':memory:' for a throwaway one. */
+  readonly describe: string;
+
   constructor(
     readonly file: string,
     options: SqliteStoreOptions = {},
   ) {
+    this.describe = `sqlite ${file}`;
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
     this.db = new Database(file);
     try {
@@ -297,68 +219,26 @@ export class SqliteStore implements PostureStore {
     return { ...this.counters, coalesced: this.queue.coalesced, queued: this.queue.length };
   }
 
-  loadDevices(): DeviceRecord[] {
-    this.readable('devices');
-    return this.sql.allDevices.all().map(deviceFromRow);
-  }
-
-  device(id: string): DeviceRecord | undefined {
-    const queued = this.queuedRecord<DeviceRecord>(deviceKey(id));
-    if (queued) return queued;
-    // Every write is a keyed upsert: with nothing queued for this key, the row is current, and
-    // a lookup must not force a commit (that would undo the batching in the middle of a round).
-    this.open();
-    const row = this.sql.device.get(id);
-    return row && deviceFromRow(row);
-  }
+  // Writer: queued, synchronous.
 
   saveDevice(d: DeviceRecord): void {
-    const row = deviceToRow(d);
+    const row = DEVICES.toRow(d);
     this.write('devices', `saveDevice ${d.id}`, () => this.sql.upsertDevice.run(row), deviceKey(d.id), d);
   }
 
   saveRound(r: RoundRecord): void {
-    const row = roundToRow(r);
+    const row = ROUNDS.toRow(r);
     this.write('rounds', `saveRound ${r.id}`, () => this.sql.upsertRound.run(row), roundKey(r.id), r);
   }
 
-  round(id: string): RoundRecord | undefined {
-    const queued = this.queuedRecord<RoundRecord>(roundKey(id));
-    if (queued) return queued;
-    this.open();
-    const row = this.sql.round.get(id);
-    return row && roundFromRow(row);
-  }
-
-  pendingRounds(): RoundRecord[] {
-    this.readable('rounds');
-    return this.sql.pendingRounds.all().map(roundFromRow);
-  }
-
-  recentRounds(deviceId: string, limit: number): RoundRecord[] {
-    this.readable('rounds');
-    return this.sql.recentRounds.all(deviceId, limit).map(roundFromRow);
-  }
-
-  pruneRounds(before: number, limit: number): number {
-    // Queued writes first, so that a queued update cannot bring back a round deleted here.
-    this.readable('rounds');
-    return this.sql.pruneRounds.run(before, limit).changes;
-  }
-
-  roundsOfBatch(batchId: string): RoundRecord[] {
-    this.readable('rounds');
-    return this.sql.roundsOfBatch.all(batchId).map(roundFromRow);
-  }
-
   addPostureEvent(e: PostureEvent): void {
-    const row = postureEventToRow(e);
+    const row = POSTURE_EVENTS.toRow(e);
     this.write('posture_events', `addPostureEvent ${e.deviceId}`, () => this.sql.insertPostureEvent.run(row));
   }
 
-  postureEvents(deviceId: string, limit: number): PostureEvent[] {
-    this.readable('posture_events');
-    return this.sql.postureEvents.all(deviceId, limit).map(postureEventFromRow);
+  saveBatch(b: BatchRecord): void {
+    const row = BATCHES.toRow(b);
+    this.write('batches', `saveBatch ${b.id}`, () => this.sql.upsertBatch.run(row), `batch ${b.id}`);
   }
 
   admit(ekHashOrDeviceId: string, note?: string): void {
@@ -372,19 +252,8 @@ export class SqliteStore implements PostureStore {
     this.write('allowlist', `revoke ${entry}`, () => this.sql.revoke.run(entry), `allowlist ${entry}`);
   }
 
-  isAdmitted(ekHash: string): boolean {
-    this.readable('allowlist');
-    const [hash, id] = entriesAdmitting(ekHash);
-    return this.sql.isAdmitted.get(hash, id) !== undefined;
-  }
-
-  admitted(): string[] {
-    this.readable('allowlist');
-    return this.sql.admitted.all().map((r) => r.entry);
-  }
-
   addRelease(r: Release): void {
-    const row = releaseToRow(r);
+    const row = RELEASES.toRow(r);
     const what = `addRelease ${r.name} ${r.version}`;
     this.write('releases', what, () => this.sql.upsertRelease.run(row), releaseKey(r.name, r.version));
   }
@@ -394,34 +263,104 @@ export class SqliteStore implements PostureStore {
     this.write('releases', what, () => this.sql.removeRelease.run(name, version), releaseKey(name, version));
   }
 
-  releases(): Release[] {
+  // Queries: SQLite answers at once; each sees the writes made before it.
+
+  async devices(): Promise<DeviceRecord[]> {
+    this.readable('devices');
+    return this.sql.allDevices.all().map(DEVICES.fromRow);
+  }
+
+  async device(id: string): Promise<DeviceRecord | undefined> {
+    const queued = this.queuedRecord<DeviceRecord>(deviceKey(id));
+    if (queued) return queued;
+    // Every write is a keyed upsert: with nothing queued for this key, the row is current, and
+    // a lookup must not force a commit (that would undo the batching in the middle of a round).
+    this.open();
+    const row = this.sql.device.get(id);
+    return row && DEVICES.fromRow(row);
+  }
+
+  async round(id: string): Promise<RoundRecord | undefined> {
+    const queued = this.queuedRecord<RoundRecord>(roundKey(id));
+    if (queued) return queued;
+    this.open();
+    const row = this.sql.round.get(id);
+    return row && ROUNDS.fromRow(row);
+  }
+
+  async rounds(ids: readonly string[]): Promise<RoundRecord[]> {
+    this.readable('rounds');
+    return this.sql.rounds.all(JSON.stringify(ids)).map(ROUNDS.fromRow);
+  }
+
+  async pendingRounds(): Promise<RoundRecord[]> {
+    this.readable('rounds');
+    return this.sql.pendingRounds.all().map(ROUNDS.fromRow);
+  }
+
+  async recentRounds(deviceId: string, limit: number): Promise<RoundRecord[]> {
+    this.readable('rounds');
+    return this.sql.recentRounds.all(deviceId, limit).map(ROUNDS.fromRow);
+  }
+
+  async latestRounds(): Promise<Map<string, RoundRecord>> {
+    this.readable('rounds', 'devices');
+    return new Map(
+      this.sql.latestRounds.all().map((row) => {
+        const r = ROUNDS.fromRow(row);
+        return [r.deviceId, r];
+      }),
+    );
+  }
+
+  async postureEvents(deviceId: string, limit: number): Promise<PostureEvent[]> {
+    this.readable('posture_events');
+    return this.sql.postureEvents.all(deviceId, limit).map(POSTURE_EVENTS.fromRow);
+  }
+
+  async admitted(): Promise<string[]> {
+    this.readable('allowlist');
+    return this.sql.admitted.all().map((r) => r.entry);
+  }
+
+  async releases(): Promise<Release[]> {
     this.readable('releases');
-    return this.sql.releases.all().map(releaseFromRow);
+    return this.sql.releases.all().map(RELEASES.fromRow);
   }
 
-  saveBatch(b: BatchRecord): void {
-    const row = batchToRow(b);
-    this.write('batches', `saveBatch ${b.id}`, () => this.sql.upsertBatch.run(row), `batch ${b.id}`);
-  }
-
-  batch(id: string): BatchRecord | undefined {
+  async batch(id: string): Promise<BatchRecord | undefined> {
     this.readable('batches');
     const row = this.sql.batch.get(id);
-    return row && batchFromRow(row);
+    return row && BATCHES.fromRow(row);
   }
 
-  flush(): void {
+  async pruneRounds(before: number, limit: number): Promise<number> {
+    // Queued writes first, so that a queued update cannot bring back a round deleted here.
+    this.readable('rounds');
+    return this.sql.pruneRounds.run(before, limit).changes;
+  }
+
+  async flush(): Promise<void> {
+    this.flushNow();
+  }
+
+  /** The synchronous commit SQLite allows (tests and the shutdown path). */
+  flushNow(): void {
     if (this.closed) return;
     this.queue.flush();
   }
 
-  integrityCheck(): string {
-    this.flush();
+  async integrityCheck(): Promise<string> {
+    this.flushNow();
     const rows = this.db.pragma('integrity_check') as { integrity_check: string }[];
     return rows.map((r) => r.integrity_check).join('\n');
   }
 
-  close(): void {
+  async close(): Promise<void> {
+    this.closeNow();
+  }
+
+  closeNow(): void {
     if (this.closed) return;
     try {
       this.queue.flush();

@@ -1,64 +1,74 @@
 import type { BatchRecord, DeviceRecord, PostureEvent, Release, RoundRecord } from '../model.ts';
 
-// The posture store as the rest of the gateway sees it. Synchronous on purpose: the embedded
-// engine (better-sqlite3) is synchronous, and a synchronous store keeps the verifier free of
-// awaits between "appraised" and "recorded". A networked store (PostgreSQL) will implement this
-// interface over a write-behind queue and an in-memory read model, as the SQLite one already
-// queues its writes.
+// The gateway's store, as two sides with different contracts.
 //
-// Writes are queued and committed in batches; every read sees every write made before it.
-// `flush()` is the durability point: when it returns, what was written survives a crash of the
+// The writer is the hot path: synchronous, write-behind. A save returns at once; writes are
+// queued and committed together (a 10,000-device round is a handful of commits, not 10,000), in
+// the order they were made. The verifier never waits on the store between "appraised" and
+// "answered", and keeps in memory what it needs to decide (fleet records, rounds in flight), so
+// it never reads the store back.
+//
+// The queries serve the operator API, batches, the dashboard and start-up: asynchronous, so a
+// networked engine (PostgreSQL) implements them as it is, and each sees every write made before
+// it was called (an engine flushes what a query reads first).
+//
+// `flush()` is the durability point: when it resolves, what was written survives a crash of the
 // process. Writes still queued when the process dies are lost; `close()` flushes.
+//
+// Several gateways on one database (the PostgreSQL store) add ownership: the gateway holding a
+// device's attested connection owns that device's live state and the rounds it issues. The
+// records here then need an owner (rounds.owner, devices.owner), a lease on that ownership that
+// another gateway may take over once it expires, and a version on device rows so that an update
+// from a gateway that lost ownership is refused rather than overwriting a newer one. SQLite has a
+// single owner by construction and stores none of it. docs/architecture.md has the plan.
 
-export interface PostureStore {
-  // Devices
-  loadDevices(): DeviceRecord[];
-  device(id: string): DeviceRecord | undefined;
+export interface StoreWriter {
   /** Insert or replace the device with this id. */
   saveDevice(d: DeviceRecord): void;
-
-  // Rounds
   /** Insert or replace the round with this id (rounds move pending → appraised/stale/abandoned). */
   saveRound(r: RoundRecord): void;
-  round(id: string): RoundRecord | undefined;
-  /** Every round still `pending`, oldest deadline first: a restarted gateway re-arms them. */
-  pendingRounds(): RoundRecord[];
-  /** A device's rounds, newest first. */
-  recentRounds(deviceId: string, limit: number): RoundRecord[];
-  /** The rounds issued for a batch, oldest first. */
-  roundsOfBatch(batchId: string): RoundRecord[];
-  /**
-   * Deletes up to `limit` settled rounds issued before `before` (Unix ms), oldest first; pending
-   * rounds are kept whatever their age. Returns how many were deleted.
-   */
-  pruneRounds(before: number, limit: number): number;
-
-  // Posture history
   addPostureEvent(e: PostureEvent): void;
-  /** A device's posture events, newest first. */
-  postureEvents(deviceId: string, limit: number): PostureEvent[];
-
-  // Admission allowlist: entries are EK hashes (64 hex digits) or device ids (24 hex digits).
+  saveBatch(b: BatchRecord): void;
+  /** Allowlist entries are EK hashes (64 hex digits) or device ids (24 hex digits). */
   admit(ekHashOrDeviceId: string, note?: string): void;
   revoke(ekHashOrDeviceId: string): void;
-  /** Whether this EK is admitted, by its hash or by the device id derived from it. */
-  isAdmitted(ekHash: string): boolean;
-  admitted(): string[];
-
-  // Software releases registered by operators as reference values
   /** Register a release; registering the same name and version again replaces its digest. */
   addRelease(r: Release): void;
   removeRelease(name: string, version: string): void;
-  releases(): Release[];
+}
 
-  // On-demand batches
-  saveBatch(b: BatchRecord): void;
-  batch(id: string): BatchRecord | undefined;
+export interface StoreQueries {
+  devices(): Promise<DeviceRecord[]>;
+  device(id: string): Promise<DeviceRecord | undefined>;
+  round(id: string): Promise<RoundRecord | undefined>;
+  /** The rounds with these ids that exist, in no particular order. */
+  rounds(ids: readonly string[]): Promise<RoundRecord[]>;
+  /** Every round still `pending`, oldest deadline first: a restarted gateway re-arms them. */
+  pendingRounds(): Promise<RoundRecord[]>;
+  /** A device's rounds, newest first. */
+  recentRounds(deviceId: string, limit: number): Promise<RoundRecord[]>;
+  /** The newest round of each device that has one, in one query. */
+  latestRounds(): Promise<Map<string, RoundRecord>>;
+  /** A device's posture events, newest first. */
+  postureEvents(deviceId: string, limit: number): Promise<PostureEvent[]>;
+  /** The allowlist's entries, sorted. */
+  admitted(): Promise<string[]>;
+  releases(): Promise<Release[]>;
+  batch(id: string): Promise<BatchRecord | undefined>;
+}
 
+export interface Store extends StoreWriter, StoreQueries {
+  /** What this store is, for logs and errors: its engine and where. */
+  readonly describe: string;
+  /**
+   * Deletes up to `limit` settled rounds issued before `before` (Unix ms), oldest first; pending
+   * rounds are kept whatever their age. Resolves with how many were deleted.
+   */
+  pruneRounds(before: number, limit: number): Promise<number>;
   /** Commit every queued write. */
-  flush(): void;
+  flush(): Promise<void>;
   /** The engine's own consistency check: 'ok' when fine, its findings otherwise. */
-  integrityCheck(): string;
+  integrityCheck(): Promise<string>;
   /** Flush and release the store; further calls throw. Idempotent. */
-  close(): void;
+  close(): Promise<void>;
 }

@@ -12,14 +12,13 @@ import { type AdmissionPolicy, admit } from './admission.ts';
 
 // What a `hello` establishes, checked in order: the EK names the connection's device, both keys
 // parse, the AK has the shape PROTOCOL.md §3 requires, and admission lets the EK in. Pure: the
-// caller answers, stores and starts the round.
+// caller answers and starts the round. What a hello says is the connection's claim, not the
+// device's: it becomes part of the device's record only once that connection has attested.
 
 export type HelloOutcome =
   | {
       readonly ok: true;
       readonly context: HelloContext;
-      /** The device's record as of this hello: new (enrolling) or the known one updated. */
-      readonly device: DeviceRecord;
       /** Admitted only because admission is `open` and the device was unknown: worth a loud log. */
       readonly firstUseUnderOpen: boolean;
     }
@@ -31,8 +30,7 @@ export function checkHello(
   hello: Hello,
   deviceId: string,
   admission: AdmissionPolicy,
-  known: DeviceRecord | undefined,
-  now: number,
+  known: boolean,
 ): HelloOutcome {
   const identity = deviceIdentity(hello.ek);
   if (identity.deviceId !== deviceId) {
@@ -63,16 +61,6 @@ export function checkHello(
   );
   if (!admitted.ok) return refused(admitted.code, admitted.detail);
 
-  const device = {
-    ...(known ?? { id: deviceId, labels: {}, posture: 'enrolling', reasons: [], firstSeen: now }),
-    ekHash,
-    ekPublic: hello.ek,
-    ...(hello.ekCert && { ekCert: hello.ekCert }),
-    attester: hello.attester,
-    agent: hello.agent,
-    swPcr: hello.swPcr,
-    lastSeen: now,
-  } as DeviceRecord;
   return {
     ok: true,
     context: {
@@ -83,7 +71,41 @@ export function checkHello(
       ak,
       genuineHardware: admitted.genuineHardware,
     },
-    device,
-    firstUseUnderOpen: admission.mode === 'open' && known === undefined,
+    firstUseUnderOpen: admission.mode === 'open' && !known,
+  };
+}
+
+/**
+ * The device's record with what an attested connection's hello says (or a device's first record,
+ * `enrolling`, when it is unknown): its EK, certificate, attester, agent and swPcr.
+ */
+export function recordFromHello(
+  known: DeviceRecord | undefined,
+  ctx: HelloContext,
+  now: number,
+): DeviceRecord {
+  const base: DeviceRecord = known ?? {
+    id: ctx.ekHash.slice(0, 24),
+    ekHash: ctx.ekHash,
+    ekPublic: ctx.hello.ek,
+    attester: ctx.hello.attester,
+    agent: ctx.hello.agent,
+    swPcr: ctx.hello.swPcr,
+    labels: {},
+    posture: 'enrolling',
+    reasons: [],
+    firstSeen: now,
+    lastSeen: now,
+  };
+  const { ekCert: _previous, ...rest } = base;
+  return {
+    ...rest,
+    ekHash: ctx.ekHash,
+    ekPublic: ctx.hello.ek,
+    ...(ctx.hello.ekCert && { ekCert: ctx.hello.ekCert }),
+    attester: ctx.hello.attester,
+    agent: ctx.hello.agent,
+    swPcr: ctx.hello.swPcr,
+    lastSeen: now,
   };
 }

@@ -48,6 +48,14 @@ test.before(async () => {
   const { logger, lines } = captureLogger();
   ctx.lines = lines;
   ctx.handler = new ChallengeHandler({
+    hello: {
+      t: 'hello',
+      ek: ctx.tpm.keys.ek.publicArea,
+      ak: ctx.tpm.keys.ak.publicArea,
+      attester: 'tpm2',
+      agent: 'test',
+      swPcr: SW_PCR,
+    },
     tpm: access,
     akHandle: ctx.tpm.keys.ak.handle,
     ek: 'ecc',

@@ -9,7 +9,7 @@ import { testPki } from '../support/tls-pair.ts';
 // A bare aedes broker on TLS 1.3, standing in for the gateway where the agent's side of the
 // connection is under test: it records what devices publish (with the server end of the TLS
 // connection, for the exporter) and lets the test publish raw payloads to a device's `in`.
-// The gateway proper (issue 5) brings the end-to-end tests.
+// The end-to-end tests run the gateway proper.
 
 export interface Received {
   readonly message: DeviceMessage;

@@ -99,9 +99,9 @@ it('after it: app traffic flows both ways on the same connection', async (ctx) =
 it('a measured PCR extended outside the policy: contraindicated, and delivery stops at once', async (ctx) => {
   const { gw, device, op, conn } = ctx as Required<Ctx>;
   await device.swtpm.tpm2(['tpm2_pcrextend', `9:sha256=${'ab'.repeat(32)}`]);
-  const sessions = gw.gateway.sessionsOf(device.id);
+  const sessions = gw.gateway.connections.of(device.id);
   assert.is(sessions.length, 1);
-  gw.gateway.attestation.startRound(sessions[0]!, 'on-demand');
+  gw.gateway.attestation.start(sessions[0]!, 'on-demand');
   const challenge = expect(await conn.next(), 'challenge') as Challenge;
   assert.is(challenge.activate, undefined, 'an enrolled AK is not activated again');
   await device.answer(conn, challenge);
@@ -120,7 +120,7 @@ it('a measured PCR extended outside the policy: contraindicated, and delivery st
     op.received.map((m) => m.topic),
     [`app/${device.id}/cmd`],
   );
-  const round = gw.gateway.store.round(Buffer.from(challenge.round).toString('hex'));
+  const round = await gw.gateway.store.round(Buffer.from(challenge.round).toString('hex'));
   assert.equal(round?.codes, ['firmware-changed']);
   assert.match(round?.detail ?? '', /PCR 9/);
 });
@@ -130,19 +130,19 @@ it('a device that stops answering becomes stale at its deadline', async (ctx) =>
   // Back to a good posture first, so that stale is a change.
   await device.resetTpm();
   await device.measure(SOFTWARE.name, SOFTWARE.version, SOFTWARE.digest);
-  gw.gateway.attestation.startRound(gw.gateway.sessionsOf(device.id)[0]!, 'on-demand');
+  gw.gateway.attestation.start(gw.gateway.connections.of(device.id)[0]!, 'on-demand');
   const good = expect(await conn.next(), 'challenge');
   await device.answer(conn, good);
   const r = expect(await conn.next(), 'result');
   assert.is(r.status, 'affirming', r.reasons.join());
 
-  gw.gateway.attestation.startRound(gw.gateway.sessionsOf(device.id)[0]!, 'on-demand');
+  gw.gateway.attestation.start(gw.gateway.connections.of(device.id)[0]!, 'on-demand');
   const ignored = expect(await conn.next(), 'challenge');
   const error = expect(await conn.next(5000), 'error');
   assert.is(error.code, 'stale');
   assert.equal(error.round, ignored.round);
   assert.is(gw.gateway.fleet.get(device.id)?.posture, 'stale');
-  const events = gw.gateway.store.postureEvents(device.id, 5).map((e) => e.to);
+  const events = (await gw.gateway.store.postureEvents(device.id, 5)).map((e) => e.to);
   assert.is(events[0], 'stale');
 });
 

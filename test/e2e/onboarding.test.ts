@@ -31,7 +31,7 @@ it('onboards with activation, then re-attests periodically on the same connectio
   const device = ctx.gw.gateway.fleet.get(agent.deviceId);
   assert.is(device?.posture, 'affirming');
   assert.ok(device?.ak, 'the AK is enrolled after activation');
-  const rounds = ctx.gw.gateway.store.recentRounds(agent.deviceId, 10);
+  const rounds = await ctx.gw.gateway.store.recentRounds(agent.deviceId, 10);
   assert.is(rounds[0]?.reason, 'onboard');
   assert.ok(rounds[0]?.activate, 'the onboarding round carried activate');
 
@@ -40,16 +40,16 @@ it('onboards with activation, then re-attests periodically on the same connectio
     assert.is(r.status, 'affirming');
     assert.is(agent.socket(), socket, 'the agent kept its TLS socket');
   }
-  const after = ctx.gw.gateway.store.recentRounds(agent.deviceId, 10);
+  const after = await ctx.gw.gateway.store.recentRounds(agent.deviceId, 10);
   assert.ok(after.length >= 3);
   assert.equal(
     after.slice(0, 2).map((r) => r.reason),
     ['periodic', 'periodic'],
   );
   assert.not.ok(after[0]?.activate, 're-attestation needs no activation');
-  const sessions = ctx.gw.gateway.sessionsOf(agent.deviceId);
+  const sessions = ctx.gw.gateway.connections.of(agent.deviceId);
   assert.is(sessions.length, 1, 'one connection on the gateway side');
-  assert.is(sessions[0]?.connectedAt, ctx.gw.gateway.sessionsOf(agent.deviceId)[0]?.connectedAt);
+  assert.is(sessions[0]?.connectedAt, ctx.gw.gateway.connections.of(agent.deviceId)[0]?.connectedAt);
 
   const key = createPublicKey(readFileSync(`${ctx.gw.dir}/ear-key.pem`));
   const ear = verifyEar(first.ear, key) as { submods: Record<string, { 'ear.status': string }> };

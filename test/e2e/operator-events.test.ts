@@ -75,26 +75,26 @@ it('an operator receives the retained posture of every device, then each change'
 
   // A change while subscribed: the device stops answering and turns stale at the deadline.
   b.silent = true;
-  gw.gateway.attestation.startRound(gw.gateway.sessionsOf(b.id)[0]!, 'on-demand');
+  gw.gateway.attestation.start(gw.gateway.connections.of(b.id)[0]!, 'on-demand');
   const { code } = await sub.exited;
   assert.is(code, 0);
   const change = JSON.parse(sub.lines[2]!) as PostureNotice;
   assert.is(change.id, b.id);
   assert.is(change.posture, 'stale');
   assert.equal(change.reasons, ['stale']);
-  assert.is(change.round, gw.gateway.store.recentRounds(b.id, 1)[0]?.id ?? null);
+  assert.is(change.round, (await gw.gateway.store.recentRounds(b.id, 1))[0]?.id ?? null);
 });
 
 it('device credentials connect but the subscription is refused; nothing is received', async (ctx) => {
   const a = ctx.devices[0]!;
-  const [attested] = ctx.gw!.gateway.sessionsOf(a.id);
+  const [attested] = ctx.gw!.gateway.connections.of(a.id);
   const sub = mosquittoSub(ctx, ['-u', a.id, '-i', `${a.id}.spy`, '-P', 'anything'], 1);
   const { stderr } = await sub.exited;
   assert.match(stderr, /All subscription requests were denied/);
   assert.equal(sub.lines, []);
   // mosquitto_sub has exited; the gateway hears of its closed socket a moment later.
-  await eventually(() => ctx.gw!.gateway.sessionsOf(a.id).length === 1, 'the spy connection is gone');
-  const [after] = ctx.gw!.gateway.sessionsOf(a.id);
+  await eventually(() => ctx.gw!.gateway.connections.of(a.id).length === 1, 'the spy connection is gone');
+  const [after] = ctx.gw!.gateway.connections.of(a.id);
   assert.ok(attested !== undefined && after === attested, 'the attested connection is the one left');
   assert.ok(!attested.closed && attested.trustedUntil > Date.now(), 'and it is undisturbed');
 });

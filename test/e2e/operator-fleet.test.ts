@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { DeviceSession } from '../../gateway/connections/device-connection.ts';
+import type { DeviceConnection } from '../../gateway/connections/device-connection.ts';
 import type { BatchProgress } from '../../gateway/rounds/batches.ts';
 import { type SimFleet, startSimFleet } from '../equipment/sim/fleet.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
@@ -31,13 +31,13 @@ async function api<T>(gw: TestGateway, method: string, path: string, body?: unkn
   return (await res.json()) as T;
 }
 
-function sessions(ctx: Ctx): Map<string, DeviceSession | undefined> {
-  return new Map(ctx.fleet!.devices.map((d) => [d.id, ctx.gw!.gateway.sessionsOf(d.id)[0]]));
+function sessions(ctx: Ctx): Map<string, DeviceConnection | undefined> {
+  return new Map(ctx.fleet!.devices.map((d) => [d.id, ctx.gw!.gateway.connections.of(d.id)[0]]));
 }
 
-function assertSameConnections(ctx: Ctx, before: Map<string, DeviceSession | undefined>): void {
+function assertSameConnections(ctx: Ctx, before: Map<string, DeviceConnection | undefined>): void {
   for (const d of ctx.fleet!.devices) {
-    const now = ctx.gw!.gateway.sessionsOf(d.id);
+    const now = ctx.gw!.gateway.connections.of(d.id);
     assert.is(now.length, 1, `${d.id}: one connection`);
     assert.ok(before.get(d.id));
     assert.is(now[0], before.get(d.id), `${d.id}: answered on its existing connection`);
@@ -126,7 +126,7 @@ it('a device that does not answer ends stale; the batch completes at its deadlin
   assert.is(p.appraised.affirming, COUNT - 1);
   assert.is(p.stale, 1);
   const r = p.results.find((x) => x.id === silent.id);
-  const round = gw.gateway.store.round(r!.round!)!;
+  const round = (await gw.gateway.store.round(r!.round!))!;
   assert.ok(p.completedAt! >= round.deadlineAt, 'completed when the silent device passed its deadline');
   assert.equal([r?.state, r?.codes], ['stale', ['stale']]);
   assert.is(gw.gateway.fleet.get(silent.id)?.posture, 'stale');

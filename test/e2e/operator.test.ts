@@ -5,7 +5,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { measureSoftware } from '../../device/software.ts';
 import type { DeviceDetailView, DeviceView } from '../../gateway/api/views.ts';
-import type { DeviceSession } from '../../gateway/connections/device-connection.ts';
+import type { DeviceConnection } from '../../gateway/connections/device-connection.ts';
 import type { BatchProgress } from '../../gateway/rounds/batches.ts';
 import { deviceIdentity } from '../../shared/protocol/index.ts';
 import { toHex } from '../../shared/tpm/index.ts';
@@ -67,8 +67,8 @@ async function api<T>(gw: TestGateway, path: string): Promise<T> {
 }
 
 /** Each agent's gateway-side connection and its own TLS socket, to show nothing reconnected. */
-function connections(ctx: Ctx): [DeviceSession | undefined, unknown][] {
-  return ctx.agents.map((a) => [ctx.gw!.gateway.sessionsOf(a.agent.deviceId)[0], a.agent.socket()]);
+function connections(ctx: Ctx): [DeviceConnection | undefined, unknown][] {
+  return ctx.agents.map((a) => [ctx.gw!.gateway.connections.of(a.agent.deviceId)[0], a.agent.socket()]);
 }
 
 it.before(async (ctx) => {
@@ -117,7 +117,7 @@ it('release add --manifest registers the build the agent way; attest --all then 
     assert.is(after[i]![1], socket, 'the agent kept its TLS socket');
   });
   for (const r of p.results) {
-    const round = gw.gateway.store.round(r.round!)!;
+    const round = (await gw.gateway.store.round(r.round!))!;
     assert.is(round.reason, 'on-demand');
     assert.is(round.batchId, p.id);
   }
@@ -136,13 +136,17 @@ it('label, then attest --label: only the swarm is asked; the summary table count
   });
   assert.is(res.status, 200);
 
-  const rounds = gw.gateway.store.recentRounds(c, 1)[0]?.id;
+  const rounds = (await gw.gateway.store.recentRounds(c, 1))[0]?.id;
   const run = await cli(gw, ['attest', '--label', 'swarm=kitchen']);
   assert.is(run.code, 0, run.stdout + run.stderr);
   assert.match(run.stdout, /^Batch [0-9a-f]{16}: 2 devices, done in /);
   assert.match(run.stdout, /^affirming {2}2$/m);
   assert.not.match(run.stdout, /Not affirming/);
-  assert.is(gw.gateway.store.recentRounds(c, 1)[0]?.id, rounds, 'the device outside the swarm was not asked');
+  assert.is(
+    (await gw.gateway.store.recentRounds(c, 1))[0]?.id,
+    rounds,
+    'the device outside the swarm was not asked',
+  );
 
   const usage = await cli(gw, ['attest', '--all', a]);
   assert.is(usage.code, 2);
@@ -228,7 +232,7 @@ it('admit --ek ek.pub admits a new device; one that does not answer ends stale a
   const batchId = /^Batch ([0-9a-f]{16})/.exec(run.stdout)![1]!;
   const p = await api<BatchProgress>(gw, `/v1/batches/${batchId}`);
   assert.equal([p.done, p.stale, p.appraised.affirming, p.pending], [true, 1, 3, 0]);
-  const silentRound = gw.gateway.store.round(p.results.find((r) => r.id === tools.id)!.round!)!;
+  const silentRound = (await gw.gateway.store.round(p.results.find((r) => r.id === tools.id)!.round!))!;
   assert.ok(p.completedAt! >= silentRound.deadlineAt, 'complete at the deadline of the silent device');
   assert.is(gw.gateway.fleet.get(tools.id)?.posture, 'stale');
   await conn.close();

@@ -45,7 +45,7 @@ it('enrolment, AK, history and pending deadlines survive; the agent reconnects a
   assert.is(onboard.t, 'challenge');
   await device.answer(conn, onboard as never);
   assert.is((await conn.next()).t, 'result');
-  gw.gateway.attestation.startRound(gw.gateway.sessionsOf(device.id)[0]!, 'on-demand');
+  gw.gateway.attestation.start(gw.gateway.connections.of(device.id)[0]!, 'on-demand');
   const pending = await conn.next();
   assert.is(pending.t, 'challenge');
   const pendingId = toHex((pending as { round: Uint8Array }).round);
@@ -56,15 +56,15 @@ it('enrolment, AK, history and pending deadlines survive; the agent reconnects a
 
   const after = gw.gateway.fleet.get(id)!;
   assert.equal(after.ak?.name, enrolled.ak?.name, 'the enrolled AK survived');
-  assert.is(gw.gateway.store.round(pendingId)?.state, 'pending', 'the pending round survived');
+  assert.is((await gw.gateway.store.round(pendingId))?.state, 'pending', 'the pending round survived');
 
   const r = await reattested;
   assert.is(r.status, 'affirming', r.reasons.join());
-  const rounds = gw.gateway.store.recentRounds(id, 10);
+  const rounds = await gw.gateway.store.recentRounds(id, 10);
   assert.is(rounds[0]?.reason, 'onboard');
   assert.not.ok(rounds[0]?.activate, 'no activation after a restart: the AK is still enrolled');
   assert.ok(rounds.length >= 2, 'history from before the restart is kept');
-  assert.ok(gw.gateway.store.postureEvents(id, 10).length >= 1);
+  assert.ok((await gw.gateway.store.postureEvents(id, 10)).length >= 1);
 
   // The device that went away does not come back before its deadline: stale, as promised.
   await eventually(
@@ -72,8 +72,8 @@ it('enrolment, AK, history and pending deadlines survive; the agent reconnects a
     'the silent device turns stale',
     5000,
   );
-  assert.is(gw.gateway.store.round(pendingId)?.state, 'stale');
-  assert.is(gw.gateway.store.integrityCheck(), 'ok');
+  assert.is((await gw.gateway.store.round(pendingId))?.state, 'stale');
+  assert.is(await gw.gateway.store.integrityCheck(), 'ok');
 });
 
 it.run();

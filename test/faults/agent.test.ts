@@ -92,10 +92,10 @@ it.after(async (ctx) => {
 it('network cut and restored: the agent backs off, reconnects and re-attests', async (ctx) => {
   const { gw, proxy, agent } = ctx as Required<Ctx>;
   const id = agent.agent.deviceId;
-  const before = gw.gateway.sessionsOf(id)[0]!.clientId;
+  const before = gw.gateway.connections.of(id)[0]!.clientId;
   proxy.attempts = 0;
   proxy.cut();
-  await eventually(() => gw.gateway.sessionsOf(id).length === 0, 'the gateway sees the connection go');
+  await eventually(() => gw.gateway.connections.of(id).length === 0, 'the gateway sees the connection go');
   const outage = 2000;
   await settle(outage);
   const attempts = proxy.attempts;
@@ -106,7 +106,7 @@ it('network cut and restored: the agent backs off, reconnects and re-attests', a
   proxy.restore();
   const r = await next;
   assert.is(r.status, 'affirming', r.reasons.join());
-  const now = gw.gateway.sessionsOf(id);
+  const now = gw.gateway.connections.of(id);
   assert.is(now.length, 1);
   assert.not.equal(now[0]!.clientId, before, 'a new connection, with a fresh clientId suffix');
   assert.is(gw.gateway.fleet.get(id)?.posture, 'affirming');
@@ -118,14 +118,14 @@ it('swtpm restarted under the running agent: the next round re-attests (log sent
   const resetBefore = gw.gateway.fleet.get(id)!.clock!.resetCount;
   await agent.swtpm.restart();
   const next = agent.nextResult(15_000);
-  gw.gateway.attestation.startRound(gw.gateway.sessionsOf(id)[0]!, 'on-demand');
+  gw.gateway.attestation.start(gw.gateway.connections.of(id)[0]!, 'on-demand');
   const r = await next;
   assert.is(r.status, 'affirming', `after a TPM reset: ${r.reasons.join()}`);
   const after = gw.gateway.fleet.get(id)!;
   assert.ok(after.clock!.resetCount > resetBefore, 'the reset was seen and recorded');
   // And the round after it is an ordinary incremental one.
   const again = agent.nextResult(15_000);
-  gw.gateway.attestation.startRound(gw.gateway.sessionsOf(id)[0]!, 'on-demand');
+  gw.gateway.attestation.start(gw.gateway.connections.of(id)[0]!, 'on-demand');
   assert.is((await again).status, 'affirming');
 });
 

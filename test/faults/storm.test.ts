@@ -48,7 +48,7 @@ it(`${COUNT} simulated devices reconnecting at once all re-attest within ${BOUND
   assert.equal(notAffirming, [], 'every re-attestation affirming');
   assert.ok(took < BOUND_MS);
   for (const d of fleet.devices.slice(0, 20)) assert.is(gw.gateway.fleet.get(d.id)?.posture, 'affirming');
-  assert.is(gw.gateway.store.integrityCheck(), 'ok');
+  assert.is(await gw.gateway.store.integrityCheck(), 'ok');
   if (process.env.VIGIL_TEST_VERBOSE) console.log(`storm: ${COUNT} devices re-attested in ${took} ms`);
 });
 

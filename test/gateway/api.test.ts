@@ -250,10 +250,10 @@ it('admissions: admit by hash or id, list, revoke (both forms), bad input 400', 
   await api(gw, 'POST', '/v1/admissions', { ek: d.id });
   const list = await api<{ admitted: string[] }>(gw, 'GET', '/v1/admissions');
   assert.equal(list.json.admitted.sort(), [d.ekHash, d.id].sort());
-  assert.ok(gw.gateway.store.isAdmitted(d.ekHash));
+  assert.ok(gw.gateway.policy().admission.isAllowlisted(d.ekHash));
   const revoked = await api<{ revoked: string[] }>(gw, 'DELETE', `/v1/admissions/${d.id}`);
   assert.equal(revoked.json.revoked.sort(), [d.ekHash, d.id].sort(), 'revoking the id revokes the hash too');
-  assert.not.ok(gw.gateway.store.isAdmitted(d.ekHash));
+  assert.not.ok(gw.gateway.policy().admission.isAllowlisted(d.ekHash));
   expectError(await api(gw, 'DELETE', `/v1/admissions/${d.id}`), 404, 'not-admitted', /not on the allowlist/);
   expectError(
     await api(gw, 'POST', '/v1/admissions', { ek: 'xyz' }),
@@ -313,7 +313,7 @@ it('a batch: rounds on the live connections; a silent device ends stale and the 
   const gw = ctx.gw!;
   const [a, b, c] = ctx.devices as [SimDevice, SimDevice, SimDevice];
   c.silent = true;
-  const sessions = ctx.devices.map((d) => gw.gateway.sessionsOf(d.id)[0]);
+  const sessions = ctx.devices.map((d) => gw.gateway.connections.of(d.id)[0]);
   const started = await api<BatchProgress>(gw, 'POST', '/v1/batches', { all: true });
   assert.is(started.status, 201, started.text);
   const batch = started.json;
@@ -328,12 +328,12 @@ it('a batch: rounds on the live connections; a silent device ends stale and the 
   assert.is(p.stale, 1);
   assert.is(p.pending, 0);
   const staleResult = p.results.find((r) => r.id === c.id);
-  const staleRound = gw.gateway.store.round(staleResult!.round!)!;
+  const staleRound = (await gw.gateway.store.round(staleResult!.round!))!;
   assert.ok(p.completedAt! >= staleRound.deadlineAt, 'done at the silent device deadline, not before');
   assert.equal([staleResult?.state, staleResult?.codes], ['stale', ['stale']]);
   for (const d of [a, b]) assert.is(p.results.find((r) => r.id === d.id)?.status, 'affirming');
   ctx.devices.forEach((d, i) => {
-    assert.is(gw.gateway.sessionsOf(d.id)[0], sessions[i], 'the same connection answered');
+    assert.is(gw.gateway.connections.of(d.id)[0], sessions[i], 'the same connection answered');
     assert.is(d.connectCount, 1);
   });
   assert.is(gw.gateway.fleet.get(c.id)?.posture, 'stale');

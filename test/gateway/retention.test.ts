@@ -22,16 +22,13 @@ test('the retention job deletes settled rounds past the policy days, in steps, a
     store.saveRound({ ...pendingRound(5001), issuedAt: now - 30 * DAY });
     assert.is(await retention.run(), 4500);
     assert.equal(
-      store
-        .recentRounds(DEVICE_ID, 10)
-        .map((r) => r.id)
-        .sort(),
+      (await store.recentRounds(DEVICE_ID, 10)).map((r) => r.id).sort(),
       [roundId(5000), roundId(5001)].sort(),
     );
     assert.is(await retention.run(), 0);
   } finally {
     retention.close();
-    store.close();
+    store.closeNow();
     removeDir(dir);
   }
 });

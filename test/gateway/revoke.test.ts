@@ -12,6 +12,7 @@ test('under an allowlist, revoking a device closes its live connection and refus
   const device = SimDevice.create({ seed: 'revoke/1' });
   try {
     gw.gateway.store.admit(device.id);
+    await gw.gateway.refreshPolicy();
     const first = device.nextResult();
     await device.connect(gw.url, gw.ca);
     assert.is((await first).status, 'affirming');
@@ -27,7 +28,7 @@ test('under an allowlist, revoking a device closes its live connection and refus
     assert.is(res.status, 200);
     assert.is(((await res.json()) as { disconnected: number }).disconnected, 1);
     await eventually(
-      () => closed && gw.gateway.sessionsOf(device.id).length === 0,
+      () => closed && gw.gateway.connections.of(device.id).length === 0,
       'the connection is closed',
     );
 

@@ -98,7 +98,7 @@ it('before the first appraisal: no app publish, subscribe or delivery; then both
 
 it('a second connection of the same id: no takeover, no disturbance, none of its messages', async (ctx) => {
   const { gw, device, a } = ctx;
-  const before = deviceState(gw, device.id);
+  const before = await deviceState(gw, device.id);
   // The same clientId: refused (CONNACK 2), the attested connection stays.
   assert.is(await connackOf(gw, device.id, `${device.id}.a`), 2, 'CONNACK 2: identifier rejected');
   await settle(100);
@@ -117,7 +117,7 @@ it('a second connection of the same id: no takeover, no disturbance, none of its
   // B lets its round lapse: an error for B only, the device keeps its posture.
   assert.is(expectMessage(await b.next(DEADLINE_MS + 3000), 'error').code, 'stale');
   assert.is(await countArrivals(a, topics.in(device.id), 300), 0, 'A received none of B’s messages');
-  const after = deviceState(gw, device.id);
+  const after = await deviceState(gw, device.id);
   assert.equal({ ...after, clock: before.clock, swLog: before.swLog, expires: 0 }, { ...before, expires: 0 });
   assert.is(after.posture, 'affirming');
   assert.ok(a.client.connected);
@@ -159,7 +159,7 @@ it("another device's in/out, wildcards, $SYS, fleet: subscriptions refused (SUBA
 
 it('publishing as another device, into its in, retained on vigil/v1/#, to $ topics: delivered to nobody', async (ctx) => {
   const { gw, device, a, op, other, otherId } = ctx;
-  const before = deviceState(gw, device.id);
+  const before = await deviceState(gw, device.id);
   op.received.length = 0;
   other.app.length = 0;
   const arrivals = Promise.all([
@@ -192,7 +192,7 @@ it('publishing as another device, into its in, retained on vigil/v1/#, to $ topi
   assert.is(late.received.length, 1);
   assert.is(JSON.parse(late.received[0]!.payload.toString()).id, device.id);
   await late.close();
-  assert.equal(deviceState(gw, device.id), before);
+  assert.equal(await deviceState(gw, device.id), before);
   assert.is(gw.gateway.fleet.get(otherId), undefined, 'nothing was appraised for the other id');
   assert.ok(a.client.connected, 'refused publishes cost no connection');
 });

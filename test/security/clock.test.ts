@@ -70,7 +70,7 @@ it('resetCount increased: accepted, recorded, the software log restarts from 0',
   assert.is(after.clock?.resetCount, quoted.resetCount, 'the new resetCount is recorded');
   assert.is(after.swLog?.resetCount, quoted.resetCount);
   assert.is(after.swLog?.count, 1, 'the log was replayed from 0: one entry since the reset');
-  assert.match(gw.gateway.store.round(toHex(c.round))?.detail ?? '', /rebooted/);
+  assert.match((await gw.gateway.store.round(toHex(c.round)))?.detail ?? '', /rebooted/);
 });
 
 it('a restored copy of the TPM state (same resetCount, older clock): clock-rollback', async (ctx) => {
@@ -87,7 +87,7 @@ it('a restored copy of the TPM state (same resetCount, older clock): clock-rollb
   const after = gw.gateway.fleet.get(device.id)!;
   assert.is(after.posture, 'contraindicated');
   assert.equal(after.clock, seen, 'the recorded clock stays the newest seen');
-  assert.match(gw.gateway.store.round(toHex(c.round))?.detail ?? '', /clock went from/);
+  assert.match((await gw.gateway.store.round(toHex(c.round)))?.detail ?? '', /clock went from/);
 });
 
 it('known limit: the clone with its clock set past the last one seen is not revealed by clockInfo', async (ctx) => {

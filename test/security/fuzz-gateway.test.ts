@@ -1,15 +1,14 @@
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import type { Client } from 'aedes';
 import fc from 'fast-check';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DeviceSession } from '../../gateway/connections/device-connection.ts';
+import { DeviceConnection } from '../../gateway/connections/device-connection.ts';
 import { expectedAkQualifiedName } from '../../gateway/verifier/appraise.ts';
 import { encodeCbor } from '../../shared/cbor/encode.ts';
+import { systemClock } from '../../shared/clock.ts';
 import {
   bindingDigest,
   channelExporter,
-  decodeDeviceMessage,
   decodeGatewayMessage,
   deviceIdentity,
   type Evidence,
@@ -17,7 +16,6 @@ import {
   encodeMessage,
   type GatewayMessage,
   type Hello,
-  ProtocolError,
 } from '../../shared/protocol/index.ts';
 import { type EccPublic, ekTemplate, marshalPublic, objectName, toHex } from '../../shared/tpm/index.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
@@ -26,7 +24,7 @@ import { type TlsPair, withTlsPair } from '../support/tls-pair.ts';
 import { buildAttest, softAk, softSign } from './soft-quote.ts';
 
 // A seeded fuzz campaign through the gateway's own decoding and appraisal, in process for speed:
-// the same steps the broker hook runs for a payload on `out` (gateway/gateway.ts deviceMessage),
+// the router the broker hook hands every payload on `out` to (gateway/connections/router.ts),
 // on a real TLS connection's server end so the exporter is real. Evidence is built valid (signed
 // by an enrolled software AK, bound to the connection) and then mutated, so the cases reach every
 // check of the appraisal, not only the decoder.
@@ -65,34 +63,22 @@ it.after(async (ctx) => {
   await ctx.gw?.stop();
 });
 
-/** A fake aedes client: what the gateway sends to it is decoded and kept. */
-function fakeClient(id: string) {
+/** A connection whose link decodes and keeps what the gateway sends it; the exporter is real. */
+function fakeConnection(gw: TestGateway, pair: TlsPair, clientId: string, deviceId: string) {
   const sent: GatewayMessage[] = [];
-  const client = {
-    id,
-    publish(packet: { payload: Buffer }, cb?: (err?: Error) => void) {
-      sent.push(decodeGatewayMessage(packet.payload));
-      cb?.();
+  const conn = new DeviceConnection(
+    {
+      clientId,
+      remoteAddress: '127.0.0.1',
+      exporter: (nonce) => channelExporter(pair.server, nonce),
+      send: (payload) => sent.push(decodeGatewayMessage(payload)),
+      disconnect() {},
     },
-    close() {},
-  };
-  return { client: client as unknown as Client, sent };
-}
-
-/** The broker hook's dispatch (gateway/gateway.ts): decode, then hello or evidence. */
-function handle(gw: TestGateway, session: DeviceSession, payload: Uint8Array): void {
-  const attestation = gw.gateway.attestation;
-  let message: ReturnType<typeof decodeDeviceMessage>;
-  try {
-    message = decodeDeviceMessage(payload, { maxPayload: gw.gateway.policy().maxPayload });
-  } catch (e) {
-    if (!(e instanceof ProtocolError)) throw e;
-    attestation.refuse(session, e.code, e.detail);
-    return;
-  }
-  if (message.t === 'hello') attestation.onHello(session, message);
-  else if (!session.hello) attestation.refuse(session, 'identity-mismatch', 'evidence before hello');
-  else attestation.onEvidence(session, message);
+    deviceId,
+    systemClock,
+    gw.gateway.attestation.onDeadline,
+  );
+  return { conn, sent };
 }
 
 /** A software device: a real P-256 point as EK (so MakeCredential works), a software AK. */
@@ -154,12 +140,9 @@ it('hello: random and mutated payloads on fresh connections', async (ctx) => {
   );
   fc.assert(
     fc.property(payload, (bytes) => {
-      const { client, sent } = fakeClient(`${dev.id}.f`);
-      const session = new DeviceSession(client, pair.server, dev.id);
-      handle(gw, session, bytes);
-      session.close();
-      for (const m of sent)
-        if (m.t === 'challenge') for (const r of session.rounds.keys()) session.settle(r, 'answered');
+      const { conn, sent } = fakeConnection(gw, pair, `${dev.id}.f`, dev.id);
+      gw.gateway.router.dispatch(conn, bytes);
+      conn.close();
       return sent.every((m) => m.t === 'error' || m.t === 'challenge');
     }),
     { seed: SEED, numRuns: Math.ceil(RUNS / 3) },
@@ -172,10 +155,9 @@ it('evidence: valid, then mutated at every layer; appraised, never crashing, nev
   const dev = softDevice();
   // Enrol the software AK as if its activation had passed, so rounds carry no `activate`.
   {
-    const { client } = fakeClient(`${dev.id}.enrol`);
-    const s = new DeviceSession(client, pair.server, dev.id);
-    handle(gw, s, encodeMessage(dev.hello));
-    s.close();
+    const { conn } = fakeConnection(gw, pair, `${dev.id}.enrol`, dev.id);
+    gw.gateway.router.dispatch(conn, encodeMessage(dev.hello));
+    conn.close();
     const d = gw.gateway.fleet.get(dev.id)!;
     gw.gateway.fleet.save({
       ...d,
@@ -183,9 +165,8 @@ it('evidence: valid, then mutated at every layer; appraised, never crashing, nev
     });
   }
   const akName = toHex(gw.gateway.fleet.get(dev.id)!.ak!.name);
-  const { client, sent } = fakeClient(`${dev.id}.fuzz`);
-  const session = new DeviceSession(client, pair.server, dev.id);
-  handle(gw, session, encodeMessage(dev.hello));
+  const { conn: session, sent } = fakeConnection(gw, pair, `${dev.id}.fuzz`, dev.id);
+  gw.gateway.router.dispatch(session, encodeMessage(dev.hello));
   const swDigest = new Uint8Array(createHash('sha256').update('fw').digest());
   const pcr = new Uint8Array(createHash('sha256').update(new Uint8Array(32)).update(swDigest).digest());
   let clock = 1_000n;
@@ -193,8 +174,8 @@ it('evidence: valid, then mutated at every layer; appraised, never crashing, nev
   /** Valid evidence for the round in flight, answered on the client end of the same connection. */
   const validEvidence = (): Evidence => {
     let last: GatewayMessage | undefined = [...sent].reverse().find((m) => m.t === 'challenge');
-    if (last?.t !== 'challenge' || !session.rounds.has(toHex(last.round))) {
-      gw.gateway.attestation.startRound(session, 'on-demand');
+    if (last?.t !== 'challenge' || session.rounds.lookup(toHex(last.round)).kind !== 'open') {
+      gw.gateway.attestation.start(session, 'on-demand');
       last = sent.at(-1);
     }
     if (last?.t !== 'challenge') throw new Error('no round in flight');
@@ -234,7 +215,7 @@ it('evidence: valid, then mutated at every layer; appraised, never crashing, nev
           : ev;
       const payload = where === 'envelope' ? mutate(encodeMessage(ev), m) : encodeMessage(altered);
       const before = sent.length;
-      handle(gw, session, payload);
+      gw.gateway.router.dispatch(session, payload);
       const answers = sent.slice(before);
       if (answers.length !== 1) return false;
       const answer = answers[0]!;
@@ -250,7 +231,7 @@ it('evidence: valid, then mutated at every layer; appraised, never crashing, nev
       if (answer.t === 'error' && answer.code === 'malformed' && session.rounds.size > 0) {
         // The round stays open after a malformed message: settle it so the next case has a fresh one.
         validEvidence();
-        handle(gw, session, encodeMessage({ ...validEvidence(), sig: new Uint8Array([0]) }));
+        gw.gateway.router.dispatch(session, encodeMessage({ ...validEvidence(), sig: new Uint8Array([0]) }));
       }
       return answer.t === 'error' || answer.t === 'result';
     }),
@@ -259,8 +240,8 @@ it('evidence: valid, then mutated at every layer; appraised, never crashing, nev
   session.close();
   assert.ok(affirmed > RUNS / 20, `valid evidence was affirmed (${affirmed} times)`);
   assert.is(toHex(gw.gateway.fleet.get(dev.id)!.ak!.name), akName, 'the enrolled AK never changed');
-  gw.gateway.store.flush();
-  assert.is(gw.gateway.store.integrityCheck(), 'ok');
+  await gw.gateway.store.flush();
+  assert.is(await gw.gateway.store.integrityCheck(), 'ok');
   await new Promise((r) => setImmediate(r));
   assert.equal(ctx.failures.caught, [], 'no unhandled rejection or uncaught exception');
 });

@@ -98,7 +98,7 @@ async function publishRaw(c: Connected, id: string, payload: Uint8Array): Promis
 
 it('each malformed payload, on an unknown id, before and after hello: error malformed', async (ctx) => {
   const { gw, device, x, xId } = ctx;
-  const before = deviceState(gw, device.id);
+  const before = await deviceState(gw, device.id);
   for (const [what, payload] of malformedPayloads(device)) {
     await publishRaw(x, xId, payload);
     const detail = await expectError(x, 'malformed');
@@ -106,7 +106,7 @@ it('each malformed payload, on an unknown id, before and after hello: error malf
     assert.ok(x.client.connected, `${what}: the connection stays`);
   }
   assert.is(gw.gateway.fleet.get(xId), undefined, 'nothing recorded for the attacker id');
-  assertUnchanged(gw, device.id, before, 'malformed payloads');
+  await assertUnchanged(gw, device.id, before, 'malformed payloads');
 });
 
 it('malformed payloads between hello and evidence, while the honest device completes rounds', async (ctx) => {
@@ -123,13 +123,13 @@ it('malformed payloads between hello and evidence, while the honest device compl
   const r = expectMessage(await a.next(), 'result');
   assert.is(r.status, 'affirming', r.reasons.join());
   // B's round is still open after all that: nothing was appraised.
-  assert.ok(gw.gateway.store.round(toHex(bChallenge.round))?.state === 'pending');
-  assert.is(gw.gateway.store.integrityCheck(), 'ok');
+  assert.ok((await gw.gateway.store.round(toHex(bChallenge.round)))?.state === 'pending');
+  assert.is(await gw.gateway.store.integrityCheck(), 'ok');
 });
 
 it('a seeded campaign of mutated hello and evidence over the wire: only errors and challenges, gateway serves on', async (ctx) => {
   const { gw, device, a } = ctx;
-  const before = deviceState(gw, device.id);
+  const before = await deviceState(gw, device.id);
   const hello = encodeMessage(device.hello());
   const evidence = encodeCbor({
     v: 1,
@@ -169,10 +169,10 @@ it('a seeded campaign of mutated hello and evidence over the wire: only errors a
     answers.length > 200,
     `the gateway answered the campaign (${answers.length} answers, ${reconnects} connections)`,
   );
-  const after = deviceState(gw, device.id);
+  const after = await deviceState(gw, device.id);
   assert.equal([after.ak, after.posture, after.clock], [before.ak, 'affirming', after.clock]);
   assert.is(before.ak, after.ak);
-  assert.is(gw.gateway.store.integrityCheck(), 'ok');
+  assert.is(await gw.gateway.store.integrityCheck(), 'ok');
   assert.equal(ctx.failures.caught, []);
 });
 

@@ -71,30 +71,30 @@ const withRound = (ev: Evidence, round: Uint8Array): Evidence => ({ ...ev, round
 it('a round answered twice: round-replayed, nothing changes', async (ctx) => {
   const { gw, device, a } = ctx;
   const ev = await honestRound(gw, device, a);
-  const before = deviceState(gw, device.id);
+  const before = await deviceState(gw, device.id);
   await device.send(a, ev);
   await expectError(a, 'round-replayed');
-  assertUnchanged(gw, device.id, before, 'second answer');
+  await assertUnchanged(gw, device.id, before, 'second answer');
 });
 
 it("round k's evidence at round k+1 on the same connection: replayed, and relabelled: binding-mismatch", async (ctx) => {
   const { gw, device, a } = ctx;
   const old = await honestRound(gw, device, a);
   const next = await onDemandRound(gw, device, a);
-  const before = deviceState(gw, device.id);
+  const before = await deviceState(gw, device.id);
   // As it was: the round id is one this connection already settled.
   await device.send(a, old);
   await expectError(a, 'round-replayed');
-  assertUnchanged(gw, device.id, before, "round k's evidence as it was");
+  await assertUnchanged(gw, device.id, before, "round k's evidence as it was");
   // Relabelled with round k+1's id: the quote still signs k's nonce and exporter.
   await device.send(a, withRound(old, next.round));
   await expectRefusal(a, 'binding-mismatch');
-  const after = deviceState(gw, device.id);
+  const after = await deviceState(gw, device.id);
   // Sent on the attested connection itself, the failure is the device's own statement
   // (docs/protocol.md §4, "whose failure is it"): posture changes, AK and clock do not.
   assert.is(after.posture, 'contraindicated');
   assert.equal([after.ak, after.clock, after.swLog], [before.ak, before.clock, before.swLog]);
-  assert.equal(gw.gateway.store.round(toHex(next.round))?.codes, ['binding-mismatch']);
+  assert.equal((await gw.gateway.store.round(toHex(next.round)))?.codes, ['binding-mismatch']);
   // An honest round puts it right.
   await honestRound(gw, device, a);
 });
@@ -102,14 +102,14 @@ it("round k's evidence at round k+1 on the same connection: replayed, and relabe
 it('evidence from connection A presented on connection B: round-unknown, relabelled: binding-mismatch', async (ctx) => {
   const { gw, device, a } = ctx;
   const evA = await honestRound(gw, device, a);
-  const before = deviceState(gw, device.id);
+  const before = await deviceState(gw, device.id);
   const [b, onB] = await second(ctx, 'b');
   await device.send(b, evA);
   await expectError(b, 'round-unknown');
   await device.send(b, withRound(evA, onB.round));
   await expectRefusal(b, 'binding-mismatch');
   // B never attested and A is trusted: B's failure does not speak for the device.
-  assertUnchanged(gw, device.id, before, 'diverted evidence');
+  await assertUnchanged(gw, device.id, before, 'diverted evidence');
   assert.ok(a.client.connected, 'the attested connection is untouched');
   await b.close();
 });
@@ -118,14 +118,14 @@ it('a nonce issued on A answered on B: round-unknown, or with B round: binding-m
   const { gw, device, a } = ctx;
   const onA = await onDemandRound(gw, device, a);
   const [b, onB] = await second(ctx, 'c');
-  const before = deviceState(gw, device.id);
+  const before = await deviceState(gw, device.id);
   // The device answers A's challenge, but bound to B's channel (as a diverting attacker would ask).
   const diverted = await device.evidence(onA, channelExporter(b.socket, onA.nonce));
   await device.send(b, diverted);
   await expectError(b, 'round-unknown');
   await device.send(b, withRound(diverted, onB.round));
   await expectRefusal(b, 'binding-mismatch');
-  assertUnchanged(gw, device.id, before, 'diverted nonce');
+  await assertUnchanged(gw, device.id, before, 'diverted nonce');
   // A's round is still open and its honest answer is accepted.
   await answerAffirmed(device, a, onA);
   await b.close();
@@ -137,11 +137,11 @@ it('an expired round: stale at the deadline, late evidence round-expired', async
   const ev = await device.evidence(late, channelExporter(a.socket, late.nonce));
   const stale = expectMessage(await a.next(DEADLINE_MS + 3000), 'error');
   assert.is(stale.code, 'stale');
-  const before = deviceState(gw, device.id);
+  const before = await deviceState(gw, device.id);
   await device.send(a, ev);
   await expectError(a, 'round-expired');
-  assertUnchanged(gw, device.id, before, 'late evidence');
-  assert.equal(gw.gateway.store.round(toHex(late.round))?.state, 'stale');
+  await assertUnchanged(gw, device.id, before, 'late evidence');
+  assert.equal((await gw.gateway.store.round(toHex(late.round)))?.state, 'stale');
   await honestRound(gw, device, a);
 });
 
@@ -188,7 +188,7 @@ it('a TLS-terminating relay in the middle: binding-mismatch, the attested connec
   const { gw, device, a } = ctx;
   const relay = await startRelay(gw.port, gw.ca);
   ctx.closers.push(() => relay.close());
-  const before = deviceState(gw, device.id);
+  const before = await deviceState(gw, device.id);
   // The honest device trusts the relay's CA, so it connects to the relay believing it the gateway.
   const victim = await device.connect(`mqtts://localhost:${relay.port}`, testPki().ca, { suffix: 'relayed' });
   ctx.extra.push(victim);
@@ -198,18 +198,19 @@ it('a TLS-terminating relay in the middle: binding-mismatch, the attested connec
   assert.is(relayed.clientId, `${device.id}.relayed`);
   // The gateway's exporter on its channel (to the relay) is not the device's (to the relay).
   assert.not.equal(
-    toHex(channelExporter(relayed.socket, challenge.nonce)),
+    toHex(relayed.link.exporter(challenge.nonce)),
     toHex(channelExporter(victim.socket, challenge.nonce)),
   );
   await device.answer(victim, challenge);
   await expectRefusal(victim, 'binding-mismatch');
-  assertUnchanged(gw, device.id, before, 'relayed evidence');
-  const rec = gw.gateway.store.recentRounds(device.id, 1)[0];
+  await assertUnchanged(gw, device.id, before, 'relayed evidence');
+  const rec = (await gw.gateway.store.recentRounds(device.id, 1))[0];
   assert.equal(rec?.codes, ['binding-mismatch']);
   await settle(100);
   assert.ok(a.client.connected, 'the attested connection is untouched');
   assert.ok(
-    gw.gateway.sessionsOf(device.id).find((s) => s.clientId === `${device.id}.a`)!.trustedUntil > Date.now(),
+    gw.gateway.connections.of(device.id).find((s) => s.clientId === `${device.id}.a`)!.trustedUntil >
+      Date.now(),
     'and still trusted',
   );
   relay.close();

@@ -1,6 +1,6 @@
 import * as assert from 'uvu/assert';
 import type { DeviceRecord } from '../../gateway/model.ts';
-import type { GatewayMessage, ResultCode } from '../../shared/protocol/index.ts';
+import type { ErrorCode, GatewayMessage, ResultCode } from '../../shared/protocol/index.ts';
 import { toHex } from '../../shared/tpm/index.ts';
 import type { TestGateway } from '../support/gateway.ts';
 import type { Connected } from '../support/tools-device.ts';
@@ -23,7 +23,7 @@ function describe(m: GatewayMessage): string {
 }
 
 /** The next message must be `error` with `code`; returns its detail. */
-export async function expectError(conn: Connected, code: ResultCode, timeoutMs = 5000): Promise<string> {
+export async function expectError(conn: Connected, code: ErrorCode, timeoutMs = 5000): Promise<string> {
   const m = expectMessage(await conn.next(timeoutMs), 'error');
   assert.is(m.code, code, m.detail);
   return m.detail;
@@ -47,7 +47,7 @@ export interface DeviceState {
   readonly postureEvents: number;
 }
 
-export function deviceState(gw: TestGateway, id: string): DeviceState {
+export async function deviceState(gw: TestGateway, id: string): Promise<DeviceState> {
   const d: DeviceRecord | undefined = gw.gateway.fleet.get(id);
   return {
     posture: d?.posture ?? 'absent',
@@ -56,14 +56,19 @@ export function deviceState(gw: TestGateway, id: string): DeviceState {
     clock: d?.clock ? `${d.clock.resetCount}/${d.clock.restartCount}/${d.clock.clock}` : '',
     swLog: d?.swLog ? `${d.swLog.resetCount}/${d.swLog.count}/${toHex(d.swLog.pcr)}` : '',
     expires: d?.expires,
-    postureEvents: gw.gateway.store.postureEvents(id, 10_000).length,
+    postureEvents: (await gw.gateway.store.postureEvents(id, 10_000)).length,
   };
 }
 
 /** Asserts that the device record and its history are as before, and the store is sound. */
-export function assertUnchanged(gw: TestGateway, id: string, before: DeviceState, what: string): void {
-  assert.equal(deviceState(gw, id), before, `${what}: the device record must not change`);
-  assert.is(gw.gateway.store.integrityCheck(), 'ok');
+export async function assertUnchanged(
+  gw: TestGateway,
+  id: string,
+  before: DeviceState,
+  what: string,
+): Promise<void> {
+  assert.equal(await deviceState(gw, id), before, `${what}: the device record must not change`);
+  assert.is(await gw.gateway.store.integrityCheck(), 'ok');
 }
 
 /** A copy of `bytes` with the byte at `at` flipped. */
@@ -75,7 +80,7 @@ export function flip(bytes: Uint8Array, at: number, mask = 0x01): Uint8Array {
 
 /** A device's live session on the gateway (for on-demand rounds): by clientId, else the newest. */
 export function onlySession(gw: TestGateway, id: string, clientId?: string) {
-  const sessions = gw.gateway.sessionsOf(id).filter((s) => !s.closed);
+  const sessions = gw.gateway.connections.of(id).filter((s) => !s.closed);
   const found = clientId ? sessions.find((s) => s.clientId === clientId) : sessions.at(-1);
   assert.ok(found, `device ${id} has a live session ${clientId ?? ''}`);
   return found;

@@ -62,7 +62,7 @@ export async function onDemandRound(
   device: ToolsDevice,
   conn: Connected,
 ): Promise<Challenge> {
-  gw.gateway.attestation.startRound(onlySession(gw, device.id, conn.client.options.clientId), 'on-demand');
+  gw.gateway.attestation.start(onlySession(gw, device.id, conn.client.options.clientId), 'on-demand');
   return expectMessage(await conn.next(), 'challenge');
 }
 

@@ -61,13 +61,13 @@ it('onboards with activation when allowed, then answers on-demand rounds on the 
   assert.is(device?.attester, 'sim');
 
   const socket = d.socket();
-  const [session] = ctx.gw.gateway.sessionsOf(d.id);
+  const [session] = ctx.gw.gateway.connections.of(d.id);
   assert.ok(session);
   const again = d.nextResult();
-  ctx.gw.gateway.attestation.startRound(session, 'on-demand');
+  ctx.gw.gateway.attestation.start(session, 'on-demand');
   assert.is((await again).status, 'affirming');
   assert.is(d.socket(), socket, 'same TLS connection');
-  const rounds = ctx.gw.gateway.store.recentRounds(d.id, 5);
+  const rounds = await ctx.gw.gateway.store.recentRounds(d.id, 5);
   assert.is(rounds[0]?.reason, 'on-demand');
   assert.not.ok(rounds[0]?.activate);
 });
@@ -94,7 +94,7 @@ it('a fleet connects with bounded concurrency and every device onboards', async 
   await ctx.fleet.ready;
   assert.is(ctx.fleet.refused.length, 0);
   assert.ok(ctx.fleet.devices.every((d) => d.lastResult?.status === 'affirming'));
-  assert.is([...ctx.gw.gateway.sessions()].length, 20);
+  assert.is([...ctx.gw.gateway.connections.all()].length, 20);
 });
 
 it('reconnects when asked to, with a fresh clientId, and attests again', async (ctx) => {

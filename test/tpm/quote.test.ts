@@ -5,6 +5,14 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { writeCheckquoteFiles } from '../../firmware-shims/tpm/checkquote-files.ts';
 import { type AttestationKeys, provisionAttestationKeys } from '../../firmware-shims/tpm/provision.ts';
+import {
+  attestStage,
+  pcrDigestStage,
+  pcrSelectionStage,
+  Refusal,
+  signatureStage,
+} from '../../gateway/verifier/stages.ts';
+import type { Claims } from '../../shared/protocol/index.ts';
 import { equalBytes, toHex } from '../../shared/tpm/bytes.ts';
 import type { HashName } from '../../shared/tpm/constants.ts';
 import { objectName } from '../../shared/tpm/name.ts';
@@ -110,6 +118,14 @@ async function toolsQuote(alg: 'ecc' | 'rsa', handle: number) {
   };
 }
 
+/** Claims carrying just these PCR values (what the digest stage reads). */
+const claimsOf = (pcrs: ReadonlyMap<number, Uint8Array>): Claims => ({
+  nonce: new Uint8Array(32),
+  pcrs,
+  sw: { name: 'x', version: '1' },
+  logs: {},
+});
+
 for (const alg of ['ecc', 'rsa'] as const) {
   t(`a tpm2_quote by a tpm2-tools ${alg} AK passes our verifier; any flipped bit fails it`, async () => {
     const q = await toolsQuote(alg, alg === 'ecc' ? 0x81000b01 : 0x81000b02);
@@ -118,6 +134,22 @@ for (const alg of ['ecc', 'rsa'] as const) {
     const expect = { qualifyingData: q.qualifyingData, selection, pcrValues: values };
     const good = checkQuote(q.ak, q.attest, q.signature, expect);
     assert.ok(good.ok, good.ok ? '' : `${good.failure}: ${good.detail}`);
+    // The gateway's appraisal stages run the same steps on the same quote.
+    const evidence = {
+      t: 'evidence' as const,
+      round: new Uint8Array(16),
+      body: new Uint8Array(0),
+      attest: q.attest,
+      sig: q.signature,
+    };
+    const sig = signatureStage(q.ak, evidence);
+    const parsed = attestStage(q.attest);
+    pcrSelectionStage(parsed, [0, 9, 16]);
+    pcrDigestStage(parsed, { ...claimsOf(values.get('sha256')!) }, [0, 9, 16], sig);
+    assert.throws(
+      () => pcrSelectionStage(parsed, [0, 9]),
+      (e: unknown) => e instanceof Refusal && e.code === 'pcr-selection-mismatch',
+    );
 
     const flip = (b: Uint8Array, bit: number): Uint8Array => {
       const c = Uint8Array.from(b);

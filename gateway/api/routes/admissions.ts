@@ -26,9 +26,9 @@ function entry(value: unknown): string {
 }
 
 export function admissionRoutes(router: Router, ctx: ApiContext): void {
-  router.on('GET', '/v1/admissions', () => ({
+  router.on('GET', '/v1/admissions', async () => ({
     status: 200,
-    json: { admitted: ctx.gateway.store.admitted() },
+    json: { admitted: await ctx.gateway.store.admitted() },
   }));
 
   router.on('POST', '/v1/admissions', async ({ req }) => {
@@ -37,16 +37,16 @@ export function admissionRoutes(router: Router, ctx: ApiContext): void {
     const e = entry(body.ek);
     if (body.note !== undefined && typeof body.note !== 'string')
       throw new ApiError('bad-request', '"note" must be a string');
-    const already = ctx.gateway.store.admitted().includes(e);
+    const already = (await ctx.gateway.store.admitted()).includes(e);
     ctx.gateway.store.admit(e, body.note as string | undefined);
-    ctx.gateway.refreshPolicy();
+    await ctx.gateway.refreshPolicy();
     ctx.gateway.log.info({ entry: e }, 'admitted');
     return { status: already ? 200 : 201, json: { admitted: e, new: !already } };
   });
 
   // Revoking a device id also revokes the EK hash of that device, and the reverse: either entry
   // alone would still admit it.
-  router.on('DELETE', '/v1/admissions/:entry', ({ params }) => {
+  router.on('DELETE', '/v1/admissions/:entry', async ({ params }) => {
     const e = entry(params.entry);
     const store = ctx.gateway.store;
     const device = isDeviceId(e) ? ctx.gateway.fleet.get(e) : ctx.gateway.fleet.get(e.slice(0, 24));
@@ -54,16 +54,17 @@ export function admissionRoutes(router: Router, ctx: ApiContext): void {
       e,
       ...(device ? [device.id, device.ekHash] : isDeviceId(e) ? [] : [e.slice(0, 24)]),
     ]);
-    const listed = store.admitted().filter((a) => related.has(a));
+    const listed = (await store.admitted()).filter((a) => related.has(a));
     if (listed.length === 0)
       throw new ApiError('not-admitted', `${e} is not on the allowlist: see GET /v1/admissions`);
     for (const a of listed) store.revoke(a);
-    ctx.gateway.refreshPolicy();
+    await ctx.gateway.refreshPolicy();
     // Under an allowlist, revoking is the operator saying "no longer this device": its live
     // connections end now rather than at their next hello. (Other modes do not consult the list.)
     const id = device?.id ?? (isDeviceId(e) ? e : e.slice(0, 24));
-    const cut = ctx.gateway.policy().admission.mode === 'allowlist' ? [...ctx.gateway.sessionsOf(id)] : [];
-    for (const s of cut) s.client.close();
+    const cut =
+      ctx.gateway.policy().admission.mode === 'allowlist' ? [...ctx.gateway.connections.of(id)] : [];
+    for (const c of cut) c.link.disconnect();
     ctx.gateway.log.info({ revoked: listed, disconnected: cut.length }, 'admission revoked');
     return { status: 200, json: { revoked: listed, disconnected: cut.length } };
   });

@@ -9,12 +9,12 @@ export function batchRoutes(router: Router, ctx: ApiContext): void {
   router.on('POST', '/v1/batches', async ({ req }) => {
     const selector = parseSelector(await readJson(req));
     const ids = selectDevices(selector, ctx.gateway.fleet);
-    const batch = ctx.batches.start(selector, ids);
-    return { status: 201, json: ctx.batches.progress(batch.id) };
+    const batch = ctx.gateway.batches.start(selector, ids);
+    return { status: 201, json: await ctx.gateway.batches.progress(batch.id) };
   });
 
-  router.on('GET', '/v1/batches/:id', ({ params }) => {
-    const progress = ctx.batches.progress(params.id!);
+  router.on('GET', '/v1/batches/:id', async ({ params }) => {
+    const progress = await ctx.gateway.batches.progress(params.id!);
     if (!progress)
       throw new ApiError(
         'batch-not-found',

@@ -19,11 +19,8 @@ export function deviceOr404(ctx: ApiContext, id: string): DeviceRecord {
   return d;
 }
 
-const view = (ctx: ApiContext, d: DeviceRecord) =>
-  deviceView(d, isConnected(ctx, d.id), ctx.gateway.store.recentRounds(d.id, 1)[0]);
-
 export function deviceRoutes(router: Router, ctx: ApiContext): void {
-  router.on('GET', '/v1/devices', ({ query }) => {
+  router.on('GET', '/v1/devices', async ({ query }) => {
     const label = query.get('label');
     const posture = query.get('posture');
     if (posture !== null && !POSTURES.includes(posture as Posture))
@@ -32,29 +29,34 @@ export function deviceRoutes(router: Router, ctx: ApiContext): void {
         `posture ${JSON.stringify(posture)}: expected one of ${POSTURES.join(', ')}`,
       );
     const byLabel = label === null ? () => true : labelMatcher(label);
+    const latest = await ctx.gateway.store.latestRounds();
     const devices = [...ctx.gateway.fleet.all()]
       .filter((d) => byLabel(d) && (posture === null || d.posture === posture))
       .sort((a, b) => (a.id < b.id ? -1 : 1))
-      .map((d) => view(ctx, d));
+      .map((d) => deviceView(d, isConnected(ctx, d.id), latest.get(d.id)));
     return { status: 200, json: { devices } };
   });
 
-  router.on('GET', '/v1/devices/:id', ({ params, query }) => {
+  router.on('GET', '/v1/devices/:id', async ({ params, query }) => {
     const d = deviceOr404(ctx, params.id!);
     const rounds = intParam(query, 'rounds', 0, 500, 20);
     const events = intParam(query, 'events', 0, 500, 20);
+    const [recent, history] = await Promise.all([
+      ctx.gateway.store.recentRounds(d.id, Math.max(rounds, 1)),
+      ctx.gateway.store.postureEvents(d.id, events),
+    ]);
     const json: DeviceDetailView = {
       device: {
-        ...view(ctx, d),
-        connections: ctx.gateway.sessionsOf(d.id).filter((s) => !s.closed).length,
+        ...deviceView(d, isConnected(ctx, d.id), recent[0]),
+        connections: ctx.gateway.connections.of(d.id).length,
         software: (d.swLog?.running ?? []).map((s) => ({
           name: s.name,
           version: s.version,
           digest: toHex(s.digest),
         })),
       },
-      rounds: ctx.gateway.store.recentRounds(d.id, rounds).map(roundView),
-      events: ctx.gateway.store.postureEvents(d.id, events).map(eventView),
+      rounds: recent.slice(0, rounds).map(roundView),
+      events: history.map(eventView),
     };
     return { status: 200, json };
   });
@@ -80,7 +82,10 @@ export function deviceRoutes(router: Router, ctx: ApiContext): void {
     if (Object.keys(labels).length > MAX_LABELS)
       throw new ApiError('bad-label', `a device has at most ${MAX_LABELS} labels; remove some first`);
     const saved = ctx.gateway.fleet.save({ ...d, labels });
+    // Back ends filter posture events by label: they hear of the change.
+    ctx.gateway.fleet.announce(d.id);
     ctx.gateway.log.info({ device: d.id, labels }, 'labels changed');
-    return { status: 200, json: { device: view(ctx, saved) } };
+    const [last] = await ctx.gateway.store.recentRounds(d.id, 1);
+    return { status: 200, json: { device: deviceView(saved, isConnected(ctx, d.id), last) } };
   });
 }

@@ -7,7 +7,7 @@ import { releaseView } from '../views.ts';
 // Software releases as reference values (stored; joined with policy.json's by the runtime
 // policy). A change applies from the next round: refreshPolicy rebuilds the runtime policy.
 
-// The manifest's own rule for names and versions (device/manifest.ts): one printable token.
+// The manifest's own rule for names and versions (shared/protocol/software-manifest.ts): one printable token.
 const TOKEN = /^[\x21-\x7e]{1,128}$/;
 const DIGEST = /^[0-9a-fA-F]{64}$/;
 
@@ -21,9 +21,9 @@ function token(what: string, v: unknown): string {
 }
 
 export function releaseRoutes(router: Router, ctx: ApiContext): void {
-  router.on('GET', '/v1/releases', () => ({
+  router.on('GET', '/v1/releases', async () => ({
     status: 200,
-    json: { releases: ctx.gateway.store.releases().map(releaseView) },
+    json: { releases: (await ctx.gateway.store.releases()).map(releaseView) },
   }));
 
   router.on('POST', '/v1/releases', async ({ req }) => {
@@ -36,10 +36,12 @@ export function releaseRoutes(router: Router, ctx: ApiContext): void {
         'bad-release',
         `release digest ${JSON.stringify(body.digest)}: expected the SHA-256 of the release's manifest, 64 hex digits (\`vigil-gateway release add --manifest FILE\` computes it)`,
       );
-    const existing = ctx.gateway.store.releases().find((r) => r.name === name && r.version === version);
+    const existing = (await ctx.gateway.store.releases()).find(
+      (r) => r.name === name && r.version === version,
+    );
     const release = { name, version, digest: body.digest.toLowerCase(), addedAt: Date.now() };
     ctx.gateway.store.addRelease(release);
-    ctx.gateway.refreshPolicy();
+    await ctx.gateway.refreshPolicy();
     ctx.gateway.log.info({ release: `${name} ${version}`, digest: release.digest }, 'release registered');
     return {
       status: existing ? 200 : 201,
@@ -47,16 +49,18 @@ export function releaseRoutes(router: Router, ctx: ApiContext): void {
     };
   });
 
-  router.on('DELETE', '/v1/releases/:name/:version', ({ params }) => {
+  router.on('DELETE', '/v1/releases/:name/:version', async ({ params }) => {
     const { name, version } = params as { name: string; version: string };
-    const existing = ctx.gateway.store.releases().find((r) => r.name === name && r.version === version);
+    const existing = (await ctx.gateway.store.releases()).find(
+      (r) => r.name === name && r.version === version,
+    );
     if (!existing)
       throw new ApiError(
         'release-not-found',
         `no registered release ${name} ${version}: see GET /v1/releases`,
       );
     ctx.gateway.store.removeRelease(name, version);
-    ctx.gateway.refreshPolicy();
+    await ctx.gateway.refreshPolicy();
     ctx.gateway.log.info({ release: `${name} ${version}` }, 'release removed');
     return { status: 200, json: { removed: releaseView(existing) } };
   });

@@ -1,14 +1,6 @@
 import { createHash } from 'node:crypto';
-import {
-  bindingDigest,
-  type Challenge,
-  type Claims,
-  type Evidence,
-  encodeClaims,
-  type Hello,
-  type SwEntry,
-  type SwPcr,
-} from '../../../shared/protocol/index.ts';
+import { type Attester, bind, type Exporter, evidenceOf } from '../../../shared/protocol/attester.ts';
+import type { Challenge, Claims, Evidence, Hello, SwEntry, SwPcr } from '../../../shared/protocol/index.ts';
 import { simActivateCredential } from './activation.ts';
 import { type SimKeys, simKeys } from './keys.ts';
 import { PcrBank } from './pcr-bank.ts';
@@ -63,7 +55,7 @@ function digestBytes(d: Uint8Array | string): Uint8Array {
   return new Uint8Array(Buffer.from(d, 'hex'));
 }
 
-export class SimAttester {
+export class SimAttester implements Attester {
   readonly keys: SimKeys;
   readonly swPcr: SwPcr;
   readonly pcrs = new PcrBank();
@@ -139,7 +131,7 @@ export class SimAttester {
     const from = this.#restarted || asked > this.log.length ? 0 : asked;
     this.#restarted = false;
     const current = this.log.at(-1);
-    const body = encodeClaims(
+    const { body, qualifyingData } = bind(
       claims({
         nonce: c.nonce,
         pcrs: this.pcrs.readMany(c.pcrs),
@@ -148,8 +140,12 @@ export class SimAttester {
         ...(activation && { activation }),
         time: Date.now(),
       }),
+      exporter,
     );
-    const q = simQuote(this.keys, this.pcrs, this.clock, bindingDigest(exporter, body), c.pcrs);
-    return { t: 'evidence', round: c.round, body, attest: q.attest, sig: q.signature };
+    return evidenceOf(c, body, simQuote(this.keys, this.pcrs, this.clock, qualifyingData, c.pcrs));
+  }
+
+  async answer(c: Challenge, exporter: Exporter): Promise<Evidence> {
+    return this.evidence(c, exporter(c.nonce));
   }
 }

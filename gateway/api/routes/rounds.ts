@@ -1,0 +1,49 @@
+import { decodeSign1 } from '../../../shared/cose/sign1.ts';
+import { decodeEar } from '../../../shared/protocol/ear.ts';
+import type { ApiContext } from '../context.ts';
+import { ApiError } from '../errors.ts';
+import type { Router } from '../router.ts';
+import { roundView } from '../views.ts';
+
+// A round as stored, and the attestation result it carried: the CWT exactly as the device
+// received it, and the same claims as a JWT for tools that want JSON, both signed by the key at
+// /v1/ear-key. Anyone can check what the gateway concluded without trusting this API.
+
+const ROUND_ID = /^[0-9a-f]{32}$/;
+const b64url = (b: Uint8Array) => Buffer.from(b).toString('base64url');
+
+export function roundRoutes(router: Router, ctx: ApiContext): void {
+  const roundOr404 = async (id: string) => {
+    const round = ROUND_ID.test(id) ? await ctx.gateway.store.round(id) : undefined;
+    if (!round)
+      throw new ApiError(
+        'round-not-found',
+        `no round ${JSON.stringify(id)}: round ids are 32 lowercase hex digits, as GET /v1/devices/:id lists them`,
+      );
+    return round;
+  };
+
+  router.on('GET', '/v1/rounds/:id', async ({ params }) => {
+    const round = await roundOr404(params.id!);
+    return { status: 200, json: { device: round.deviceId, round: roundView(round) } };
+  });
+
+  router.on('GET', '/v1/rounds/:id/ear', async ({ params }) => {
+    const round = await roundOr404(params.id!);
+    if (!round.ear)
+      throw new ApiError(
+        'ear-not-found',
+        `round ${round.id} carries no EAR: it is ${round.state} (only appraised rounds have a result)`,
+      );
+    const claims = decodeEar(decodeSign1(round.ear).payload);
+    return {
+      status: 200,
+      json: { round: round.id, kid: b64url(ctx.ear.kid), cwt: b64url(round.ear), jwt: ctx.ear.jwt(claims) },
+    };
+  });
+
+  router.on('GET', '/v1/ear-key', () => ({
+    status: 200,
+    json: { kid: b64url(ctx.ear.kid), alg: 'ES256', jwk: ctx.ear.publicKey().export({ format: 'jwk' }) },
+  }));
+}
