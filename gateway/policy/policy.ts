@@ -12,7 +12,7 @@ export { PolicyError } from './json-fields.ts';
 export const ADMISSION_MODES = ['allowlist', 'ek-ca', 'open'] as const;
 export type AdmissionMode = (typeof ADMISSION_MODES)[number];
 
-export interface Admission {
+export interface AdmissionSettings {
   /** allowlist: operator-admitted EKs only; ek-ca: an EK certificate chaining to `ekCa`; open: anyone (development). */
   readonly mode: AdmissionMode;
   /** PEM bundle of EK manufacturer CA certificates; required for `ek-ca`. As written in the file. */
@@ -26,7 +26,7 @@ export interface SoftwareReference {
   readonly digest: string;
 }
 
-export interface ReferenceValues {
+export interface ReferenceSettings {
   /** PCR index → allowed lowercase hex SHA-256 values. Only for PCRs in `Policy.pcrs`. */
   readonly pcrs: Readonly<Record<number, readonly string[]>>;
   /** Allowed software, in addition to the releases registered in the posture store. */
@@ -47,10 +47,10 @@ export interface RoundTiming {
 }
 
 export interface Policy {
-  readonly admission: Admission;
+  readonly admission: AdmissionSettings;
   /** SHA-256 PCRs quoted every round besides the device's swPcr: ascending, unique, 0-23. */
   readonly pcrs: readonly number[];
-  readonly referenceValues: ReferenceValues;
+  readonly referenceValues: ReferenceSettings;
   readonly rounds: RoundTiming;
   /** Whether a `warning` posture may use application topics. */
   readonly admitWarning: boolean;
@@ -109,7 +109,7 @@ const KEYS = [
 ] as const;
 const MAX_PCR = PCR_COUNT - 1;
 
-function parseAdmission(f: Field | undefined): Admission {
+function parseAdmission(f: Field | undefined): AdmissionSettings {
   if (!f) return defaultPolicy().admission;
   const m = f.object(['mode', 'ekCa']);
   const mode = m.get('mode')?.oneOf(ADMISSION_MODES) ?? defaultPolicy().admission.mode;
@@ -139,7 +139,7 @@ function parsePcrs(f: Field | undefined): number[] {
   return out;
 }
 
-function parseReferenceValues(f: Field | undefined, quoted: readonly number[]): ReferenceValues {
+function parseReferenceValues(f: Field | undefined, quoted: readonly number[]): ReferenceSettings {
   if (!f) return defaultPolicy().referenceValues;
   const m = f.object(['pcrs', 'software']);
   const pcrs: Record<number, readonly string[]> = {};

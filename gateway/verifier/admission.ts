@@ -1,12 +1,11 @@
 import { X509Certificate } from 'node:crypto';
 import type { ResultCode } from '../../shared/protocol/index.ts';
 import { publicKey, type TpmPublic } from '../../shared/tpm/index.ts';
+import type { AdmissionMode } from '../policy/policy.ts';
 
 // PROTOCOL.md §3: whether an EK the gateway has not enrolled may onboard.
 
-export type AdmissionMode = 'allowlist' | 'ek-ca' | 'open';
-
-export type Admission =
+export type AdmissionOutcome =
   | { readonly ok: true; readonly genuineHardware: boolean }
   | { readonly ok: false; readonly code: ResultCode; readonly detail: string };
 
@@ -55,7 +54,7 @@ export function ekChainsToCa(
   return 'ekCert chain is longer than 4 certificates';
 }
 
-export function admit(input: AdmissionInput, policy: AdmissionPolicy): Admission {
+export function admit(input: AdmissionInput, policy: AdmissionPolicy): AdmissionOutcome {
   if (input.attester === 'sim' && !policy.allowSim) {
     return {
       ok: false,

@@ -1,11 +1,5 @@
 import { toHex } from '../../shared/tpm/index.ts';
-
-export interface SoftwareReference {
-  readonly name: string;
-  readonly version: string;
-  /** Hex SHA-256 of the manifest. */
-  readonly digest: string;
-}
+import type { SoftwareReference } from '../policy/policy.ts';
 
 /**
  * What the verifier compares measurements against: allowed values per PCR and allowed software
