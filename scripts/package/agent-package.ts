@@ -36,13 +36,14 @@ export interface AgentDir {
   readonly natives: readonly string[];
 }
 
-/** Fills `dir` with the agent: bundle, package.json, native externals for `arches`. */
+/** Fills `dir` with the agent (or another `entry`): bundle, package.json, native externals for `arches`. */
 export async function stageAgentDir(
   r: Release,
   dir: string,
   arches: readonly DebianArch[] = AGENT_ARCHES,
+  entry?: string,
 ): Promise<AgentDir> {
-  const bundle = await bundleAgent(r.root, dir);
+  const bundle = await bundleAgent(r.root, dir, entry);
   writeAgentPackageJson(dir, r.version);
   const lock = readLock(r.root);
   const copied = dependencyClosure(lock, bundle.externals);

@@ -14,7 +14,9 @@ import { build, HOST_NODE, nodeExec, ROOT, unitCommand, unpackDeb } from './supp
 // systemd-tmpfiles to a scratch root), lintian at warning level, and the tarball's install.sh
 // (into a DESTDIR).
 
-const ctx: { out?: string; agent?: string; gateway?: string; tarball?: string; dirs: string[] } = { dirs: [] };
+const ctx: { out?: string; agent?: string; gateway?: string; tarball?: string; dirs: string[] } = {
+  dirs: [],
+};
 const test = suite('package contents', ctx);
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -37,8 +39,10 @@ const files = (deb: string) =>
     .map((l) => l.split(/\s+/))
     .filter((f) => !f[0]!.startsWith('d'))
     .map((f) => ({ mode: f[0]!, path: f[5]!.replace(/^\./, '') }));
-const field = (deb: string, name: string) => execFileSync('dpkg-deb', ['-f', deb, name], { encoding: 'utf8' }).trim();
-const script = (deb: string, name: string) => execFileSync('dpkg-deb', ['-I', deb, name], { encoding: 'utf8' });
+const field = (deb: string, name: string) =>
+  execFileSync('dpkg-deb', ['-f', deb, name], { encoding: 'utf8' }).trim();
+const script = (deb: string, name: string) =>
+  execFileSync('dpkg-deb', ['-I', deb, name], { encoding: 'utf8' });
 
 test('vigil-agent: exactly the agent, its unit, event-log access, docs; Architecture all', () => {
   assert.equal(
@@ -141,7 +145,10 @@ test('the agent unit: verifies cleanly, inert until init, exposure 2.0 or better
   const broken = join(tempDir('unit'), 'vigil-agent.service');
   ctx.dirs.push(join(broken, '..'));
   writeFileSync(broken, text.replace('UMask=0077', 'UMask=0077\nProtectSystm=strict'));
-  assert.match(spawnSync('systemd-analyze', ['verify', '--man=no', broken], { encoding: 'utf8' }).stderr, /Unknown key/);
+  assert.match(
+    spawnSync('systemd-analyze', ['verify', '--man=no', broken], { encoding: 'utf8' }).stderr,
+    /Unknown key/,
+  );
 });
 
 test('tmpfiles.d makes the event logs readable to tss, nothing more', () => {
@@ -162,7 +169,12 @@ test('tmpfiles.d makes the event logs readable to tss, nothing more', () => {
   mkdirSync(join(scratch, 'etc'));
   writeFileSync(join(scratch, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
   writeFileSync(join(scratch, 'etc/group'), 'root:x:0:\ntss:x:4242:\n');
-  execFileSync('systemd-tmpfiles', ['--root', scratch, '--create', join(root, 'usr/lib/tmpfiles.d/vigil-agent.conf')]);
+  execFileSync('systemd-tmpfiles', [
+    '--root',
+    scratch,
+    '--create',
+    join(root, 'usr/lib/tmpfiles.d/vigil-agent.conf'),
+  ]);
   for (const log of logs) {
     const st = statSync(join(scratch, log));
     assert.is(st.gid, 4242, `${log} group`);
@@ -195,7 +207,9 @@ test('vigil-gateway: built gateway, production node_modules for this architectur
   ])
     assert.ok(paths.includes(p), `${p} is in the package`);
   const stray = paths.filter((p) =>
-    /\/(device|firmware-shims|test)\/|\.ts$|\.map$|\/@types\/|\/prebuild-install\/|\/better-sqlite3\/(src|deps)\//.test(p),
+    /\/(device|firmware-shims|test)\/|\.ts$|\.map$|\/@types\/|\/prebuild-install\/|\/better-sqlite3\/(src|deps)\//.test(
+      p,
+    ),
   );
   assert.equal(stray, [], 'no agent code, sources, types or build-time packages');
   const unit = unitOf(ctx.gateway!, 'vigil-gateway.service');
@@ -204,9 +218,13 @@ test('vigil-gateway: built gateway, production node_modules for this architectur
 });
 
 test('lintian: no error or warning on either package', () => {
-  const r = spawnSync('lintian', ['--fail-on', 'error,warning', '--display-level', '>=warning', ctx.agent!, ctx.gateway!], {
-    encoding: 'utf8',
-  });
+  const r = spawnSync(
+    'lintian',
+    ['--fail-on', 'error,warning', '--display-level', '>=warning', ctx.agent!, ctx.gateway!],
+    {
+      encoding: 'utf8',
+    },
+  );
   const tags = r.stdout.split('\n').filter((l) => /^[EW]: /.test(l));
   assert.equal(tags, []);
   assert.is(r.status, 0, r.stderr);
@@ -224,15 +242,25 @@ test('the tarball installs into a DESTDIR with the unit pointing at the installe
   const unit = readFileSync(join(dest, 'etc/systemd/system/vigil-agent.service'), 'utf8');
   assert.match(unit, `ExecStart=${process.execPath} --lite-mode`);
   assert.match(unit, '/opt/vigil/lib/vigil-agent/vigil-agent.mjs run');
-  for (const f of ['etc/tmpfiles.d/vigil-agent.conf', 'etc/udev/rules.d/60-vigil-agent.rules', 'opt/vigil/bin/vigil-agent'])
+  for (const f of [
+    'etc/tmpfiles.d/vigil-agent.conf',
+    'etc/udev/rules.d/60-vigil-agent.rules',
+    'opt/vigil/bin/vigil-agent',
+  ])
     assert.ok(statSync(join(dest, f)).isFile(), f);
-  const { stdout } = await nodeExec(HOST_NODE, [join(dest, 'opt/vigil/lib/vigil-agent/vigil-agent.mjs'), 'help']);
+  const { stdout } = await nodeExec(HOST_NODE, [
+    join(dest, 'opt/vigil/lib/vigil-agent/vigil-agent.mjs'),
+    'help',
+  ]);
   assert.match(stdout, /vigil-agent init --gateway/);
   // A Node too old for the bundle is refused with the version named.
   const old = join(dir, 'node16');
   writeFileSync(old, '#!/bin/sh\n[ "$1" = --version ] && echo v16.20.2 && exit 0\nexit 1\n');
   execFileSync('chmod', ['+x', old]);
-  const refused = spawnSync(join(top, 'install.sh'), ['--node', old], { env: { ...process.env, DESTDIR: dest }, encoding: 'utf8' });
+  const refused = spawnSync(join(top, 'install.sh'), ['--node', old], {
+    env: { ...process.env, DESTDIR: dest },
+    encoding: 'utf8',
+  });
   assert.is(refused.status, 1);
   assert.match(refused.stderr, /Node v16\.20\.2; the agent needs 18\.19 or later/);
 });

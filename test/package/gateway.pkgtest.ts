@@ -62,7 +62,8 @@ test('init, start, onboard and re-attest, then `vigil-gateway devices` reports t
   ctx.child.stdout!.on('data', (d) => (log += d));
   ctx.child.stderr!.on('data', (d) => (log += d));
   for (let i = 0; !existsSync(join(dir, 'run.json')); i++) {
-    if (ctx.child.exitCode !== null || i > 200) throw new Error(`the packaged gateway did not start:\n${log}`);
+    if (ctx.child.exitCode !== null || i > 200)
+      throw new Error(`the packaged gateway did not start:\n${log}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 

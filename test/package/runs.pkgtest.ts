@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import * as fs from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -58,7 +58,11 @@ async function onboardsAndReattests(node: NodeRuntime): Promise<void> {
     const r = await attestAsTheUnitDoes(node, ctx.root!, { url: gw.url, caPath: gw.caPath });
     assert.is(r.exitCode, 0, 'SIGTERM stops the agent cleanly');
     assert.ok(r.lines.some((l) => l.msg === 'agent stopped'));
-    assert.is(gw.gateway.fleet.get(r.deviceId)?.posture, 'affirming', 'the gateway sees the device affirming');
+    assert.is(
+      gw.gateway.fleet.get(r.deviceId)?.posture,
+      'affirming',
+      'the gateway sees the device affirming',
+    );
     figures.push(
       `${node.label}: first affirming result ${r.firstResultMs.toFixed(0)} ms after start, RSS after two rounds ${(r.rssKb / 1024).toFixed(1)} MiB`,
     );

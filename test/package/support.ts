@@ -82,9 +82,11 @@ async function aptDownload(into: string, packages: readonly string[]): Promise<v
 
 const installed = (pkg: string) => {
   try {
-    return execFileSync('dpkg-query', ['-W', '-f=${Status}', pkg], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).includes(
-      'ok installed',
-    );
+    const status = execFileSync('dpkg-query', ['--status', pkg], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    return /^Status: install ok installed$/m.test(status);
   } catch {
     return false;
   }
@@ -161,7 +163,11 @@ export interface RunningAgent {
   stop(): Promise<number | null>;
 }
 
-export function startAgentProcess(node: NodeRuntime, args: readonly string[], env: NodeJS.ProcessEnv): RunningAgent {
+export function startAgentProcess(
+  node: NodeRuntime,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+): RunningAgent {
   const startedAt = performance.now();
   const child = spawn(node.argv[0]!, [...node.argv.slice(1), ...args], {
     env: { ...process.env, ...env },
@@ -198,7 +204,11 @@ export function startAgentProcess(node: NodeRuntime, args: readonly string[], en
             resolve(hit);
           } else if (child.exitCode !== null || child.signalCode !== null) {
             done();
-            reject(new Error(`the agent exited (${child.exitCode ?? child.signalCode}) before ${what}; stderr:\n${stderr}`));
+            reject(
+              new Error(
+                `the agent exited (${child.exitCode ?? child.signalCode}) before ${what}; stderr:\n${stderr}`,
+              ),
+            );
           }
         };
         const timer = setTimeout(() => {
@@ -271,7 +281,10 @@ export async function provisionedAgent(
 }
 
 /** The manifest digest the packaged agent prints for itself (`vigil-agent manifest`, on stderr). */
-export async function manifestDigestOf(node: NodeRuntime, script: string): Promise<{ manifest: string; digest: string }> {
+export async function manifestDigestOf(
+  node: NodeRuntime,
+  script: string,
+): Promise<{ manifest: string; digest: string }> {
   const { stdout, stderr } = await nodeExec(node, [script, 'manifest']);
   const digest = /^# sha256 ([0-9a-f]{64})/m.exec(stderr)?.[1];
   if (digest === undefined) throw new Error(`vigil-agent manifest printed no digest: ${stderr}`);
@@ -287,8 +300,10 @@ export function packagePolicy(version: string, digest: string): object {
   };
 }
 
-export const isResult = (status: string) => (l: LogLine) => l.msg === 'attestation result' && l.status === status;
-export const answered = (reason: string) => (l: LogLine) => l.msg === 'answered challenge' && l.reason === reason;
+export const isResult = (status: string) => (l: LogLine) =>
+  l.msg === 'attestation result' && l.status === status;
+export const answered = (reason: string) => (l: LogLine) =>
+  l.msg === 'answered challenge' && l.reason === reason;
 
 export interface AttestedRun {
   readonly deviceId: string;
