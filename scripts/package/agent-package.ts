@@ -1,5 +1,7 @@
+import * as fs from 'node:fs';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { buildManifest, formatManifest } from '../../shared/protocol/software-manifest.ts';
 import { bundleAgent, writeAgentPackageJson } from './bundle.ts';
 import type { Release } from './context.ts';
 import { buildDeb, put, putGzip } from './deb.ts';
@@ -68,6 +70,10 @@ export async function buildAgentDeb(r: Release, staging: string, out: string): P
       `the agent now loads native modules (${agent.natives.join(', ')}): make buildAgentDeb build one package per architecture`,
     );
   }
+  // The release's manifest beside the package, for `vigil-gateway release add --manifest FILE`:
+  // exactly what the installed agent will measure (its directory, whole).
+  const manifest = formatManifest(buildManifest(fs, agent.dir, { name: 'vigil-agent', version: r.version }));
+  put(out, `vigil-agent_${r.version}.manifest`, manifest);
   put(staging, 'usr/bin/vigil-agent', readFileSync(join(FILES, 'vigil-agent.sh')), 0o755);
   put(staging, 'lib/systemd/system/vigil-agent.service', readFileSync(join(FILES, 'vigil-agent.service')));
   put(staging, 'usr/lib/tmpfiles.d/vigil-agent.conf', readFileSync(join(FILES, 'vigil-agent.tmpfiles')));

@@ -39,7 +39,9 @@ export function maintainerScripts(s: ServicePackage): { postinst: string; prerm:
     `if [ "$1" = configure ]; then\n` +
     `\tif ! getent passwd ${s.user} >/dev/null; then\n` +
     `\t\tadduser --quiet --system --group --home ${s.home} --no-create-home \\\n` +
-    `\t\t\t--gecos '${s.gecos}' ${s.user}\n\tfi\n${joins}fi\n\n` +
+    `\t\t\t--gecos '${s.gecos}' ${s.user}\n\tfi\n${joins}` +
+    `\t# The program's directory, for \`init\` run as the user before the service ever started.\n` +
+    `\tif [ ! -d ${s.home} ]; then\n\t\tinstall -d -o ${s.user} -g ${s.user} -m 0750 ${s.home}\n\tfi\nfi\n\n` +
     tmpfiles +
     udev +
     `case "$1" in\n${CONFIGURED})\n` +

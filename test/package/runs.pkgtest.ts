@@ -46,6 +46,11 @@ test('the manifest covers the bundle directory, and the agent measures the same 
   const printed = await manifestDigestOf(HOST_NODE, script());
   assert.is(printed.manifest, ours);
   assert.is(printed.digest, Buffer.from(manifestDigest(ours)).toString('hex'));
+  assert.is(
+    readFileSync(join(ctx.out!, `vigil-agent_${version}.manifest`), 'utf8'),
+    ours,
+    'the release manifest beside the .deb',
+  );
   assert.match(ours, / vigil-agent\.mjs\n/);
   assert.match(ours, / package\.json\n/);
 });
