@@ -4,17 +4,15 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { buildManifest, formatManifest, manifestDigest } from '../../shared/protocol/software-manifest.ts';
-import { startTestGateway } from '../support/gateway.ts';
 import { removeDir, tempDir } from '../support/tmp.ts';
 import {
-  attestAsTheUnitDoes,
+  attestAgainstTestGateway,
   build,
   debianNode18,
   HOST_NODE,
   manifestDigestOf,
   type NodeRuntime,
   nodeExec,
-  packagePolicy,
   unpackDeb,
 } from './support.ts';
 
@@ -56,24 +54,12 @@ test('the manifest covers the bundle directory, and the agent measures the same 
 });
 
 async function onboardsAndReattests(node: NodeRuntime): Promise<void> {
-  const { version } = JSON.parse(readFileSync(join(lib(), 'package.json'), 'utf8')) as { version: string };
-  const { digest } = await manifestDigestOf(node, script());
-  const gw = await startTestGateway({ policy: packagePolicy(version, digest) });
-  try {
-    const r = await attestAsTheUnitDoes(node, ctx.root!, { url: gw.url, caPath: gw.caPath });
-    assert.is(r.exitCode, 0, 'SIGTERM stops the agent cleanly');
-    assert.ok(r.lines.some((l) => l.msg === 'agent stopped'));
-    assert.is(
-      gw.gateway.fleet.get(r.deviceId)?.posture,
-      'affirming',
-      'the gateway sees the device affirming',
-    );
-    figures.push(
-      `${node.label}: first affirming result ${r.firstResultMs.toFixed(0)} ms after start, RSS after two rounds ${(r.rssKb / 1024).toFixed(1)} MiB`,
-    );
-  } finally {
-    await gw.stop();
-  }
+  const r = await attestAgainstTestGateway(node, ctx.root!);
+  assert.is(r.exitCode, 0, 'SIGTERM stops the agent cleanly');
+  assert.ok(r.lines.some((l) => l.msg === 'agent stopped'));
+  figures.push(
+    `${node.label}: first affirming result ${r.firstResultMs.toFixed(0)} ms after start, RSS after two rounds ${(r.rssKb / 1024).toFixed(1)} MiB`,
+  );
 }
 
 test("Debian 12's Node 18: onboards and re-attests", async () => {

@@ -7,6 +7,7 @@ import { buildAgentDeb } from '../../scripts/package/agent-package.ts';
 import { release } from '../../scripts/package/context.ts';
 import { buildGatewayDeb } from '../../scripts/package/gateway-package.ts';
 import { buildAgentTarball } from '../../scripts/package/tarball.ts';
+import { startTestGateway } from '../support/gateway.ts';
 import { type Swtpm, startSwtpm } from '../support/swtpm.ts';
 import { removeDir, tempDir } from '../support/tmp.ts';
 
@@ -345,5 +346,29 @@ export async function attestAsTheUnitDoes(
   } finally {
     await proc.stop();
     await agent.cleanup();
+  }
+}
+
+/**
+ * A test gateway whose policy allows the manifest the packaged agent (unpacked at `root`) prints
+ * on `node`, and one `attestAsTheUnitDoes` against it; also checks the gateway's side.
+ */
+export async function attestAgainstTestGateway(
+  node: NodeRuntime,
+  root: string,
+  timeoutMs?: number,
+): Promise<AttestedRun> {
+  const lib = join(root, 'usr/lib/vigil-agent');
+  const { version } = JSON.parse(readFileSync(join(lib, 'package.json'), 'utf8')) as { version: string };
+  const { digest } = await manifestDigestOf(node, join(lib, 'vigil-agent.mjs'));
+  const gw = await startTestGateway({ policy: packagePolicy(version, digest) });
+  try {
+    const r = await attestAsTheUnitDoes(node, root, { url: gw.url, caPath: gw.caPath }, timeoutMs);
+    const posture = gw.gateway.fleet.get(r.deviceId)?.posture;
+    if (posture !== 'affirming')
+      throw new Error(`the gateway holds ${r.deviceId} as ${posture}, not affirming`);
+    return r;
+  } finally {
+    await gw.stop();
   }
 }
