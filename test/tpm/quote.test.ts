@@ -77,6 +77,9 @@ t('our quote over chosen PCRs and qualifying data passes tpm2_checkquote', async
 async function toolsQuote(alg: 'ecc' | 'rsa', handle: number) {
   const pub = join(dir, `ak-${alg}.pub`);
   const ctx = join(dir, `ak-${alg}.ctx`);
+  // swtpm has no resource manager: our bus session holds one of its three session slots, and
+  // tpm2_createek needs all three. (On /dev/tpmrm0 the kernel swaps sessions in and out.)
+  await f.tpm.endBusSession();
   await f.swtpm.tpm2(['tpm2_createek', '-c', '0x81010001', '-G', 'ecc']).catch(() => undefined);
   const scheme = alg === 'ecc' ? 'ecdsa' : 'rsassa';
   await f.swtpm.tpm2([
