@@ -56,8 +56,7 @@ interface Bus {
 
 async function startBus(kind: 'ecc' | 'rsa'): Promise<Bus> {
   const swtpm = await startSwtpm();
-  const port = Number(/port=(\d+)/.exec(swtpm.tcti)![1]);
-  const interposer = await startInterposer({ host: '127.0.0.1', port });
+  const interposer = await startInterposer(swtpm);
   const tpm = await Tpm.open(interposer.tcti);
   const keys = await provisionAttestationKeys(tpm, { ek: kind });
   const clear = await Tpm.open(interposer.tcti, undefined, { pinnedEk: tpm.pinnedEk!, protectBus: false });

@@ -1,11 +1,14 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { Writer } from '../../shared/tpm/bytes.ts';
+import { freePortPair } from '../support/ports.ts';
+import type { Swtpm } from '../support/swtpm.ts';
 
 // A man in the middle of the TPM bus, for tests: a loopback TCP relay in front of swtpm's server
 // port that understands both framings swtpm accepts there (the MS simulator's, which our
 // transport speaks, and raw TPM commands, which tpm2-tools' swtpm TCTI sends, one connection per
 // command). It records every byte, and can answer a command itself or alter a response, as an
-// interposer on the SPI lines of a Raspberry Pi could.
+// interposer on the SPI lines of a Raspberry Pi could. Like swtpm it listens on two consecutive
+// ports: the control port (P+1, which tpm2-tools use to set the locality) is relayed untouched.
 
 const SEND_COMMAND = 8;
 const SESSION_END = 20;
@@ -65,11 +68,37 @@ async function readTpmMessage(q: ByteQueue, first: Buffer): Promise<Buffer | und
   return body && Buffer.concat([header, body]);
 }
 
-export async function startInterposer(target: { host: string; port: number }): Promise<Interposer> {
+/** Relays each connection to `target`; `serve` moves the bytes. Takes both sockets down together. */
+function relayServer(
+  target: number,
+  sockets: Set<Socket>,
+  serve: (client: Socket, server: Socket) => Promise<void>,
+): Server {
+  return createServer((client) => {
+    const server = connect({ host: '127.0.0.1', port: target });
+    sockets.add(client).add(server);
+    const down = () => {
+      client.destroy();
+      server.destroy();
+      sockets.delete(client);
+      sockets.delete(server);
+    };
+    client.on('error', down).on('close', down);
+    server.on('error', down).on('close', down);
+    serve(client, server).then(down, down);
+  });
+}
+
+const listen = (server: Server, port: number): Promise<void> =>
+  new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+
+export async function startInterposer(swtpm: Pick<Swtpm, 'port' | 'ctrlPort'>): Promise<Interposer> {
   const chunks: Buffer[] = [];
   const sockets = new Set<Socket>();
   const record = (b: Uint8Array) => chunks.push(Buffer.from(b));
-
   const relay = async (agent: Socket, tpm: Socket): Promise<void> => {
     const fromAgent = new ByteQueue(agent);
     const fromTpm = new ByteQueue(tpm);
@@ -123,21 +152,14 @@ export async function startInterposer(target: { host: string; port: number }): P
     }
   };
 
-  const server: Server = createServer((agent) => {
-    const tpm = connect(target);
-    sockets.add(agent).add(tpm);
-    const down = () => {
-      agent.destroy();
-      tpm.destroy();
-      sockets.delete(agent);
-      sockets.delete(tpm);
-    };
-    agent.on('error', down).on('close', down);
-    tpm.on('error', down).on('close', down);
-    relay(agent, tpm).then(down, down);
+  const data = relayServer(swtpm.port, sockets, relay);
+  const control = relayServer(swtpm.ctrlPort, sockets, async (client, server) => {
+    client.pipe(server).pipe(client);
+    await new Promise((resolve) => client.once('close', resolve));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
+  const [port, ctrlPort] = await freePortPair();
+  await listen(data, port);
+  await listen(control, ctrlPort);
   const i: Interposer = {
     tcti: `swtpm:host=127.0.0.1,port=${port}`,
     recorded: () => Buffer.concat(chunks),
@@ -146,11 +168,10 @@ export async function startInterposer(target: { host: string; port: number }): P
     },
     answer: undefined,
     alter: undefined,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await Promise.all([data, control].map((srv) => new Promise((resolve) => srv.close(resolve))));
+    },
   };
   return i;
 }
