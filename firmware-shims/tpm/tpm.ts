@@ -16,8 +16,8 @@ import { commandName, hintFor, TpmBusError, TpmError } from './tpm-error.ts';
 import type { TpmTransport } from './transport.ts';
 
 export interface BusOptions {
-  /** The EK to salt the bus session to, known from provisioning (see `pinEk`). */
-  pinnedEk?: PinnedEk;
+  /** The EK to salt the bus session to, known from provisioning (see `pinEk`); undefined: none yet. */
+  pinnedEk?: PinnedEk | undefined;
   /**
    * Default true: once an EK is pinned, quote, PCR read/extend and credential activation run in
    * a salted HMAC session. False sends them in the clear (for comparison only: the bench).
