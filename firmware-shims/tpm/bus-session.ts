@@ -90,7 +90,15 @@ export class BusSession {
       const names: Uint8Array[] = [];
       for (const h of cmd.handles ?? []) names.push(await this.#nameOf(h));
       const sealed = session.seal(cmd, names);
-      const res = await this.#tpm.attempt(sealed.command);
+      let res: Response;
+      try {
+        res = await this.#tpm.attempt(sealed.command);
+      } catch (err) {
+        // No answer, or not one we can read: the TPM may have run the command and rolled its
+        // nonce, so this session's next HMAC could be refused.
+        await this.#drop(true);
+        throw err;
+      }
       if (res.rc !== 0) {
         // The Name may have been stale (the handle reused) and the session's nonce state is
         // uncertain after a refusal: start both afresh.

@@ -5,6 +5,7 @@ import { type AttestationKeys, provisionAttestationKeys } from '../../firmware-s
 import { RESPONSE_HMAC_INVALID } from '../../firmware-shims/tpm/salted-session.ts';
 import { Tpm } from '../../firmware-shims/tpm/tpm.ts';
 import { TpmBusError } from '../../firmware-shims/tpm/tpm-error.ts';
+import { TpmTransportError } from '../../firmware-shims/tpm/transport.ts';
 import { deviceIdentity } from '../../shared/protocol/identity.ts';
 import { toHex } from '../../shared/tpm/bytes.ts';
 import { TPM_CC, TPM_HT } from '../../shared/tpm/constants.ts';
@@ -289,6 +290,27 @@ t('the session is started again when the TPM lost it (reset, or flushed by anoth
   assert.ok(checkQuote(b.keys.ak.public, q.attest, q.signature, { qualifyingData }).ok);
   assert.is.not(b.tpm.busSessionHandle, undefined);
 });
+
+t(
+  'a connection cut during a protected command: that session is dropped, the next command starts one',
+  async () => {
+    await b.tpm.pcrRead([0]);
+    const before = b.tpm.busSessionHandle;
+    b.interposer.answer = (command) => {
+      if (commandCode(command) === TPM_CC.PCR_Extend) throw new Error('the interposer cuts the line');
+      return undefined;
+    };
+    const err = await rejection(b.tpm.pcrExtend(16, randomBytes(32)));
+    b.interposer.answer = undefined;
+    assert.instance(err, TpmTransportError);
+    assert.is(b.tpm.busSessionHandle, undefined);
+    assert.not.ok(
+      (await b.clear.handles(TPM_HT.HMAC_SESSION)).includes(before!),
+      'the old session was flushed',
+    );
+    assert.is((await b.tpm.pcrRead([0])).size, 1);
+  },
+);
 
 t('closing flushes the session', async () => {
   const tpm = await Tpm.open(b.interposer.tcti, undefined, { pinnedEk: b.tpm.pinnedEk! });
