@@ -1,14 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { equalBytes, Reader, Writer } from '../../shared/tpm/bytes.ts';
-import {
-  HASH_SIZE,
-  type HashName,
-  TPM_ALG,
-  TPM_CC,
-  TPM_RH,
-  TPM_SE,
-  TPMA_SESSION,
-} from '../../shared/tpm/constants.ts';
+import { equalBytes } from '../../shared/tpm/bytes.ts';
+import { HASH_SIZE, type HashName, TPM_SE, TPMA_SESSION } from '../../shared/tpm/constants.ts';
 import { decryptFirstParameter, encryptFirstParameter } from '../../shared/tpm/parameter-encryption.ts';
 import type { TpmPublic } from '../../shared/tpm/public.ts';
 import { shareSecret } from '../../shared/tpm/secret-sharing.ts';
@@ -21,6 +13,7 @@ import {
   sessionValue,
 } from '../../shared/tpm/session-auth.ts';
 import type { Authorization, Command, CommandRunner, Response } from './command.ts';
+import { startAuthSession } from './session.ts';
 import { commandName, TpmBusError } from './tpm-error.ts';
 
 const HASH: HashName = 'sha256';
@@ -77,27 +70,16 @@ export class SaltedSession {
   ): Promise<SaltedSession> {
     const nonceCaller = random(HASH_SIZE[HASH]);
     const { seed: salt, secret } = shareSecret(saltKey.public, 'SECRET');
-    const parameters = new Writer()
-      .tpm2b(nonceCaller)
-      .tpm2b(secret)
-      .u8(TPM_SE.HMAC)
-      .u16(TPM_ALG.AES)
-      .u16(128)
-      .u16(TPM_ALG.CFB)
-      .u16(TPM_ALG.SHA256)
-      .finish();
-    const res = await tpm.execute({
-      code: TPM_CC.StartAuthSession,
-      handles: [saltKey.handle, TPM_RH.NULL],
-      parameters,
-      responseHandles: 1,
+    const { handle, nonceTPM } = await startAuthSession(tpm, {
+      tpmKey: saltKey.handle,
+      type: TPM_SE.HMAC,
+      nonceCaller,
+      encryptedSalt: secret,
+      aes128Cfb: true,
     });
-    const r = new Reader(res.parameters, 'TPM2_StartAuthSession response');
-    const nonceTPM = r.tpm2b('nonceTPM');
-    r.end();
     // A nonceTPM changed on the bus only yields a key the TPM does not have: the first HMAC fails.
     const key = sessionKey(HASH, salt, nonceTPM, nonceCaller);
-    return new SaltedSession(res.handles[0]!, key, nonceTPM, random, tpm.description);
+    return new SaltedSession(handle, key, nonceTPM, random, tpm.description);
   }
 
   /**

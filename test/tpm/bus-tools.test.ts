@@ -5,24 +5,16 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { writeCheckquoteFiles } from '../../firmware-shims/tpm/checkquote-files.ts';
 import { encodeCredentialFile } from '../../firmware-shims/tpm/credential-file.ts';
 import { type AttestationKeys, provisionAttestationKeys } from '../../firmware-shims/tpm/provision.ts';
 import { Tpm } from '../../firmware-shims/tpm/tpm.ts';
 import { Reader, toHex } from '../../shared/tpm/bytes.ts';
-import {
-  type HashName,
-  TPM_ALG,
-  TPM_CC,
-  TPM_HT,
-  TPM_RH,
-  TPM_SE,
-  TPMA_SESSION,
-} from '../../shared/tpm/constants.ts';
+import { TPM_ALG, TPM_CC, TPM_HT, TPM_RH, TPM_SE, TPMA_SESSION } from '../../shared/tpm/constants.ts';
 import { makeCredential } from '../../shared/tpm/credential.ts';
 import type { PcrSelection } from '../../shared/tpm/pcr-selection.ts';
 import { type Swtpm, startSwtpm } from '../support/swtpm.ts';
 import { tempDir } from '../support/tmp.ts';
+import { quoteForCheckquote } from './fixture.ts';
 import { commandCode, type Interposer, startInterposer } from './interposer.ts';
 
 // tpm2-tools as the oracle for the bus session: a quote made in our salted session passes
@@ -129,16 +121,8 @@ const hmacSessionStart = () =>
 
 t('a quote made in our salted session passes tpm2_checkquote', async () => {
   const selection: PcrSelection = [{ hash: 'sha256', pcrs: [0, 1, 2, 3, 4, 5, 6, 7, 16] }];
-  const qualifyingData = randomBytes(32);
-  const q = await tpm.quote(keys.ak.handle, qualifyingData, selection);
-  const values = new Map<HashName, Map<number, Uint8Array>>([['sha256', await tpm.pcrRead(selection)]]);
-  const args = await writeCheckquoteFiles(dir, {
-    akPublic: keys.ak.public,
-    ...q,
-    selection,
-    values,
-    qualifyingData,
-  });
+  const { args } = await quoteForCheckquote(tpm, keys, dir, selection);
+  assert.ok(tpm.busSessionHandle !== undefined, 'made in the bus session');
   await tools(['tpm2_checkquote', ...args]);
 });
 
