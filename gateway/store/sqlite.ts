@@ -2,8 +2,14 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { BatchRecord, DeviceRecord, PostureEvent, Release, RoundRecord } from '../model.ts';
+import type { ReleaseManifestRecord } from '../releases/model.ts';
 import { allowlistEntry, entriesAdmitting } from './allowlist.ts';
 import { migrate } from './migrations.ts';
+import {
+  prepareReleaseManifestStatements,
+  releaseManifestFromRow,
+  releaseManifestToRow,
+} from './release-manifest-rows.ts';
 import {
   type BatchRow,
   batchFromRow,
@@ -213,6 +219,7 @@ function prepareStatements(db: Database.Database) {
 export class SqliteStore implements PostureStore {
   private readonly db: Database.Database;
   private readonly sql: ReturnType<typeof prepareStatements>;
+  private readonly releaseSql: ReturnType<typeof prepareReleaseManifestStatements>;
   private readonly queue: WriteQueue;
   private readonly onWriteError: (err: Error) => void;
   private closed = false;
@@ -233,6 +240,7 @@ export class SqliteStore implements PostureStore {
       this.db.pragma('busy_timeout = 5000');
       migrate(this.db, file);
       this.sql = prepareStatements(this.db);
+      this.releaseSql = prepareReleaseManifestStatements(this.db);
     } catch (err) {
       this.db.close();
       throw err;
@@ -397,6 +405,24 @@ export class SqliteStore implements PostureStore {
   releases(): Release[] {
     this.readable('releases');
     return this.sql.releases.all().map(releaseFromRow);
+  }
+
+  addReleaseManifest(r: ReleaseManifestRecord): void {
+    const row = releaseManifestToRow(r);
+    const what = `addReleaseManifest ${r.name} seq ${r.seq}`;
+    this.write('release_manifests', what, () => this.releaseSql.insert.run(row));
+  }
+
+  releaseManifests(name?: string): ReleaseManifestRecord[] {
+    this.readable('release_manifests');
+    const rows = name === undefined ? this.releaseSql.all.all() : this.releaseSql.ofName.all(name);
+    return rows.map(releaseManifestFromRow);
+  }
+
+  releaseManifest(name: string, seq: number): ReleaseManifestRecord | undefined {
+    this.readable('release_manifests');
+    const row = this.releaseSql.one.get(name, seq);
+    return row && releaseManifestFromRow(row);
   }
 
   saveBatch(b: BatchRecord): void {

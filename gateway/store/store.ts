@@ -1,4 +1,5 @@
 import type { BatchRecord, DeviceRecord, PostureEvent, Release, RoundRecord } from '../model.ts';
+import type { ReleaseManifestRecord } from '../releases/model.ts';
 
 // The posture store as the rest of the gateway sees it. Synchronous on purpose: the embedded
 // engine (better-sqlite3) is synchronous, and a synchronous store keeps the verifier free of
@@ -50,6 +51,13 @@ export interface PostureStore {
   addRelease(r: Release): void;
   removeRelease(name: string, version: string): void;
   releases(): Release[];
+
+  // Signed release manifests imported from bundles (gateway/releases/import.ts)
+  /** Adds an imported manifest; one with the same name and seq, or name and version, is refused. */
+  addReleaseManifest(r: ReleaseManifestRecord): void;
+  /** Imported manifests, of one software or of all, by name then seq. */
+  releaseManifests(name?: string): ReleaseManifestRecord[];
+  releaseManifest(name: string, seq: number): ReleaseManifestRecord | undefined;
 
   // On-demand batches
   saveBatch(b: BatchRecord): void;

@@ -1,6 +1,6 @@
-import type { KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { encodeCbor } from '../cbor/encode.ts';
-import { CoseError, decodeSign1, type Sign1, signSign1, verifySign1 } from '../cose/sign1.ts';
+import { CoseError, decodeSign1, keyId, type Sign1, signSign1, verifySign1 } from '../cose/sign1.ts';
 import { equalBytes, toHex } from '../tpm/bytes.ts';
 import type { ReportCode } from './codes.ts';
 import { decodeCborStrict, guard } from './envelope.ts';
@@ -124,6 +124,39 @@ export function signRelease(key: KeyObject, m: ReleaseManifest): Uint8Array {
 export interface TrustedKey {
   readonly kid: Uint8Array;
   readonly key: KeyObject;
+}
+
+/** A public release key as the checks below use it; refuses a key that cannot sign COSE here. */
+export function trustedKey(key: KeyObject): TrustedKey {
+  return { kid: keyId(key), key };
+}
+
+/**
+ * A release public key from PEM (SPKI, as `vigil-gateway release keygen` prints it) or DER SPKI;
+ * `source` names where it came from in the error when it is not an Ed25519 or P-256 public key.
+ */
+export function parseReleaseKey(key: string | Uint8Array, source: string): TrustedKey {
+  let k: KeyObject;
+  try {
+    k =
+      typeof key === 'string'
+        ? createPublicKey(key)
+        : createPublicKey({ key: Buffer.from(key), format: 'der', type: 'spki' });
+  } catch (e) {
+    throw new ReleaseKeyError(
+      `${source}: not a public key (${(e as Error).message}); use the PEM printed by \`vigil-gateway release keygen\``,
+    );
+  }
+  try {
+    return trustedKey(k);
+  } catch (e) {
+    throw new ReleaseKeyError(`${source}: ${(e as Error).message}`);
+  }
+}
+
+/** A release key that cannot be used, with where it came from. */
+export class ReleaseKeyError extends Error {
+  override readonly name = 'ReleaseKeyError';
 }
 
 /**
