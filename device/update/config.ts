@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { isManifestToken } from '../../shared/protocol/software-manifest.ts';
+import { readJsonFile } from '../json-file.ts';
 
 // `DIR/update.json`: the software this device updates and how it is run, written by whoever builds
 // the device image (it knows the service names and the health probe). Kept apart from agent.json,
@@ -131,18 +131,6 @@ export function parseUpdateConfig(
 /** DIR/update.json, or undefined when the device updates nothing. */
 export function loadUpdateConfig(dir: string): UpdateConfig | undefined {
   const file = join(dir, UPDATE_CONFIG_FILE);
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new UpdateConfigError(`${file} cannot be read (${(e as Error).message})`);
-  }
-  let raw: Json;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new UpdateConfigError(`${file} is not valid JSON (${(e as Error).message})`);
-  }
-  return parseUpdateConfig(raw, dir, file);
+  const raw = readJsonFile(file, UpdateConfigError);
+  return raw === undefined ? undefined : parseUpdateConfig(raw, dir, file);
 }

@@ -166,6 +166,15 @@ function settle(s: UpdateState, ctx: MachineContext, id: string, o: Outcome): St
 
 const failed = (code: ReportCode, detail: string): Outcome => ({ state: 'failed', code, detail });
 
+/**
+ * A command that needs the update `needed` while it is not: `busy` when another phase is under
+ * way, `unsupported` when there is no update at all (§6.3 has no code of its own for either).
+ */
+const notNow = (job: Job | undefined, needed: Job['phase'], op: string): Outcome =>
+  job
+    ? failed('busy', `the update is ${job.phase}, not ${needed}`)
+    : failed('unsupported', `nothing is ${needed} to ${op}`);
+
 function wantOf(job: Extract<Job, { phase: 'fetching' }>): Want {
   return { offset: job.offset, length: Math.min(MAX_CHUNK_BYTES, job.release.size - job.offset) };
 }
@@ -367,15 +376,7 @@ function onCommand(s: UpdateState, ctx: MachineContext, c: Command, now: number)
     }
     case 'activate': {
       if (job && activateOf(job) === id) return nothing(s);
-      if (job?.phase !== 'staged')
-        return settle(
-          s,
-          ctx,
-          id,
-          job
-            ? failed('busy', `the update is ${job.phase}, not staged`)
-            : failed('unsupported', 'nothing is staged to activate'),
-        );
+      if (job?.phase !== 'staged') return settle(s, ctx, id, notNow(job, 'staged', 'activate'));
       if (c.at > now) return nothing(withJob(s, { ...job, activate: { id, at: c.at } }));
       return startActivation(s, job, id);
     }
@@ -400,14 +401,7 @@ function onCommand(s: UpdateState, ctx: MachineContext, c: Command, now: number)
           state: 'committed',
           detail: `${committed.name} ${committed.version} is committed already`,
         });
-      return settle(
-        s,
-        ctx,
-        id,
-        job
-          ? failed('busy', `the update is ${job.phase}, not activated`)
-          : failed('unsupported', 'nothing is activated to commit'),
-      );
+      return settle(s, ctx, id, notNow(job, 'activated', 'commit'));
     }
     case 'rollback': {
       if (job?.phase === 'activated')

@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
 import type { ReportCode } from '../../shared/protocol/codes.ts';
 import type { ReportState } from '../../shared/protocol/messages.ts';
 import { writeFileAtomic } from '../atomic-file.ts';
+import { readJsonFile } from '../json-file.ts';
 
 // What the device remembers of updates, in DIR/update/state.json: the committed floor per
 // software, what each slot holds, the update in progress, scheduled operations, and the outcome of
@@ -123,22 +123,15 @@ export class UpdateStateError extends Error {
 }
 
 export function readUpdateState(file: string): UpdateState | undefined {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new UpdateStateError(`${file} cannot be read (${(e as Error).message})`);
-  }
-  let s: Partial<UpdateState>;
-  try {
-    s = JSON.parse(text) as Partial<UpdateState>;
-  } catch (e) {
-    throw new UpdateStateError(`${file} is not valid JSON (${(e as Error).message})`);
-  }
+  const s = readJsonFile(file, UpdateStateError, 'restore it from a backup; its floors stop downgrades') as
+    | Partial<UpdateState>
+    | undefined;
+  if (s === undefined) return undefined;
   // Written only by writeUpdateState (atomically), so a wrong shape means someone else wrote it:
   // refused, not repaired, since the floors in it are what stops a downgrade.
   if (
+    s === null ||
+    typeof s !== 'object' ||
     s.version !== UPDATE_STATE_VERSION ||
     (s.current !== 'a' && s.current !== 'b') ||
     typeof s.floors !== 'object' ||

@@ -2,6 +2,7 @@ import { MAX_RELEASE_MANIFEST_BYTES } from '../protocol/messages.ts';
 import { TarError } from '../tar/header.ts';
 import { type TarEntry, UstarReader } from '../tar/reader.ts';
 import { END_OF_ARCHIVE, entryHeader, entryPadding } from '../tar/writer.ts';
+import { concat } from '../tpm/bytes.ts';
 
 // A release bundle: one file that carries a release from the build pipeline to a gateway. It is
 // itself a ustar archive of exactly two regular files, in this order:
@@ -20,27 +21,17 @@ export const BUNDLE_ARTIFACT = 'release.tar';
 
 /** Everything before the artifact's bytes: manifest header and data, then the artifact's header. */
 export function bundleHead(manifest: Uint8Array, artifactSize: number): Uint8Array {
-  const parts = [
+  return concat(
     entryHeader({ path: BUNDLE_MANIFEST, type: 'file', size: manifest.length }),
     manifest,
     entryPadding(manifest.length),
     entryHeader({ path: BUNDLE_ARTIFACT, type: 'file', size: artifactSize }),
-  ];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  );
 }
 
 /** Everything after the artifact's bytes. */
 export function bundleTail(artifactSize: number): Uint8Array {
-  const padding = entryPadding(artifactSize);
-  const out = new Uint8Array(padding.length + END_OF_ARCHIVE.length);
-  out.set(END_OF_ARCHIVE, padding.length);
-  return out;
+  return concat(entryPadding(artifactSize), END_OF_ARCHIVE);
 }
 
 export type BundleEvent =

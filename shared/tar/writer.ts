@@ -1,4 +1,5 @@
 import { byteOrder, isManifestPath } from '../protocol/software-manifest.ts';
+import { concat } from '../tpm/bytes.ts';
 import {
   BLOCK,
   encodeHeader,
@@ -111,12 +112,5 @@ export function writeUstar(members: readonly TarMemberInput[]): Uint8Array {
     );
     if (m.data) parts.push(m.data, entryPadding(size));
   }
-  parts.push(END_OF_ARCHIVE);
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concat(...parts, END_OF_ARCHIVE);
 }
