@@ -3,6 +3,7 @@ import { concat } from '../tpm/bytes.ts';
 import {
   BLOCK,
   encodeHeader,
+  type HeaderFields,
   MAX_ENTRY_SIZE,
   paddingOf,
   TarError,
@@ -47,6 +48,20 @@ function splitPath(path: string): { prefix: string; name: string } {
   );
 }
 
+/** What every header of a release archive holds, whatever the entry (the policy above). */
+export const FIXED_FIELDS = {
+  uid: 0,
+  gid: 0,
+  mtime: 0,
+  linkname: '',
+  magic: USTAR_MAGIC,
+  version: USTAR_VERSION,
+  uname: '',
+  gname: '',
+  devmajor: 0,
+  devminor: 0,
+} as const satisfies Partial<HeaderFields>;
+
 /** The header of one entry under the policy above. */
 export function entryHeader(e: TarEntryInput): Uint8Array {
   if (!isManifestPath(e.path))
@@ -59,21 +74,12 @@ export function entryHeader(e: TarEntryInput): Uint8Array {
   // A directory's name ends in `/` by convention, which every tar implementation writes.
   const { prefix, name } = splitPath(e.type === 'dir' ? `${e.path}/` : e.path);
   return encodeHeader({
+    ...FIXED_FIELDS,
     name,
-    mode: e.type === 'dir' || e.executable ? 0o755 : 0o644,
-    uid: 0,
-    gid: 0,
-    size: e.size,
-    mtime: 0,
-    typeflag: e.type === 'dir' ? TYPEFLAG.dir : TYPEFLAG.file,
-    linkname: '',
-    magic: USTAR_MAGIC,
-    version: USTAR_VERSION,
-    uname: '',
-    gname: '',
-    devmajor: 0,
-    devminor: 0,
     prefix,
+    mode: e.type === 'dir' || e.executable ? 0o755 : 0o644,
+    size: e.size,
+    typeflag: e.type === 'dir' ? TYPEFLAG.dir : TYPEFLAG.file,
   });
 }
 

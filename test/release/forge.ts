@@ -5,10 +5,8 @@ import {
   headerChecksum,
   paddingOf,
   TYPEFLAG,
-  USTAR_MAGIC,
-  USTAR_VERSION,
 } from '../../shared/tar/header.ts';
-import { END_OF_ARCHIVE } from '../../shared/tar/writer.ts';
+import { END_OF_ARCHIVE, FIXED_FIELDS } from '../../shared/tar/writer.ts';
 
 // Hand-made tar archives, for the ones a careful writer never makes: links, devices, extension
 // headers, unsafe paths, bad checksums. Each member is a header (any fields) and its data.
@@ -24,18 +22,9 @@ export function forgeHeader(m: ForgedMember): Uint8Array {
   const size = m.header.size ?? m.data?.length ?? 0;
   return encodeHeader(
     {
+      ...FIXED_FIELDS,
       mode: 0o644,
-      uid: 0,
-      gid: 0,
-      mtime: 0,
       typeflag: TYPEFLAG.file,
-      linkname: '',
-      magic: USTAR_MAGIC,
-      version: USTAR_VERSION,
-      uname: '',
-      gname: '',
-      devmajor: 0,
-      devminor: 0,
       prefix: '',
       ...m.header,
       size,
