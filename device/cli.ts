@@ -15,8 +15,9 @@ Usage:
   vigil-agent init --gateway mqtts://HOST:PORT --ca CA.pem --tpm TCTI [--dir DIR]
                    [--ek ecc|rsa|auto] [--ak-handle 0x81000A01] [--sw-pcr 14]
                    [--client-cert FILE --client-key FILE] [--ima FILE] [--boot-log FILE]
-                   [--software-root DIR]
-      Provision the TPM keys (idempotent), pin the CA, write DIR/agent.json.
+                   [--software-root DIR] [--release-key FILE]...
+      Provision the TPM keys (idempotent), pin the CA and the release keys (each
+      --release-key a public key PEM from \`vigil-gateway release keygen\`), write DIR/agent.json.
       Prints the device id and the EK hash to register with the gateway.
   vigil-agent run [--dir DIR] [--log-level info]
       Connect to the gateway and answer its challenges until stopped (SIGTERM).
@@ -37,9 +38,12 @@ DIR defaults to $VIGIL_AGENT_DIR or /var/lib/vigil-agent.
 /** A mistake in how the command was called: printed with a pointer to `help`, exit code 2. */
 class UsageError extends Error {}
 
-type Options = Record<string, string | boolean | undefined>;
+type Options = Record<string, string | boolean | string[] | undefined>;
 
-function parse(args: string[], options: Record<string, { type: 'string' | 'boolean' }>): Options {
+function parse(
+  args: string[],
+  options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>,
+): Options {
   try {
     return parseArgs({ args, options: { dir: { type: 'string' }, ...options }, strict: true })
       .values as Options;
@@ -70,6 +74,7 @@ async function init(args: string[]): Promise<void> {
     ima: { type: 'string' },
     'boot-log': { type: 'string' },
     'software-root': { type: 'string' },
+    'release-key': { type: 'string', multiple: true },
     json: { type: 'boolean' },
   });
   const ek = str(o, 'ek');
@@ -96,6 +101,7 @@ async function init(args: string[]): Promise<void> {
       logs: { ...(ima !== undefined && { ima }), ...(boot !== undefined && { boot }) },
     }),
     ...(softwareRoot !== undefined && { softwareRoot }),
+    releaseKeys: (o['release-key'] as string[] | undefined) ?? [],
   });
   if (o.json) {
     console.log(
@@ -104,6 +110,7 @@ async function init(args: string[]): Promise<void> {
         ekHash: r.ekHash,
         akName: r.akName,
         ekCertificate: r.ekCertificate,
+        releaseKeys: (r.config.releaseKeys ?? []).map((k) => Buffer.from(k.kid).toString('hex')),
       }),
     );
     return;
@@ -113,6 +120,8 @@ async function init(args: string[]): Promise<void> {
   console.log(`AK name    ${r.akName}`);
   console.log(`EK cert    ${r.ekCertificate ? 'present in TPM NV' : 'none in TPM NV'}`);
   console.log(`config     ${dirOf(o)}/agent.json (gateway ${r.config.gateway.url}, swPcr ${r.config.swPcr})`);
+  for (const k of r.config.releaseKeys ?? [])
+    console.log(`release    key ${Buffer.from(k.kid).toString('hex')} pinned`);
   console.log('\nRegister the EK hash with the gateway (admission allowlist), then start the agent:');
   console.log('  systemctl enable --now vigil-agent   (or: vigil-agent run --dir ...)');
 }

@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { SwPcr } from '../shared/protocol/messages.ts';
 import { SW_PCR_MAX, SW_PCR_MIN } from '../shared/protocol/messages.ts';
+import { parseReleaseKey, ReleaseKeyError, type TrustedKey } from '../shared/protocol/release-manifest.ts';
+import { toHex } from '../shared/tpm/bytes.ts';
 import { writeFileAtomic } from './atomic-file.ts';
 
 // The agent's configuration, `DIR/agent.json`: written by `vigil-agent init`, read by every other
@@ -54,6 +56,11 @@ export interface AgentConfig {
   readonly logs: { readonly ima: string; readonly boot: string };
   /** Directory whose files the software manifest covers; undefined = the agent's own code. */
   readonly softwareRoot?: string;
+  /**
+   * Release public keys pinned at provisioning (`init --release-key`): a release manifest signed by
+   * none of them is never staged (PROTOCOL.md §6.1). Absent: this device accepts no release.
+   */
+  readonly releaseKeys?: readonly TrustedKey[];
 }
 
 export const DEFAULT_LOG_PATHS = {
@@ -156,6 +163,44 @@ export function formatHandle(handle: number): string {
   return `0x${handle.toString(16).toUpperCase().padStart(8, '0')}`;
 }
 
+/**
+ * `releaseKeys` in agent.json: `[{kid, key}]`, `key` the base64 DER SubjectPublicKeyInfo and `kid`
+ * its key id in hex (PROTOCOL.md §6.1), kept beside it so an operator can read which keys are
+ * pinned; a kid that does not match its key is refused rather than trusted.
+ */
+export function parseReleaseKeys(v: Json, source: string): TrustedKey[] {
+  if (!Array.isArray(v))
+    throw new ConfigError(`${source}: "releaseKeys" must be a list of {"kid", "key"}, got ${describe(v)}`);
+  return v.map((entry, i) => {
+    const field = `releaseKeys[${i}]`;
+    const e = entry as { kid?: unknown; key?: unknown } | null;
+    if (typeof e?.key !== 'string' || typeof e.kid !== 'string')
+      throw new ConfigError(
+        `${source}: "${field}" must be {"kid": HEX, "key": BASE64 SPKI}, got ${describe(entry)}`,
+      );
+    let key: TrustedKey;
+    try {
+      key = parseReleaseKey(new Uint8Array(Buffer.from(e.key, 'base64')), `${source}: "${field}".key`);
+    } catch (err) {
+      if (err instanceof ReleaseKeyError) throw new ConfigError(err.message);
+      throw err;
+    }
+    if (toHex(key.kid) !== e.kid.toLowerCase())
+      throw new ConfigError(
+        `${source}: "${field}".kid is ${e.kid} but its key's id is ${toHex(key.kid)}: re-run "vigil-agent init --release-key FILE"`,
+      );
+    return key;
+  });
+}
+
+/** The JSON form of pinned release keys (see parseReleaseKeys). */
+export function releaseKeysJson(keys: readonly TrustedKey[]): { kid: string; key: string }[] {
+  return keys.map((k) => ({
+    kid: toHex(k.kid),
+    key: k.key.export({ format: 'der', type: 'spki' }).toString('base64'),
+  }));
+}
+
 /** Validates a parsed agent.json. Relative paths are resolved against `dir`. */
 export function parseConfig(raw: Json, dir: string, source = join(dir, CONFIG_FILE)): AgentConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
@@ -209,6 +254,7 @@ export function parseConfig(raw: Json, dir: string, source = join(dir, CONFIG_FI
       boot: path(logReader.optString('boot') ?? DEFAULT_LOG_PATHS.boot),
     },
     ...(softwareRoot !== undefined && { softwareRoot: path(softwareRoot) }),
+    ...(r.obj.releaseKeys !== undefined && { releaseKeys: parseReleaseKeys(r.obj.releaseKeys, source) }),
   };
 }
 
@@ -225,6 +271,7 @@ export function configJson(c: AgentConfig): Record<string, Json> {
     swPcr: c.swPcr,
     logs: { ima: c.logs.ima, boot: c.logs.boot },
     ...(c.softwareRoot !== undefined && { softwareRoot: c.softwareRoot }),
+    ...(c.releaseKeys?.length && { releaseKeys: releaseKeysJson(c.releaseKeys) }),
   };
 }
 

@@ -27,6 +27,18 @@ Operator commands (talk to the running gateway's API; see docs/operator.md):
   vigil-gateway release list | remove NAME VERSION
   Every operator command takes --dir DIR (for the API address and token) and --api URL.
 
+Releases as signed bundles (docs/rollouts.md):
+  vigil-gateway release keygen --out FILE [--alg ed25519|es256]
+      A release signing key (private key to FILE, 0600); prints the public key and its kid.
+  vigil-gateway release pack --key FILE --name N --version V --seq S --tree DIR --out BUNDLE
+                             [--expires TIME|90d] [--health-window 30s]
+      Measure, archive and sign a software tree into one bundle; needs no gateway.
+  vigil-gateway release verify BUNDLE --pubkey FILE
+      Check a bundle's signature, artifact and tree; exit 1 if anything is off.
+  vigil-gateway release import BUNDLE [--dir DIR]
+      On the gateway's host: check it against DIR/release-keys/*.pem, keep the artifact in
+      DIR/artifacts/, register (name, version, digest) as a reference value.
+
   vigil-gateway help | --version
 
 DIR defaults to $VIGIL_GATEWAY_DIR, else ./vigil-gateway. Exit codes: 0 success, 1 failure

@@ -128,6 +128,28 @@ export const MIGRATIONS: readonly Migration[] = [
          AND json_type(selector, '$.selector') = 'object';
     `,
   },
+  {
+    // Releases imported from signed bundles (gateway/releases/import.ts); the artifact itself is a
+    // file under the gateway directory, content-addressed by its SHA-256.
+    version: 4,
+    description: 'signed release manifests and their artifacts',
+    sql: `
+      CREATE TABLE release_manifests (
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        digest TEXT NOT NULL,
+        kid TEXT NOT NULL,
+        manifest BLOB NOT NULL,
+        artifact_sha256 TEXT NOT NULL,
+        artifact_size INTEGER NOT NULL,
+        artifact_path TEXT NOT NULL,
+        imported_at INTEGER NOT NULL,
+        PRIMARY KEY (name, seq),
+        UNIQUE (name, version)
+      ) STRICT;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

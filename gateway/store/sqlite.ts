@@ -2,11 +2,22 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { BatchRecord, DeviceRecord, PostureEvent, Release, RoundRecord } from '../model.ts';
+import type { ReleaseManifestRecord } from '../releases/model.ts';
 import { allowlistEntry } from './allowlist.ts';
 import { migrate } from './migrations.ts';
+import type { ReleaseManifestRow } from './release-manifest-rows.ts';
 import type { BatchRow, DeviceRow, PostureEventRow, ReleaseRow, RoundRow } from './rows.ts';
 import type { Store } from './store.ts';
-import { ALLOWLIST, BATCHES, DEVICES, POSTURE_EVENTS, RELEASES, ROUNDS, type Table } from './tables.ts';
+import {
+  ALLOWLIST,
+  BATCHES,
+  DEVICES,
+  POSTURE_EVENTS,
+  RELEASE_MANIFESTS,
+  RELEASES,
+  ROUNDS,
+  type Table,
+} from './tables.ts';
 import { type Write, WriteQueue } from './write-queue.ts';
 
 // The embedded posture store: SQLite through better-sqlite3 (v12; v13 crashes Node 20).
@@ -123,6 +134,19 @@ function prepareStatements(db: Database.Database) {
     upsertRelease: upsert(RELEASES),
     removeRelease: db.prepare<[string, string]>('DELETE FROM releases WHERE name = ? AND version = ?'),
     releases: db.prepare<[], ReleaseRow>('SELECT * FROM releases ORDER BY name, added_at, version'),
+
+    insertReleaseManifest: db.prepare<[ReleaseManifestRow]>(
+      insertSql(RELEASE_MANIFESTS.name, RELEASE_MANIFESTS.columns),
+    ),
+    releaseManifests: db.prepare<[], ReleaseManifestRow>(
+      'SELECT * FROM release_manifests ORDER BY name, seq',
+    ),
+    releaseManifestsOf: db.prepare<[string], ReleaseManifestRow>(
+      'SELECT * FROM release_manifests WHERE name = ? ORDER BY seq',
+    ),
+    releaseManifest: db.prepare<[string, number], ReleaseManifestRow>(
+      'SELECT * FROM release_manifests WHERE name = ? AND seq = ?',
+    ),
 
     upsertBatch: upsert(BATCHES),
     batch: db.prepare<[string], BatchRow>('SELECT * FROM batches WHERE id = ?'),
@@ -263,6 +287,12 @@ export class SqliteStore implements Store {
     this.write('releases', what, () => this.sql.removeRelease.run(name, version), releaseKey(name, version));
   }
 
+  addReleaseManifest(r: ReleaseManifestRecord): void {
+    const row = RELEASE_MANIFESTS.toRow(r);
+    const what = `addReleaseManifest ${r.name} seq ${r.seq}`;
+    this.write('release_manifests', what, () => this.sql.insertReleaseManifest.run(row));
+  }
+
   // Queries: SQLite answers at once; each sees the writes made before it.
 
   async devices(): Promise<DeviceRecord[]> {
@@ -326,6 +356,18 @@ export class SqliteStore implements Store {
   async releases(): Promise<Release[]> {
     this.readable('releases');
     return this.sql.releases.all().map(RELEASES.fromRow);
+  }
+
+  async releaseManifests(name?: string): Promise<ReleaseManifestRecord[]> {
+    this.readable('release_manifests');
+    const rows = name === undefined ? this.sql.releaseManifests.all() : this.sql.releaseManifestsOf.all(name);
+    return rows.map(RELEASE_MANIFESTS.fromRow);
+  }
+
+  async releaseManifest(name: string, seq: number): Promise<ReleaseManifestRecord | undefined> {
+    this.readable('release_manifests');
+    const row = this.sql.releaseManifest.get(name, seq);
+    return row && RELEASE_MANIFESTS.fromRow(row);
   }
 
   async batch(id: string): Promise<BatchRecord | undefined> {

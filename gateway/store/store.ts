@@ -1,4 +1,5 @@
 import type { BatchRecord, DeviceRecord, PostureEvent, Release, RoundRecord } from '../model.ts';
+import type { ReleaseManifestRecord } from '../releases/model.ts';
 
 // The gateway's store, as two sides with different contracts.
 //
@@ -35,6 +36,8 @@ export interface StoreWriter {
   /** Register a release; registering the same name and version again replaces its digest. */
   addRelease(r: Release): void;
   removeRelease(name: string, version: string): void;
+  /** An imported signed release; immutable: one with the same name and seq, or name and version, is refused. */
+  addReleaseManifest(r: ReleaseManifestRecord): void;
 }
 
 export interface StoreQueries {
@@ -54,6 +57,9 @@ export interface StoreQueries {
   /** The allowlist's entries, sorted. */
   admitted(): Promise<string[]>;
   releases(): Promise<Release[]>;
+  /** Imported signed releases, of one software or of all, by name then seq. */
+  releaseManifests(name?: string): Promise<ReleaseManifestRecord[]>;
+  releaseManifest(name: string, seq: number): Promise<ReleaseManifestRecord | undefined>;
   batch(id: string): Promise<BatchRecord | undefined>;
 }
 

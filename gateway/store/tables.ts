@@ -1,4 +1,10 @@
 import type { BatchRecord, DeviceRecord, PostureEvent, Release, RoundRecord } from '../model.ts';
+import type { ReleaseManifestRecord } from '../releases/model.ts';
+import {
+  type ReleaseManifestRow,
+  releaseManifestFromRow,
+  releaseManifestToRow,
+} from './release-manifest-rows.ts';
 import {
   type BatchRow,
   batchFromRow,
@@ -24,7 +30,10 @@ import {
 export interface Table<R, Row> {
   readonly name: string;
   readonly columns: readonly (keyof Row & string)[];
-  /** Columns of the primary key; an insert with an existing key replaces every other column. */
+  /**
+   * Columns of the primary key; an insert with an existing key replaces every other column. Empty
+   * for a table that is only ever inserted into (its rows are never replaced).
+   */
   readonly key: readonly (keyof Row & string)[];
   toRow(record: R): Row;
   fromRow(row: Row): R;
@@ -126,4 +135,24 @@ export const ALLOWLIST: Table<AllowlistRow, AllowlistRow> = {
   key: ['entry'],
   toRow: (r) => r,
   fromRow: (r) => r,
+};
+
+/** Imported signed releases: inserted once, never replaced (the primary key refuses a second). */
+export const RELEASE_MANIFESTS: Table<ReleaseManifestRecord, ReleaseManifestRow> = {
+  name: 'release_manifests',
+  columns: [
+    'name',
+    'version',
+    'seq',
+    'digest',
+    'kid',
+    'manifest',
+    'artifact_sha256',
+    'artifact_size',
+    'artifact_path',
+    'imported_at',
+  ],
+  key: [],
+  toRow: releaseManifestToRow,
+  fromRow: releaseManifestFromRow,
 };

@@ -10,6 +10,7 @@ import {
   type Logs,
   NONCE_BYTES,
   PCR_COUNT,
+  type SoftwareClaim,
   type SwEntry,
 } from './messages.ts';
 
@@ -56,6 +57,11 @@ function readPcrValues(f: Fields): Map<number, Uint8Array> {
   return out;
 }
 
+/** `{name, version}` of the software running now: a claim in evidence and in reports. */
+export function readSoftwareClaim(f: Fields): SoftwareClaim {
+  return { name: f.text('name', 128), version: f.text('version', 128) };
+}
+
 export function readClaims(f: Fields): Claims {
   const sw = f.fields('sw');
   const activation = f.optBytes('activation');
@@ -63,7 +69,7 @@ export function readClaims(f: Fields): Claims {
   return {
     nonce: f.bytes('nonce', NONCE_BYTES),
     pcrs: readPcrValues(f.fields('pcrs')),
-    sw: { name: sw.text('name', 128), version: sw.text('version', 128) },
+    sw: readSoftwareClaim(sw),
     logs: readLogs(f.fields('logs')),
     ...(activation && { activation }),
     ...(time !== undefined && { time }),

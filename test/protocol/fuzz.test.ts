@@ -5,6 +5,8 @@ import type { Encodable } from '../../shared/cbor/value.ts';
 import {
   decodeClaims,
   decodeDeviceMessage,
+  decodeFromDevice,
+  decodeFromGateway,
   decodeGatewayMessage,
   decodeMessage,
   encodeMessage,
@@ -14,7 +16,14 @@ import * as sample from './samples.ts';
 
 // Seeded so that a failure reproduces: fast-check prints the seed and path of any counterexample.
 const SEED = 0x5eed_0001;
-const DECODERS = [decodeMessage, decodeDeviceMessage, decodeGatewayMessage, decodeClaims] as const;
+const DECODERS = [
+  decodeMessage,
+  decodeDeviceMessage,
+  decodeGatewayMessage,
+  decodeFromDevice,
+  decodeFromGateway,
+  decodeClaims,
+] as const;
 
 function onlyTypedErrors(bytes: Uint8Array): void {
   for (const decode of DECODERS) {
@@ -41,7 +50,27 @@ const cborValue: fc.Arbitrary<Encodable> = fc.letrec<{ v: Encodable }>((tie) => 
     fc.double(),
     fc.array(tie('v'), { maxLength: 4 }),
     fc.dictionary(
-      fc.constantFrom('v', 't', 'round', 'nonce', 'pcrs', 'logs', 'sw', 'ek', 'body', 'x'),
+      fc.constantFrom(
+        'v',
+        't',
+        'round',
+        'nonce',
+        'pcrs',
+        'logs',
+        'sw',
+        'ek',
+        'body',
+        'x',
+        'id',
+        'op',
+        'rollout',
+        'deadline',
+        'command',
+        'state',
+        'want',
+        'operation',
+        'data',
+      ),
       tie('v'),
       {
         maxKeys: 5,
@@ -88,18 +117,22 @@ test('mutated valid messages: only typed malformed errors', () => {
 
 test('random well-formed CBOR with protocol-looking keys: only typed malformed errors', () => {
   fc.assert(
-    fc.property(cborValue, fc.constantFrom('hello', 'challenge', 'evidence', 'result', 'error'), (v, t) => {
-      onlyTypedErrors(encodeCbor(v));
-      if (
-        v instanceof Map ||
-        Array.isArray(v) ||
-        typeof v !== 'object' ||
-        v === null ||
-        v instanceof Uint8Array
-      )
-        return;
-      onlyTypedErrors(encodeCbor({ ...v, v: 1, t }));
-    }),
+    fc.property(
+      cborValue,
+      fc.constantFrom('hello', 'challenge', 'evidence', 'result', 'error', 'command', 'report'),
+      (v, t) => {
+        onlyTypedErrors(encodeCbor(v));
+        if (
+          v instanceof Map ||
+          Array.isArray(v) ||
+          typeof v !== 'object' ||
+          v === null ||
+          v instanceof Uint8Array
+        )
+          return;
+        onlyTypedErrors(encodeCbor({ ...v, v: 1, t }));
+      },
+    ),
     { seed: SEED, numRuns: 3000 },
   );
 });
