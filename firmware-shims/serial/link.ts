@@ -70,7 +70,7 @@ export class SerialLink {
    */
   request<A extends McuAsk>(ask: A, timeoutMs: number): Promise<LinkOutcome<Answer<A>>> {
     const deadline = Date.now() + timeoutMs;
-    const run = this.queue.then(() => this.exchange(ask, deadline));
+    const run = this.queue.then(() => this.exchange(ask, deadline, timeoutMs));
     this.queue = run.catch(() => undefined);
     return run.catch(
       (e: unknown): LinkOutcome<Answer<A>> => ({
@@ -89,7 +89,11 @@ export class SerialLink {
     if (port?.isOpen) await new Promise<void>((resolve) => port.close(() => resolve()));
   }
 
-  private async exchange<A extends McuAsk>(ask: A, deadline: number): Promise<LinkOutcome<Answer<A>>> {
+  private async exchange<A extends McuAsk>(
+    ask: A,
+    deadline: number,
+    timeoutMs: number,
+  ): Promise<LinkOutcome<Answer<A>>> {
     if (this.closed) return { ok: false, fault: 'absent', detail: `the link to ${this.path} is closed` };
     const remaining = deadline - Date.now();
     if (remaining <= 0) {
@@ -105,7 +109,6 @@ export class SerialLink {
     const req = this.nextReq;
     this.nextReq = (this.nextReq + 1) % (MAX_REQUEST_ID + 1);
     const frame = encodeFrame(encodeMcuRequest({ ...ask, req } as McuRequest));
-    const started = Date.now();
     const outcome = await new Promise<LinkOutcome<McuResponse>>((resolve) => {
       let resends = this.options.resends ?? DEFAULT_RESENDS;
       const send = (): void => {
@@ -114,14 +117,19 @@ export class SerialLink {
         port.write(Buffer.from(frame));
       };
       const timer = setTimeout(() => {
-        const p = this.pending;
+        // A frame cut short with nothing after it never reaches a delimiter: it shows only as
+        // bytes still pending in the decoder.
+        const partial = this.decoder.pending;
+        const problem =
+          this.pending?.problem ??
+          (partial > 0 ? `a frame was cut short (${partial} byte(s), no closing delimiter)` : undefined);
         settle(
-          p?.problem
-            ? { ok: false, fault: 'malformed', detail: `no valid answer from ${this.path}: ${p.problem}` }
+          problem !== undefined
+            ? { ok: false, fault: 'malformed', detail: `no valid answer from ${this.path}: ${problem}` }
             : {
                 ok: false,
                 fault: 'timeout',
-                detail: `no answer from ${this.path} within ${Math.max(0, deadline - started)} ms`,
+                detail: `no answer from ${this.path} within ${timeoutMs} ms`,
               },
         );
       }, deadline - Date.now());

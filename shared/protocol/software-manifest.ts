@@ -138,7 +138,8 @@ export interface TreeFs {
   readFileSync(path: string): Uint8Array;
 }
 
-const joinPath = (a: string, b: string) => (b === '' ? a : a === '' ? b : a.endsWith('/') ? a + b : `${a}/${b}`);
+const joinPath = (a: string, b: string) =>
+  b === '' ? a : a === '' ? b : a.endsWith('/') ? a + b : `${a}/${b}`;
 
 /**
  * Hashes every regular file under `root` (or under `root/<include>`). A symbolic link is refused
