@@ -1,4 +1,4 @@
-import { SerialPort } from 'serialport';
+import type { SerialPort } from 'serialport';
 import type { McuFault } from '../../shared/mcu/claims.ts';
 import { encodeFrame, FrameDecoder, MAX_FRAME_PAYLOAD } from '../../shared/mcu/frame.ts';
 import {
@@ -9,6 +9,7 @@ import {
   type McuResponse,
 } from '../../shared/mcu/messages.ts';
 import { ProtocolError } from '../../shared/protocol/errors.ts';
+import { openSerialPort } from './port.ts';
 
 // One UART to one MCU (docs/serial.md): opens the port when a request needs it, so a device
 // that was unplugged is found again when it comes back; one request at a time, each with its
@@ -154,25 +155,23 @@ export class SerialLink {
   /** Opens the port if it is not open; a string says why it could not. */
   private async open(timeoutMs: number): Promise<string | undefined> {
     if (this.port?.isOpen) return undefined;
-    const port = new SerialPort({
-      path: this.path,
-      baudRate: this.options.baudRate ?? DEFAULT_BAUD_RATE,
-      autoOpen: false,
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<string>((resolve) => {
+      timer = setTimeout(() => resolve(`opening ${this.path} took over ${timeoutMs} ms`), timeoutMs);
     });
-    const error = await new Promise<string | undefined>((resolve) => {
-      const timer = setTimeout(() => resolve(`opening ${this.path} took over ${timeoutMs} ms`), timeoutMs);
-      port.open((err) => {
-        clearTimeout(timer);
-        resolve(
-          err
-            ? `cannot open ${this.path} (${err.message.replace(/^Error: /, '')}): is the MCU connected?`
-            : undefined,
-        );
-      });
-    });
-    if (error !== undefined) {
-      if (port.isOpen) port.close();
-      return error;
+    const opening = openSerialPort(this.path, this.options.baudRate ?? DEFAULT_BAUD_RATE);
+    const port = await Promise.race([opening, timedOut]).catch(
+      (err: Error) =>
+        `cannot open ${this.path} (${err.message.replace(/^Error: /, '')}): is the MCU connected?`,
+    );
+    clearTimeout(timer);
+    if (typeof port === 'string') {
+      // An open that completes after its deadline must not leave the device held.
+      void opening.then(
+        (late) => late.close(),
+        () => undefined,
+      );
+      return port;
     }
     this.decoder.reset();
     port.on('data', (chunk: Buffer) => this.receive(chunk));

@@ -1,4 +1,5 @@
-import { SerialPort } from 'serialport';
+import { DEFAULT_BAUD_RATE } from '../../firmware-shims/serial/link.ts';
+import { openSerialPort } from '../../firmware-shims/serial/port.ts';
 import { FrameDecoder } from '../../shared/mcu/frame.ts';
 import { decodeMcuRequest, type McuRequest } from '../../shared/mcu/messages.ts';
 
@@ -14,8 +15,7 @@ export async function startRawMcu(
   path: string,
   reply: (request: McuRequest) => Uint8Array | undefined,
 ): Promise<RawMcu> {
-  const port = new SerialPort({ path, baudRate: 115_200, autoOpen: false });
-  await new Promise<void>((resolve, reject) => port.open((e) => (e ? reject(e) : resolve())));
+  const port = await openSerialPort(path, DEFAULT_BAUD_RATE);
   port.on('error', () => {});
   const decoder = new FrameDecoder();
   const requests: McuRequest[] = [];

@@ -1,4 +1,6 @@
-import { SerialPort } from 'serialport';
+import type { SerialPort } from 'serialport';
+import { DEFAULT_BAUD_RATE } from '../../../firmware-shims/serial/link.ts';
+import { openSerialPort } from '../../../firmware-shims/serial/port.ts';
 import { encodeFrame, FrameDecoder } from '../../../shared/mcu/frame.ts';
 import { McuFirmware, type McuFirmwareOptions } from './firmware.ts';
 
@@ -34,8 +36,7 @@ function write(port: SerialPort, bytes: Uint8Array): Promise<void> {
 
 export async function startMcuEmulator(opts: McuEmulatorOptions): Promise<McuEmulator> {
   const firmware = new McuFirmware(opts);
-  const port = new SerialPort({ path: opts.path, baudRate: opts.baudRate ?? 115_200, autoOpen: false });
-  await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
+  const port = await openSerialPort(opts.path, opts.baudRate ?? DEFAULT_BAUD_RATE);
   const decoder = new FrameDecoder();
   const timers = new Set<NodeJS.Timeout>();
   const state = { answered: 0, dropped: 0 };
