@@ -1,4 +1,5 @@
-import { keyId, type Sign1, verifySign1 } from '../../shared/cose/sign1.ts';
+import { createHash, type KeyObject } from 'node:crypto';
+import { type Sign1, verifySign1 } from '../../shared/cose/sign1.ts';
 import {
   type AliasClaims,
   decodeAliasCertificate,
@@ -11,6 +12,7 @@ import {
   type McuResultCode,
   mcuChallenge,
   p256PublicKey,
+  pointKeyId,
 } from '../../shared/mcu/index.ts';
 import { ProtocolError, sameBytes } from '../../shared/protocol/index.ts';
 import { toHex } from '../../shared/tpm/index.ts';
@@ -111,12 +113,12 @@ function parse<T>(decode: () => T): T {
   }
 }
 
-function checkSignature(msg: Sign1, point: Uint8Array, what: string, signer: string): void {
-  const key = parse(() => p256PublicKey(point, what));
-  if (!sameBytes(msg.kid, keyId(key))) {
+function checkSignature(msg: Sign1, key: KeyObject, point: Uint8Array, what: string, signer: string): void {
+  const kid = pointKeyId(point);
+  if (!sameBytes(msg.kid, kid)) {
     refuse(
       'mcu-signature-invalid',
-      `${what} names key ${toHex(msg.kid)}, not the ${signer} (${toHex(keyId(key))})`,
+      `${what} names key ${toHex(msg.kid)}, not the ${signer} (${toHex(kid)})`,
       'instance-identity',
       TRUST.cryptoValidationFailed,
     );
@@ -131,6 +133,29 @@ function checkSignature(msg: Sign1, point: Uint8Array, what: string, signer: str
   }
 }
 
+/** An alias certificate whose signature by its identity key has verified. */
+interface Certified {
+  readonly alias: AliasClaims;
+  readonly ak: KeyObject;
+}
+
+// An MCU sends the same identity key and certificate every round until its firmware changes,
+// and checking them (two key imports, one ECDSA verification) is most of an MCU's appraisal.
+// So a verified pair is remembered by its bytes: the same bytes give the same verdict, which
+// keeps the appraisal a function of its inputs. Only successes are kept; the oldest go first.
+const certified = new Map<string, Certified>();
+const MAX_CERTIFIED = 4096;
+
+function certifiedKey(idk: Uint8Array, cert: Uint8Array): string {
+  return createHash('sha256').update(idk).update(cert).digest('hex');
+}
+
+function remember(key: string, c: Certified): Certified {
+  if (certified.size >= MAX_CERTIFIED) certified.delete(certified.keys().next().value!);
+  certified.set(key, c);
+  return c;
+}
+
 function appraiseEvidence(
   record: Extract<McuRecord, { kind: 'evidence' }>,
   nonce: Uint8Array,
@@ -139,10 +164,14 @@ function appraiseEvidence(
 ): void {
   const identity = identityHash(record.idk);
   facts.identity = identity;
-  parse(() => p256PublicKey(record.idk, 'idk'));
-  const cert = parse(() => decodeAliasCertificate(record.cert));
+  const cacheKey = certifiedKey(record.idk, record.cert);
+  const known = certified.get(cacheKey);
+  // Checks in order (the first failure decides): form, admission, certificate, evidence,
+  // freshness, firmware. A remembered certificate has passed its form and signature checks.
+  const idKey = known ? undefined : parse(() => p256PublicKey(record.idk, 'idk'));
+  const cert = known ? undefined : parse(() => decodeAliasCertificate(record.cert));
   const ev = parse(() => decodeMcuEvidence(record.ev));
-  const alias: AliasClaims = cert.value;
+  const alias = known?.alias ?? cert!.value;
   facts.model = alias.model;
   facts.firmware = toHex(alias.fw);
 
@@ -154,8 +183,12 @@ function appraiseEvidence(
       TRUST.unrecognizedInstance,
     );
   }
-  checkSignature(cert.sign1, record.idk, 'cert', 'identity key');
-  checkSignature(ev.sign1, alias.ak, 'ev', 'attestation key the cert certifies');
+  let ak = known;
+  if (ak === undefined) {
+    checkSignature(cert!.sign1, idKey!, record.idk, 'cert', 'identity key');
+    ak = remember(cacheKey, { alias, ak: parse(() => p256PublicKey(alias.ak, 'cert.ak')) });
+  }
+  checkSignature(ev.sign1, ak.ak, alias.ak, 'ev', 'attestation key the cert certifies');
   if (!sameBytes(ev.value.challenge, mcuChallenge(nonce, record.idk))) {
     refuse(
       'mcu-binding-mismatch',

@@ -21,6 +21,11 @@ export function p256PublicKey(point: Uint8Array, what: string): KeyObject {
   }
 }
 
+/** The COSE kid of a raw point: shared/cose keyId's value, without importing the key. */
+export function pointKeyId(point: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(point).digest().subarray(0, 8));
+}
+
 /** How operators name an MCU: lowercase hex SHA-256 of its raw identity public key. */
 export function identityHash(identityKey: Uint8Array): string {
   return createHash('sha256').update(identityKey).digest('hex');

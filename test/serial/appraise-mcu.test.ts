@@ -128,6 +128,11 @@ it('an attestation key certified by an unadmitted identity is mcu-identity-unkno
   refused(a, 'mcu-identity-unknown', new RegExp(`${identityHash(stranger.identityKey)} .* is not admitted`));
   assert.is(a.trust['instance-identity'], 97);
   if (!a.ok) assert.is(a.identity, identityHash(stranger.identityKey), 'operators see whom to admit');
+  // A certificate verified in an earlier round is remembered; admission is still asked every round.
+  const genuine = evidenceOf(pump, n);
+  assert.ok(appraiseMcu(genuine, n, refs).ok);
+  const revoked = new McuReferenceValues([], { [MODEL]: [hex(pump.firmwareDigest)] });
+  refused(appraiseMcu(genuine, n, revoked), 'mcu-identity-unknown', /is not admitted/);
 });
 
 it('changed firmware is mcu-firmware-changed; a model without references too', () => {

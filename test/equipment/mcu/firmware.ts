@@ -1,5 +1,5 @@
 import { p256 } from '@noble/curves/nist.js';
-import { assembleSign1, COSE_ALG, keyId } from '../../../shared/cose/sign1.ts';
+import { assembleSign1, COSE_ALG } from '../../../shared/cose/sign1.ts';
 import {
   attestationScalar,
   decodeMcuRequest,
@@ -11,7 +11,7 @@ import {
   type McuRequest,
   type McuResponse,
   mcuChallenge,
-  p256PublicKey,
+  pointKeyId,
 } from '../../../shared/mcu/index.ts';
 import { ProtocolError } from '../../../shared/protocol/errors.ts';
 
@@ -56,13 +56,13 @@ export class McuFirmware {
     this.attestationKey = p256.getPublicKey(akSecret, false);
     this.cert = assembleSign1(
       COSE_ALG.ES256,
-      keyId(p256PublicKey(this.identityKey, 'idk')),
+      pointKeyId(this.identityKey),
       encodeAliasClaims({ model: opts.model, ak: this.attestationKey, fw: this.firmwareDigest }),
       es256(idSecret),
     );
     idSecret.fill(0);
     this.signEvidence = es256(akSecret);
-    this.akKid = keyId(p256PublicKey(this.attestationKey, 'ak'));
+    this.akKid = pointKeyId(this.attestationKey);
   }
 
   private respond(request: McuRequest): McuResponse {
