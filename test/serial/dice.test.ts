@@ -9,6 +9,7 @@ import {
   decodeMcuEvidence,
   decodeMcuRequest,
   decodeMcuResponse,
+  encodeMcuRequest,
   firmwareDigest,
   identityHash,
   identityScalar,
@@ -36,6 +37,9 @@ const V = {
   attestationKey:
     '04175d0d4c31e3a27317e91b77bb28beafaf186fcf58f0a20b01174d05bcadb65cde1a59f393ce8af65450222b1eeb7e27300cd63ab897146b18ad39d429d05882',
   challenge: '541a019dd1b8180118fd0453e50415f76451440ce0a57abf49e250daffdec02a',
+  // With deterministic ECDSA (RFC 6979), as noble signs.
+  cert: '844da201260448d9146ce996b55f02a0587fa3656d6f64656c6c766967696c2d656d752d6d3062616b584104175d0d4c31e3a27317e91b77bb28beafaf186fcf58f0a20b01174d05bcadb65cde1a59f393ce8af65450222b1eeb7e27300cd63ab897146b18ad39d429d05882626677582052e63478c68a9d5f734938a3530da169575f9c1875eafd90b665d638ae853f6b5840a002a3c06479626cf9a3f1e04db09170ecae5bd906da7f112cdfdb61dd200ec11bb6d8ac4966a4b010cfc2441216563a5d4e36850b9bf41dca4323c43efe537a',
+  ev: '844da201260448f6abea0df61a8683a0582da1696368616c6c656e67655820541a019dd1b8180118fd0453e50415f76451440ce0a57abf49e250daffdec02a5840cece12e60c1de119ff3223b165ce10e0f1fd44b60335349c562965092ecf343909d9cbcc1afdbe5189e99c9f5a87e982278bccb2e7998f4c96555da9693d0d3a',
 };
 
 function opensslPublic(scalar: Uint8Array): string {
@@ -56,10 +60,13 @@ it('derivations match the documented vectors', () => {
   assert.is(hex(mcuChallenge(NONCE, Buffer.from(V.identityKey, 'hex'))), V.challenge);
 });
 
-it('the emulator (noble) derives the same keys as OpenSSL from the same scalars', () => {
+it('the emulator (noble) derives the same keys as OpenSSL, and the documented structures', () => {
   const mcu = new McuFirmware({ secret: UDS, image: IMAGE, model: 'vigil-emu-m0' });
   assert.is(hex(mcu.identityKey), V.identityKey);
   assert.is(hex(mcu.attestationKey), V.attestationKey);
+  assert.is(hex(mcu.cert), V.cert);
+  const answer = decodeMcuResponse(mcu.answer(encodeMcuRequest({ t: 'evidence', req: 2, nonce: NONCE })));
+  assert.is(answer.t === 'evidence' && hex(answer.ev), V.ev);
 });
 
 it('DICE layering: new firmware, same identity, another attestation key', () => {
