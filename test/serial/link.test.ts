@@ -103,9 +103,15 @@ it('an answer over the maximum frame size is malformed (frame-too-large)', async
   const p = await pty();
   const raw = await startRawMcu(p.mcuPath, () => encodeFrame(new Uint8Array(4000).fill(1), 4000));
   cleanup.push(() => raw.close());
-  const outcome = await link(p.agentPath).request({ t: 'hello' }, 500);
+  const l = link(p.agentPath);
+  const outcome = await l.request({ t: 'hello' }, 500);
   assert.is(fault(outcome), 'malformed');
   assert.match((outcome as { detail: string }).detail, new RegExp(`frame-too-large.*${MAX_FRAME_PAYLOAD}`));
+  // The same link, once a sound MCU is on the line, works again.
+  await raw.close();
+  await emulator(p.mcuPath);
+  const recovered = await l.request({ t: 'hello' }, DEADLINE);
+  assert.ok(recovered.ok, JSON.stringify(recovered));
 });
 
 it('an MCU that refuses is malformed, naming its code', async () => {

@@ -15,6 +15,7 @@ import {
 } from '../../shared/mcu/index.ts';
 import { ProtocolError } from '../../shared/protocol/errors.ts';
 import { McuFirmware } from '../equipment/mcu/firmware.ts';
+import { mutatedBytes, onlyTypedMalformed } from '../support/fuzz.ts';
 
 const it = suite('MCU messages and the mcus claim');
 const SEED = 0x5eed_0302;
@@ -146,17 +147,7 @@ const DECODERS = [
   decodeAliasCertificate,
   decodeMcuEvidence,
 ];
-function onlyTypedErrors(bytes: Uint8Array): void {
-  for (const decode of DECODERS) {
-    try {
-      decode(bytes);
-    } catch (e) {
-      if (!(e instanceof ProtocolError)) throw new Error(`non-protocol error escaped: ${String(e)}`);
-      if (e.code !== 'malformed') throw new Error(`decoding gave ${e.code}, expected malformed`);
-      if (e.detail.includes('could not be decoded')) throw new Error(`internal failure: ${e.detail}`);
-    }
-  }
-}
+const onlyTypedErrors = (bytes: Uint8Array) => onlyTypedMalformed(DECODERS, bytes);
 
 const VALID = [
   encodeMcuRequest({ t: 'hello', req: 1 }),
@@ -174,27 +165,7 @@ it('fuzz: random bytes give only typed malformed errors', () => {
 });
 
 it('fuzz: mutated valid messages, certificates, evidence and bodies give only typed errors', () => {
-  const mutated = fc
-    .record({
-      base: fc.constantFrom(...VALID),
-      edits: fc.array(
-        fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 }), fc.constantFrom('set', 'insert', 'delete')),
-        {
-          minLength: 1,
-          maxLength: 6,
-        },
-      ),
-    })
-    .map(({ base, edits }) => {
-      const bytes = [...base];
-      for (const [at, value, op] of edits) {
-        const i = at % (bytes.length + 1);
-        if (op === 'set' && i < bytes.length) bytes[i] = value;
-        else if (op === 'insert') bytes.splice(i, 0, value);
-        else bytes.splice(i, 1);
-      }
-      return new Uint8Array(bytes);
-    });
+  const mutated = mutatedBytes(VALID);
   fc.assert(fc.property(mutated, onlyTypedErrors), { seed: SEED, numRuns: 3000 });
 });
 

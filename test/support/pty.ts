@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { killOnExit } from './children.ts';
 import { removeDir, tempDir } from './tmp.ts';
 
 // A serial line for tests: socat joins two pseudo-terminals, one end for the agent's link and
@@ -21,27 +22,14 @@ export interface PtyPair {
   close(): Promise<void>;
 }
 
-const live = new Set<ChildProcess>();
-let exitHooked = false;
-
-function hookExit(): void {
-  if (exitHooked) return;
-  exitHooked = true;
-  process.once('exit', () => {
-    for (const child of live) child.kill('SIGKILL');
-  });
-}
-
 async function launch(agentPath: string, mcuPath: string): Promise<ChildProcess> {
-  hookExit();
   // biome-ignore format: one address per line
-  const child = spawn('socat', ['-d', '-d',
+  const child = killOnExit(spawn('socat', ['-d', '-d',
     `pty,raw,echo=0,link=${agentPath}`,
     `pty,raw,echo=0,link=${mcuPath}`],
-    { stdio: ['ignore', 'ignore', 'pipe'] });
-  live.add(child);
-  child.once('exit', () => live.delete(child));
+    { stdio: ['ignore', 'ignore', 'pipe'] }));
   let err = '';
+  let onEarlyExit = (_code: number | null): void => {};
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
@@ -51,10 +39,11 @@ async function launch(agentPath: string, mcuPath: string): Promise<ChildProcess>
       clearTimeout(timer);
       reject(new Error(`cannot start socat (${e.message}): apt-get install socat`));
     });
-    child.once('exit', (code) => {
+    onEarlyExit = (code: number | null) => {
       clearTimeout(timer);
       reject(new Error(`socat exited with ${code} before joining the pseudo-terminals: ${err}`));
-    });
+    };
+    child.once('exit', onEarlyExit);
     child.stderr?.on('data', (d: Buffer) => {
       err += d.toString();
       // Printed once both ends exist and their links are made.
@@ -64,8 +53,7 @@ async function launch(agentPath: string, mcuPath: string): Promise<ChildProcess>
       }
     });
   });
-  child.removeAllListeners('exit');
-  child.once('exit', () => live.delete(child));
+  child.removeListener('exit', onEarlyExit);
   return child;
 }
 

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { killOnExit } from '../../support/children.ts';
 
 // The MCU emulator as a child process (main.ts), for tests and the demo: started on the MCU's
 // end of a serial line, stopped by SIGTERM, killed at the latest when this process exits.
@@ -25,8 +26,6 @@ export interface McuEmulatorProcessOptions {
 }
 
 const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
-const live = new Set<ChildProcess>();
-let exitHooked = false;
 
 /** The arguments main.ts takes for these options. */
 export function emulatorArgs(o: McuEmulatorProcessOptions): string[] {
@@ -44,18 +43,9 @@ export function emulatorArgs(o: McuEmulatorProcessOptions): string[] {
 
 /** Runs main.ts with raw arguments: for testing its refusals. */
 export function runEmulatorMain(args: readonly string[]): ChildProcess {
-  if (!exitHooked) {
-    exitHooked = true;
-    process.once('exit', () => {
-      for (const c of live) c.kill('SIGKILL');
-    });
-  }
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-  return child;
+  return killOnExit(
+    spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }),
+  );
 }
 
 export async function spawnMcuEmulator(o: McuEmulatorProcessOptions): Promise<McuEmulatorProcess> {
