@@ -91,6 +91,16 @@ it('defects are malformed with the key, what was expected and what came', () => 
   );
 });
 
+it('another version or an unknown type gets unsupported, with the request id echoed', () => {
+  for (const request of [
+    { v: 2, t: 'hello', req: 9 },
+    { v: 1, t: 'reboot', req: 9 },
+  ]) {
+    const r = decodeMcuResponse(mcu.answer(encodeCbor(request)));
+    assert.equal(r.t === 'error' && { code: r.code, req: r.req }, { code: 'unsupported', req: 9 });
+  }
+});
+
 it('an undecodable request gets bad-request from the MCU, with what was wrong', () => {
   const r = decodeMcuResponse(mcu.answer(encodeCbor({ v: 1, t: 'evidence', req: 3 })));
   assert.is(r.t, 'error');

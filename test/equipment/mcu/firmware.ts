@@ -1,4 +1,5 @@
 import { p256 } from '@noble/curves/nist.js';
+import { decodeCbor } from '../../../shared/cbor/decode.ts';
 import { assembleSign1, COSE_ALG } from '../../../shared/cose/sign1.ts';
 import {
   attestationScalar,
@@ -8,6 +9,10 @@ import {
   encodeMcuResponse,
   firmwareDigest,
   identityScalar,
+  MAX_DETAIL_LENGTH,
+  MAX_REQUEST_ID,
+  MCU_PROTOCOL_VERSION,
+  type McuErrorCode,
   type McuRequest,
   type McuResponse,
   mcuChallenge,
@@ -78,15 +83,37 @@ export class McuFirmware {
     return { t: 'evidence', req: request.req, ...identity, ev };
   }
 
-  /** The answer to one frame's payload: a response, or `bad-request` naming what was wrong. */
+  /** The answer to one frame's payload: a response, or an error naming what was wrong. */
   answer(payload: Uint8Array): Uint8Array {
     let request: McuRequest;
     try {
       request = decodeMcuRequest(payload);
     } catch (e) {
       if (!(e instanceof ProtocolError)) throw e;
-      return encodeMcuResponse({ t: 'error', code: 'bad-request', detail: e.detail.slice(0, 200) });
+      return encodeMcuResponse({
+        t: 'error',
+        ...refusal(payload),
+        detail: e.detail.slice(0, MAX_DETAIL_LENGTH),
+      });
     }
     return encodeMcuResponse(this.respond(request));
   }
+}
+
+/** serial.md §3: `unsupported` for another version or an unknown type, else `bad-request`; the id when readable. */
+function refusal(payload: Uint8Array): { code: McuErrorCode; req?: number } {
+  let m: unknown;
+  try {
+    m = decodeCbor(payload);
+  } catch {
+    return { code: 'bad-request' };
+  }
+  if (!(m instanceof Map)) return { code: 'bad-request' };
+  const req = m.get('req');
+  const id =
+    typeof req === 'number' && Number.isInteger(req) && req >= 0 && req <= MAX_REQUEST_ID ? { req } : {};
+  const t = m.get('t');
+  const unsupported =
+    m.get('v') !== MCU_PROTOCOL_VERSION || (typeof t === 'string' && t !== 'hello' && t !== 'evidence');
+  return { code: unsupported ? 'unsupported' : 'bad-request', ...id };
 }
