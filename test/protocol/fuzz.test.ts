@@ -10,8 +10,8 @@ import {
   decodeGatewayMessage,
   decodeMessage,
   encodeMessage,
-  ProtocolError,
 } from '../../shared/protocol/index.ts';
+import { mutatedBytes, onlyTypedMalformed } from '../support/fuzz.ts';
 import * as sample from './samples.ts';
 
 // Seeded so that a failure reproduces: fast-check prints the seed and path of any counterexample.
@@ -25,18 +25,7 @@ const DECODERS = [
   decodeClaims,
 ] as const;
 
-function onlyTypedErrors(bytes: Uint8Array): void {
-  for (const decode of DECODERS) {
-    try {
-      decode(bytes);
-    } catch (e) {
-      if (!(e instanceof ProtocolError)) throw new Error(`non-protocol error escaped: ${String(e)}`);
-      if (e.code !== 'malformed') throw new Error(`decoding gave ${e.code}, expected malformed`);
-      // The envelope turns unexpected exceptions into this detail; seeing it means a decoder bug.
-      if (e.detail.includes('could not be decoded')) throw new Error(`internal failure: ${e.detail}`);
-    }
-  }
-}
+const onlyTypedErrors = (bytes: Uint8Array) => onlyTypedMalformed(DECODERS, bytes);
 
 const cborValue: fc.Arbitrary<Encodable> = fc.letrec<{ v: Encodable }>((tie) => ({
   v: fc.oneof(
@@ -81,28 +70,7 @@ const cborValue: fc.Arbitrary<Encodable> = fc.letrec<{ v: Encodable }>((tie) => 
 
 const validPayloads = [...sample.ALL.map(encodeMessage)];
 
-const mutated = fc
-  .record({
-    base: fc.constantFrom(...validPayloads),
-    edits: fc.array(
-      fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 }), fc.constantFrom('set', 'insert', 'delete')),
-      {
-        minLength: 1,
-        maxLength: 6,
-      },
-    ),
-    cut: fc.option(fc.nat(), { nil: undefined }),
-  })
-  .map(({ base, edits, cut }) => {
-    const bytes = [...base];
-    for (const [at, value, op] of edits) {
-      const i = at % (bytes.length + 1);
-      if (op === 'set' && i < bytes.length) bytes[i] = value;
-      else if (op === 'insert') bytes.splice(i, 0, value);
-      else bytes.splice(i, 1);
-    }
-    return new Uint8Array(cut === undefined ? bytes : bytes.slice(0, cut % (bytes.length + 1)));
-  });
+const mutated = mutatedBytes(validPayloads);
 
 test('random bytes: only typed malformed errors', () => {
   fc.assert(
