@@ -183,52 +183,54 @@ function RoundsTable(props: {
 }) {
   if (props.rounds.length === 0) return <p class="muted">No round yet.</p>;
   return (
-    <table class="rounds">
-      <thead>
-        <tr>
-          <th>issued</th>
-          <th>reason</th>
-          <th>outcome</th>
-          <th>detail</th>
-          <th>EAR</th>
-        </tr>
-      </thead>
-      <tbody>
-        {props.rounds.map((r) => (
-          <Fragment key={r.id}>
-            <tr data-round={r.id}>
-              <td>{dateTime(r.issuedAt)}</td>
-              <td>
-                {r.reason}
-                {r.activate ? ' (onboarding)' : ''}
-              </td>
-              <td>
-                <RoundOutcome round={r} />
-              </td>
-              <td class="detail">{r.detail ?? ''}</td>
-              <td>
-                {r.state === 'appraised' && (
-                  <button
-                    type="button"
-                    class="link"
-                    aria-expanded={props.open === r.id}
-                    onClick={() => props.onOpen(r.id)}
-                  >
-                    {props.open === r.id ? 'hide' : 'check'}
-                  </button>
-                )}
-              </td>
-            </tr>
-            {props.open === r.id && (
-              <tr class="ear-row">
-                <td colSpan={5}>
-                  <EarPanel round={r} deviceId={props.deviceId} />
+    <div class="table-wrap">
+      <table class="rounds">
+        <thead>
+          <tr>
+            <th>issued</th>
+            <th>reason</th>
+            <th>outcome</th>
+            <th>detail</th>
+            <th>EAR</th>
+          </tr>
+        </thead>
+        <tbody>
+          {props.rounds.map((r) => (
+            <Fragment key={r.id}>
+              <tr data-round={r.id}>
+                <td>{dateTime(r.issuedAt)}</td>
+                <td>
+                  {r.reason}
+                  {r.activate ? ' (onboarding)' : ''}
+                </td>
+                <td>
+                  <RoundOutcome round={r} />
+                </td>
+                <td class="detail">{r.detail ?? ''}</td>
+                <td>
+                  {r.state === 'appraised' && (
+                    <button
+                      type="button"
+                      class="link"
+                      aria-expanded={props.open === r.id}
+                      onClick={() => props.onOpen(r.id)}
+                    >
+                      {props.open === r.id ? 'hide' : 'check'}
+                    </button>
+                  )}
                 </td>
               </tr>
-            )}
-          </Fragment>
-        ))}
-      </tbody>
-    </table>
+              {props.open === r.id && (
+                <tr class="ear-row">
+                  <td colSpan={5}>
+                    <EarPanel round={r} deviceId={props.deviceId} />
+                  </td>
+                </tr>
+              )}
+            </Fragment>
+          ))}
+        </tbody>
+      </table>
+    </div>
   );
 }

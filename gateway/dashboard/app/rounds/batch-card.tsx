@@ -70,30 +70,32 @@ export function BatchCard({ watched: w, focus }: { watched: Watched; focus: bool
       {failures.length > 0 && (
         <>
           <h3>Not affirming ({failures.length})</h3>
-          <table class="failures">
-            <thead>
-              <tr>
-                <th>device</th>
-                <th>outcome</th>
-                <th>detail</th>
-              </tr>
-            </thead>
-            <tbody>
-              {failures.slice(0, 200).map((r) => (
-                <tr key={`${r.id}-${r.round ?? ''}`} data-device={r.id}>
-                  <td>
-                    <a class="mono" href={href({ page: 'device', id: r.id })}>
-                      {r.id}
-                    </a>
-                  </td>
-                  <td>
-                    <RoundOutcome round={r} />
-                  </td>
-                  <td class="detail">{r.detail ?? ''}</td>
+          <div class="table-wrap">
+            <table class="failures">
+              <thead>
+                <tr>
+                  <th>device</th>
+                  <th>outcome</th>
+                  <th>detail</th>
                 </tr>
-              ))}
-            </tbody>
-          </table>
+              </thead>
+              <tbody>
+                {failures.slice(0, 200).map((r) => (
+                  <tr key={`${r.id}-${r.round ?? ''}`} data-device={r.id}>
+                    <td>
+                      <a class="mono" href={href({ page: 'device', id: r.id })}>
+                        {r.id}
+                      </a>
+                    </td>
+                    <td>
+                      <RoundOutcome round={r} />
+                    </td>
+                    <td class="detail">{r.detail ?? ''}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
           {failures.length > 200 && <p class="muted">and {failures.length - 200} more</p>}
         </>
       )}
