@@ -10,7 +10,7 @@ import { api, errorText } from '../api.ts';
 // device in or out of the filtered rows and changes the counts: the pages on screen are reloaded
 // a moment later, once per burst of changes, not once per change.
 
-export const PAGE = 100;
+export const PAGE = 50;
 const REFRESH_MS = 1000;
 
 export interface FleetFilter {

@@ -10,7 +10,7 @@ export function RoundOutcome({
   return (
     <span class="outcome">
       <span class={`status status-${what}`}>{what}</span>
-      {round.codes.length > 0 && <Codes codes={round.codes} />}
+      {round.codes.some((c) => c !== what) && <Codes codes={round.codes} />}
     </span>
   );
 }
