@@ -103,5 +103,5 @@ export function sendAsset(req: IncomingMessage, res: ServerResponse, a: Asset): 
     'content-length': body.length,
     ...(gzip && { 'content-encoding': 'gzip' }),
   });
-  res.end(req.method === 'HEAD' ? undefined : body);
+  res.end(body);
 }

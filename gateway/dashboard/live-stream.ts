@@ -11,7 +11,8 @@ import { EventRing } from './event-ring.ts';
 // its snapshot. A comment every 15 s keeps proxies and the browser from calling the stream idle.
 // Events go out in batches, once per turn of the event loop, so that a fleet round's thousands
 // of events cost a few writes per client, and a client that cannot keep up is disconnected (it
-// reconnects and catches up, or reloads) instead of growing the gateway's memory.
+// reconnects and catches up, or reloads) instead of growing the gateway's memory. While nobody
+// watches, events are only kept, not serialized: an unwatched gateway pays next to nothing.
 
 export interface LiveStreamOptions {
   /** Events kept for reconnecting clients (default 4096). */
@@ -41,7 +42,7 @@ const HEADERS = {
 };
 
 export class LiveStream {
-  private readonly ring: EventRing<string>;
+  private readonly ring: EventRing<GatewayEvent>;
   private readonly clients = new Set<ServerResponse>();
   private readonly epoch: string;
   private readonly maxClients: number;
@@ -106,16 +107,17 @@ export class LiveStream {
     return this.ring.after(Number(m[2]));
   }
 
-  private frame(seq: number, data: string): string {
-    return `id: ${this.epoch}-${seq}\ndata: ${data}\n\n`;
+  private frame(seq: number, event: GatewayEvent): string {
+    return `id: ${this.epoch}-${seq}\ndata: ${JSON.stringify(event)}\n\n`;
   }
 
   private publish(event: GatewayEvent): void {
-    const data = JSON.stringify(event);
-    this.send(this.frame(this.ring.push(data), data));
+    const seq = this.ring.push(event);
+    if (this.clients.size > 0) this.send(this.frame(seq, event));
   }
 
   private send(chunk: string): void {
+    if (this.clients.size === 0) return;
     this.pending += chunk;
     this.flushing ??= setImmediate(() => this.flush());
   }
