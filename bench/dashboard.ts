@@ -180,7 +180,7 @@ try {
       .slice(0, 24);
     const search = await timed(
       page,
-      `const i = document.querySelector('input[type=search]'); i.value = ${JSON.stringify(sample.slice(0, 10))}; i.dispatchEvent(new Event('input', { bubbles: true }))`,
+      `const i = document.querySelector('.toolbar input'); i.value = ${JSON.stringify(sample.slice(0, 10))}; i.dispatchEvent(new Event('input', { bubbles: true }))`,
       `tr[data-device="${sample}"]`,
     );
     await page.close();

@@ -41,13 +41,9 @@ export async function api<T>(method: Method, path: string, body?: unknown): Prom
   } catch (e) {
     throw new ApiFailure(0, 'unreachable', `the gateway did not answer (${(e as Error).message})`);
   }
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
+  // Every answer of the API is JSON; anything else (a proxy's error page) has no error code.
+  const isJson = res.headers.get('content-type')?.startsWith('application/json') ?? false;
+  const json: unknown = isJson ? await res.json() : undefined;
   if (!res.ok) {
     const err = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
     if (res.status === 401 && path !== 'v1/session') signedOut();

@@ -1,5 +1,6 @@
 import { useSignal } from '@preact/signals';
 import { session, signIn } from './session.ts';
+import { TextField } from './ui/text-field.tsx';
 
 export function SignIn() {
   const token = useSignal('');
@@ -22,19 +23,7 @@ export function SignIn() {
           Sign in with a token from the gateway directory: <code>operator.token</code> to operate, or{' '}
           <code>viewer.token</code> to watch.
         </p>
-        <label class="field">
-          <span>Token</span>
-          <input
-            type="password"
-            name="token"
-            autocomplete="current-password"
-            required
-            value={token.value}
-            onInput={(e) => {
-              token.value = e.currentTarget.value;
-            }}
-          />
-        </label>
+        <TextField label="Token" secret required value={token} />
         <button type="submit" class="primary" disabled={busy.value}>
           Sign in
         </button>

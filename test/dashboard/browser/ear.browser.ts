@@ -2,10 +2,8 @@ import type { Page } from 'playwright-core';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { EarView } from '../../../gateway/api/routes/ears.ts';
-import type { SimDevice } from '../../equipment/sim/sim-device.ts';
-import { simPolicy } from '../../support/sim-devices.ts';
-import { type Browser, launchBrowser, signIn } from '../support/browser.ts';
-import { type DashboardGateway, startDashboardGateway } from '../support/dashboard-gateway.ts';
+import { signIn } from '../support/browser.ts';
+import { type DashboardCtx, withDashboard } from '../support/browser-suite.ts';
 import { forgeAffirming } from '../support/forge-ear.ts';
 import { ROGUE_SOFTWARE } from '../support/rogue.ts';
 import { connectSim } from '../support/sim-fleet.ts';
@@ -15,33 +13,18 @@ import { connectSim } from '../support/sim-fleet.ts';
 // on what the gateway signed and sent the device, and fails when the result is tampered with on
 // its way to the page (here: a contraindicated verdict made affirming, the signature kept).
 
-interface Ctx {
-  dg?: DashboardGateway;
-  browser?: Browser;
-  page?: Page;
-  devices: SimDevice[];
-}
-const it = suite<Ctx>('dashboard in Chromium: EARs checked in the browser', { devices: [] });
+const it = suite<DashboardCtx>('dashboard in Chromium: EARs checked in the browser', { devices: [] });
 
 const verdict = (page: Page) => page.locator('.ear .ear-verdict');
 
-it.before(async (ctx) => {
-  ctx.dg = await startDashboardGateway(simPolicy({ periodicMs: 60_000, deadlineMs: 800 }));
+withDashboard(it, async (ctx) => {
   await connectSim(ctx.dg, ctx.devices, 'dash-ear/good');
   await connectSim(ctx.dg, ctx.devices, 'dash-ear/rogue', { software: [ROGUE_SOFTWARE] });
-  ctx.browser = await launchBrowser();
-  ctx.page = await ctx.browser.page();
-  await signIn(ctx.page, ctx.dg.url, ctx.dg.viewerToken);
-});
-
-it.after(async (ctx) => {
-  await ctx.browser?.close();
-  await Promise.all(ctx.devices.map((d) => d.close()));
-  await ctx.dg?.stop();
 });
 
 it('the EAR of the latest round verifies, and its claims match the round shown', async (ctx) => {
   const page = ctx.page!;
+  await signIn(page, ctx.dg!.url, ctx.dg!.viewerToken);
   const [good, rogue] = ctx.devices;
   for (const d of [good!, rogue!]) {
     await page.goto(`${ctx.dg!.url}#/devices/${d.id}`);

@@ -2,9 +2,8 @@ import type { Page } from 'playwright-core';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { SimDevice } from '../../equipment/sim/sim-device.ts';
-import { simPolicy } from '../../support/sim-devices.ts';
-import { type Browser, launchBrowser, PHONE, signIn } from '../support/browser.ts';
-import { type DashboardGateway, startDashboardGateway } from '../support/dashboard-gateway.ts';
+import { PHONE, signIn } from '../support/browser.ts';
+import { type DashboardCtx, withDashboard } from '../support/browser-suite.ts';
 import { call } from '../support/http.ts';
 import { MARKUP_LABEL, ROGUE_SOFTWARE } from '../support/rogue.ts';
 import { connectSim } from '../support/sim-fleet.ts';
@@ -15,11 +14,7 @@ import { connectSim } from '../support/sim-fleet.ts';
 // markup shown as text. Nothing in these pages is reloaded: a marker set in the page before each
 // change must still be there after it.
 
-interface Ctx {
-  dg?: DashboardGateway;
-  browser?: Browser;
-  page?: Page;
-  devices: SimDevice[];
+interface Ctx extends DashboardCtx {
   good: SimDevice[];
   rogue?: SimDevice;
 }
@@ -35,20 +30,11 @@ const stillSame = async (page: Page) =>
 /** Whether any markup from the device side ran (it would set window.__pwned). */
 const pwned = (page: Page) => page.evaluate("'__pwned' in window");
 
-it.before(async (ctx) => {
-  ctx.dg = await startDashboardGateway(simPolicy({ periodicMs: 60_000, deadlineMs: 800 }));
+withDashboard(it, async (ctx) => {
   for (let i = 0; i < 3; i++) ctx.good.push(await connectSim(ctx.dg, ctx.devices, `dash-fleet/${i}`));
   ctx.rogue = await connectSim(ctx.dg, ctx.devices, 'dash-fleet/rogue', { software: [ROGUE_SOFTWARE] });
   const fleet = ctx.dg.gw.gateway.fleet;
   fleet.save({ ...fleet.get(ctx.good[2]!.id)!, labels: { note: MARKUP_LABEL } });
-  ctx.browser = await launchBrowser();
-  ctx.page = await ctx.browser.page();
-});
-
-it.after(async (ctx) => {
-  await ctx.browser?.close();
-  await Promise.all(ctx.devices.map((d) => d.close()));
-  await ctx.dg?.stop();
 });
 
 it('signing in shows the fleet: every device, the posture counts, live', async (ctx) => {

@@ -1,35 +1,17 @@
-import type { Page } from 'playwright-core';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { SimDevice } from '../../equipment/sim/sim-device.ts';
-import { simPolicy } from '../../support/sim-devices.ts';
-import { type Browser, launchBrowser, signIn } from '../support/browser.ts';
-import { type DashboardGateway, startDashboardGateway } from '../support/dashboard-gateway.ts';
+import { signIn } from '../support/browser.ts';
+import { type DashboardCtx, withDashboard } from '../support/browser-suite.ts';
 import { connectSim } from '../support/sim-fleet.ts';
 
 // A viewer (viewer.token) watches the fleet and cannot trigger anything: the page offers no
 // button for it, and the gateway refuses the request even when the page's own script sends it
 // with the session's CSRF token, so hiding the button is not what keeps a viewer out.
 
-interface Ctx {
-  dg?: DashboardGateway;
-  browser?: Browser;
-  page?: Page;
-  devices: SimDevice[];
-}
-const it = suite<Ctx>('dashboard in Chromium: the viewer role', { devices: [] });
+const it = suite<DashboardCtx>('dashboard in Chromium: the viewer role', { devices: [] });
 
-it.before(async (ctx) => {
-  ctx.dg = await startDashboardGateway(simPolicy({ periodicMs: 60_000, deadlineMs: 800 }));
+withDashboard(it, async (ctx) => {
   await connectSim(ctx.dg, ctx.devices, 'dash-viewer/0');
-  ctx.browser = await launchBrowser();
-  ctx.page = await ctx.browser.page();
-});
-
-it.after(async (ctx) => {
-  await ctx.browser?.close();
-  await Promise.all(ctx.devices.map((d) => d.close()));
-  await ctx.dg?.stop();
 });
 
 it('a viewer sees the fleet, a device and the rounds page, with no trigger anywhere', async (ctx) => {

@@ -38,13 +38,13 @@ export async function call<T = Record<string, unknown>>(
     ...(c.body !== undefined && { body: JSON.stringify(c.body) }),
   });
   const text = await res.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, json: json as T, text, headers: res.headers };
+  const isJson = res.headers.get('content-type')?.startsWith('application/json') ?? false;
+  return {
+    status: res.status,
+    json: (isJson ? JSON.parse(text) : undefined) as T,
+    text,
+    headers: res.headers,
+  };
 }
 
 /** Polls a batch until it is done (the gateway guarantees that by its deadline). */

@@ -4,6 +4,7 @@ import type { Posture } from '../../../model.ts';
 import { ActivityChart } from '../activity-chart.tsx';
 import { onEvent, onResync } from '../live.ts';
 import { POSTURE_ORDER } from '../ui/posture-badge.tsx';
+import { TextField } from '../ui/text-field.tsx';
 import { applyFleetEvent, filter, fleetError, refresh, setFilter, summary } from './fleet-data.ts';
 import { FleetTable } from './fleet-table.tsx';
 
@@ -80,22 +81,17 @@ function Toolbar() {
   const invalid = q.value !== '' && !/^[0-9a-fA-F]{1,24}$/.test(q.value.trim());
   return (
     <div class="toolbar">
-      <label class="field">
-        <span>Search id</span>
-        <input
-          type="search"
-          value={q.value}
-          placeholder="part of a device id"
-          spellcheck={false}
-          aria-invalid={invalid}
-          onInput={(e) => {
-            q.value = e.currentTarget.value;
-            const v = q.value.trim().toLowerCase();
-            if (v === '' || /^[0-9a-f]{1,24}$/.test(v)) setFilter({ q: v });
-          }}
-        />
-        {invalid && <small class="error">ids are hex digits 0-9 a-f</small>}
-      </label>
+      <TextField
+        label="Search id"
+        value={q}
+        placeholder="part of a device id"
+        invalid={invalid}
+        onChange={(text) => {
+          const v = text.trim().toLowerCase();
+          if (v === '' || /^[0-9a-f]{1,24}$/.test(v)) setFilter({ q: v });
+        }}
+      />
+      {invalid && <small class="error">ids are hex digits 0-9 a-f</small>}
       <label class="field">
         <span>Label</span>
         <select

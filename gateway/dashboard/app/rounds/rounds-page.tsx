@@ -7,6 +7,7 @@ import { api, errorText } from '../api.ts';
 import { onEvent, onResync } from '../live.ts';
 import { go } from '../route.ts';
 import { canOperate } from '../session.ts';
+import { TextField } from '../ui/text-field.tsx';
 import { BatchCard } from './batch-card.tsx';
 import { applyBatchEvent, reloadWatched, restoreWatched, watchBatch, watched } from './batch-watch.ts';
 
@@ -122,20 +123,13 @@ function StartForm() {
         </label>
       )}
       {target.value === 'device' && (
-        <label class="field">
-          <span>Device id</span>
-          <input
-            type="text"
-            value={device.value}
-            required
-            pattern="[0-9a-fA-F]{24}"
-            placeholder="24 hex digits"
-            spellcheck={false}
-            onInput={(e) => {
-              device.value = e.currentTarget.value;
-            }}
-          />
-        </label>
+        <TextField
+          label="Device id"
+          value={device}
+          required
+          pattern="[0-9a-fA-F]{24}"
+          placeholder="24 hex digits"
+        />
       )}
       <button type="submit" class="primary" disabled={busy.value}>
         Start round
