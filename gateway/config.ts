@@ -20,6 +20,8 @@ export interface GatewayConfig {
   readonly policy: string;
   readonly earKey: string;
   readonly operatorToken: string;
+  /** Read-only API and dashboard access; a gateway directory made before it has none. */
+  readonly viewerToken: string;
   readonly logLevel: string;
 }
 
@@ -38,11 +40,23 @@ export function defaultConfigJson(): Record<string, unknown> {
     policy: 'policy.json',
     earKey: 'ear-key.pem',
     operatorToken: 'operator.token',
+    viewerToken: 'viewer.token',
     logLevel: 'info',
   };
 }
 
-const KEYS = ['mqtt', 'api', 'tls', 'caCert', 'database', 'policy', 'earKey', 'operatorToken', 'logLevel'];
+const KEYS = [
+  'mqtt',
+  'api',
+  'tls',
+  'caCert',
+  'database',
+  'policy',
+  'earKey',
+  'operatorToken',
+  'viewerToken',
+  'logLevel',
+];
 
 function endpoint(f: Field | undefined, fallback: { host: string; port: number }) {
   if (!f) return fallback;
@@ -88,6 +102,7 @@ export function loadConfig(dir: string): GatewayConfig {
     policy: path('policy', 'policy.json'),
     earKey: path('earKey', 'ear-key.pem'),
     operatorToken: path('operatorToken', 'operator.token'),
+    viewerToken: path('viewerToken', 'viewer.token'),
     logLevel:
       m.get('logLevel')?.oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']) ?? 'info',
   };

@@ -4,6 +4,7 @@ import type { Client } from 'aedes';
 import pino, { type Logger } from 'pino';
 import { type Clock, type Random, systemClock, systemRandom } from '../shared/clock.ts';
 import { topics } from '../shared/protocol/index.ts';
+import { readTokenFile } from './api/auth.ts';
 import { GatewayMetrics } from './api/metrics.ts';
 import { type ApiServer, startApi } from './api/server.ts';
 import { roundView } from './api/views.ts';
@@ -259,9 +260,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       refreshPolicy,
       close: closeAll,
     };
+    const viewerToken = readTokenFile(config.viewerToken);
     api = await startApi(
       { gateway, ear },
-      { host: config.api.host, port: opts.apiPort ?? config.api.port, token: operatorToken },
+      {
+        host: config.api.host,
+        port: opts.apiPort ?? config.api.port,
+        token: operatorToken,
+        ...(viewerToken && { viewerToken }),
+      },
     );
     closers.push(() => api?.close());
     writeRunFile(config.dir, {

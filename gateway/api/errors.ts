@@ -8,6 +8,8 @@ export const API_ERRORS = {
   'bad-ek': 400,
   'bad-release': 400,
   unauthorized: 401,
+  forbidden: 403,
+  'csrf-refused': 403,
   'not-found': 404,
   'device-not-found': 404,
   'batch-not-found': 404,
@@ -19,6 +21,7 @@ export const API_ERRORS = {
   'method-not-allowed': 405,
   'body-too-large': 413,
   internal: 500,
+  'too-many-streams': 503,
 } as const;
 
 export type ApiErrorCode = keyof typeof API_ERRORS;

@@ -36,7 +36,9 @@ export async function init(args: string[]): Promise<number> {
     `Gateway directory ready: ${config.dir}\n\n` +
       `  CA certificate devices pin: ${config.caCert}\n` +
       `  policy:                     ${config.policy} (admission: allowlist)\n` +
-      `  operator token:             ${config.operatorToken}\n\n` +
+      `  operator token:             ${config.operatorToken}\n` +
+      `  viewer token (read-only):   ${config.viewerToken}\n` +
+      `  dashboard:                  http://${config.api.host}:${config.api.port}/ (sign in with a token)\n\n` +
       'Next steps:\n' +
       `  1. Copy ${config.caCert} to each device and run there:\n` +
       `       vigil-agent init --gateway mqtts://<this host>:${config.mqtt.port} --ca ca.pem --tpm device:/dev/tpmrm0\n` +

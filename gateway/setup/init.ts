@@ -21,7 +21,7 @@ function writeOnce(path: string, contents: string | Buffer, mode: number): boole
 
 /**
  * Creates a gateway directory, or completes one: what exists is kept (the CA devices pin, the
- * EAR key relying parties trust, the operator token, the policy), the server certificate is
+ * EAR key relying parties trust, the operator and viewer tokens, the policy), the server certificate is
  * reissued for the names given. Safe to run again.
  */
 export function initGateway(opts: InitOptions): GatewayConfig {
@@ -39,6 +39,9 @@ export function initGateway(opts: InitOptions): GatewayConfig {
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   writeOnce(config.earKey, privateKey.export({ format: 'pem', type: 'pkcs8' }), 0o600);
   writeOnce(config.operatorToken, `${randomBytes(24).toString('base64url')}\n`, 0o600);
+  // Read-only access for people who watch the fleet (the dashboard, Prometheus): handing it out
+  // never lets anyone trigger rounds or change the allowlist.
+  writeOnce(config.viewerToken, `${randomBytes(24).toString('base64url')}\n`, 0o600);
   if (!existsSync(config.policy)) writeDefaultPolicy(config.policy);
   return config;
 }

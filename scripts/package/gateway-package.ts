@@ -80,6 +80,13 @@ export async function stageGatewayDir(r: Release, dir: string, arch: DebianArch)
       { cwd: r.root, stdio: 'inherit' },
     );
     for (const d of ['gateway', 'shared']) cpSync(join(built, d), join(dir, 'dist', d), { recursive: true });
+    // The dashboard ships built (content-hashed files beside the module that serves them): an
+    // installed gateway has no esbuild.
+    execFileSync(
+      join(r.root, 'node_modules/.bin/tsx'),
+      ['gateway/dashboard/build.ts', join(dir, 'dist/gateway/dashboard/public')],
+      { cwd: r.root, stdio: 'inherit' },
+    );
   } finally {
     rmSync(built, { recursive: true, force: true });
   }

@@ -201,6 +201,7 @@ test('vigil-gateway: built gateway, production node_modules for this architectur
     '/usr/lib/vigil-gateway/package.json',
     '/usr/lib/vigil-gateway/dist/gateway/cli.js',
     '/usr/lib/vigil-gateway/dist/shared/protocol/index.js',
+    '/usr/lib/vigil-gateway/dist/gateway/dashboard/public/index.html',
     '/usr/lib/vigil-gateway/node_modules/aedes/package.json',
     '/usr/lib/vigil-gateway/node_modules/better-sqlite3/build/Release/better_sqlite3.node',
     '/usr/share/man/man1/vigil-gateway.1.gz',
@@ -212,6 +213,14 @@ test('vigil-gateway: built gateway, production node_modules for this architectur
     ),
   );
   assert.equal(stray, [], 'no agent code, sources, types or build-time packages');
+  assert.ok(
+    paths.some((p) => /\/dashboard\/public\/assets\/app-[A-Z0-9]+\.js$/.test(p)),
+    'the dashboard, built and content-hashed',
+  );
+  assert.not.ok(
+    paths.some((p) => /\/node_modules\/(esbuild|preact|@noble)\//.test(p)),
+    'no build-time packages',
+  );
   const unit = unitOf(ctx.gateway!, 'vigil-gateway.service');
   assert.is(spawnSync('systemd-analyze', ['verify', '--man=no', unit], { encoding: 'utf8' }).stderr, '');
   assert.ok(securityScore(unit) <= 2.0);

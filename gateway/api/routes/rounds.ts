@@ -10,6 +10,16 @@ import { roundView } from '../views.ts';
 // /v1/ear-key. Anyone can check what the gateway concluded without trusting this API.
 
 const ROUND_ID = /^[0-9a-f]{32}$/;
+
+/** GET /v1/rounds/{id}/ear. */
+export interface EarView {
+  /** The COSE kid of the signing key, base64url. */
+  readonly kid: string;
+  /** The untagged COSE_Sign1 (ES256) over the EAR's CBOR claims, base64url, as the device got it. */
+  readonly cwt: string;
+  /** The same claims, JSON serialization, as an ES256 JWT. */
+  readonly jwt: string;
+}
 const b64url = (b: Uint8Array) => Buffer.from(b).toString('base64url');
 
 export function roundRoutes(router: Router, ctx: ApiContext): void {
@@ -35,15 +45,23 @@ export function roundRoutes(router: Router, ctx: ApiContext): void {
         'ear-not-found',
         `round ${round.id} carries no EAR: it is ${round.state} (only appraised rounds have a result)`,
       );
-    const claims = decodeEar(decodeSign1(round.ear).payload);
-    return {
-      status: 200,
-      json: { round: round.id, kid: b64url(ctx.ear.kid), cwt: b64url(round.ear), jwt: ctx.ear.jwt(claims) },
+    const cwt = decodeSign1(round.ear);
+    const json: EarView = {
+      kid: b64url(cwt.kid),
+      cwt: b64url(round.ear),
+      jwt: ctx.ear.jwt(decodeEar(cwt.payload)),
     };
+    return { status: 200, json };
   });
 
+  // A JWK (RFC 7517) with its kid, so a JOSE or COSE library takes it as it is.
   router.on('GET', '/v1/ear-key', () => ({
     status: 200,
-    json: { kid: b64url(ctx.ear.kid), alg: 'ES256', jwk: ctx.ear.publicKey().export({ format: 'jwk' }) },
+    json: {
+      ...ctx.ear.publicKey().export({ format: 'jwk' }),
+      kid: b64url(ctx.ear.kid),
+      alg: 'ES256',
+      use: 'sig',
+    },
   }));
 }
