@@ -39,6 +39,13 @@ export function hostArch(): DebianArch {
   return arch as DebianArch;
 }
 
+/**
+ * Only a gateway run from its sources builds the dashboard (gateway/dashboard/assets.ts); an
+ * installed one serves the files built into the package, so the builder's imports (esbuild, the
+ * app's libraries) are not the gateway's.
+ */
+const BUILD_TIME = /^gateway\/dashboard\/build\.ts$/;
+
 /** The packages the gateway imports, found by following its imports (dynamic ones included). */
 async function importedPackages(root: string): Promise<string[]> {
   const result = await build({
@@ -56,8 +63,9 @@ async function importedPackages(root: string): Promise<string[]> {
   const foreign = Object.keys(result.metafile.inputs).filter((p) => !GATEWAY_SOURCES.test(p));
   if (foreign.length > 0)
     throw new Error(`the gateway imports code outside gateway/ and shared/: ${foreign.join(', ')}`);
-  const names = Object.values(result.metafile.outputs)
-    .flatMap((o) => o.imports)
+  const names = Object.entries(result.metafile.inputs)
+    .filter(([path]) => !BUILD_TIME.test(path))
+    .flatMap(([, input]) => input.imports)
     .filter((i) => i.external && !i.path.startsWith('node:'))
     .map((i) => packageName(i.path))
     .filter((n) => !builtinModules.includes(n));
