@@ -121,6 +121,10 @@ async function main(): Promise<void> {
     });
   }
   say(`Agents running; each re-attests every ~10 s on its connection. Logs: ${root}/*.log`);
+  const dashboard = `http://${gateway.config.api.host}:${gateway.apiPort}/`;
+  const token = readFileSync(gateway.config.operatorToken, 'utf8').trim();
+  say(`Dashboard: ${dashboard}  (sign in with ${gateway.config.operatorToken})`);
+  say(`  or open the sign-in link:  ${dashboard}#signin=${encodeURIComponent(token)}`);
   say(`Try, in another terminal:  npm run gateway -- devices --dir ${gwDir}`);
   say(`  and attest the fleet now:  npm run gateway -- attest --all --dir ${gwDir}`);
   say('Ctrl-C stops everything.\n');

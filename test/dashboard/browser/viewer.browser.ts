@@ -51,4 +51,26 @@ it('nothing went wrong in the page but the refused request', (ctx) => {
   );
 });
 
+// Last: it signs the shared browser profile out.
+it('a sign-in link signs in from its fragment and leaves no token in the address or the history', async (ctx) => {
+  await ctx.browser!.context.clearCookies();
+  const page = await ctx.browser!.page();
+  try {
+    await page.goto(`${ctx.dg!.url}#signin=${encodeURIComponent(ctx.dg!.viewerToken)}`);
+    await page.locator(`tr[data-device="${ctx.devices[0]!.id}"]`).waitFor();
+    assert.is(await page.locator('[data-role]').textContent(), 'viewer');
+    const noToken = () =>
+      assert.not.ok(page.url().includes('signin') || page.url().includes(ctx.dg!.viewerToken), page.url());
+    noToken();
+    await page.goBack();
+    noToken();
+    await ctx.browser!.context.clearCookies();
+    await page.goto(`${ctx.dg!.url}#signin=not-the-token`);
+    await page.reload();
+    await page.locator('main.sign-in').waitFor();
+  } finally {
+    await page.close();
+  }
+});
+
 it.run();
