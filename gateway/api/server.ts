@@ -9,11 +9,12 @@ import { Router } from './router.ts';
 import { admissionRoutes } from './routes/admissions.ts';
 import { batchRoutes } from './routes/batches.ts';
 import { deviceRoutes } from './routes/devices.ts';
+import { HEALTH_PATH, healthRoutes } from './routes/health.ts';
 import { releaseRoutes } from './routes/releases.ts';
 import { roundRoutes } from './routes/rounds.ts';
 
 // The operator API: plain node:http, JSON, every route behind the operator token (Prometheus
-// sends it too: `authorization: {credentials_file: .../operator.token}`). Bound to loopback by
+// sends it too: `authorization: {credentials_file: .../operator.token}`) but GET /v1/health. Bound to loopback by
 // default (gateway.json `api.host`): exposing it is a deliberate configuration change.
 
 export interface ApiServer {
@@ -45,6 +46,7 @@ export function buildRouter(ctx: ApiContext): Router {
   admissionRoutes(router, ctx);
   releaseRoutes(router, ctx);
   roundRoutes(router, ctx);
+  healthRoutes(router, ctx);
   router.on('GET', '/metrics', () => ({
     status: 200,
     type: 'text/plain; version=0.0.4; charset=utf-8',
@@ -54,6 +56,7 @@ export function buildRouter(ctx: ApiContext): Router {
         for (const d of ctx.gateway.fleet.all()) yield d.posture;
       })(),
       openBatches: ctx.gateway.batches.openCount,
+      store: ctx.gateway.store.health(),
     }),
   }));
   return router;
@@ -65,7 +68,8 @@ export async function startApi(ctx: ApiContext, opts: ApiOptions): Promise<ApiSe
   const server = createServer(async (req, res) => {
     try {
       const url = new URL(req.url ?? '/', 'http://api');
-      authorize(req);
+      // The health endpoint answers without the token: load balancers probe it.
+      if (url.pathname !== HEALTH_PATH) authorize(req);
       const { handler, params } = router.match(req.method ?? 'GET', url.pathname);
       const reply = await handler({ req, params, query: url.searchParams });
       if ('json' in reply) sendJson(res, reply.status, reply.json);

@@ -10,16 +10,18 @@ import type { DeviceRecord, RoundRecord } from '../model.ts';
 import type { RuntimePolicy } from '../policy/runtime-policy.ts';
 import type { Fleet } from '../posture/fleet.ts';
 import { type Standing, trustedUntil } from '../posture/posture.ts';
-import type { StoreWriter } from '../store/store.ts';
+import type { Store, StoreWriter } from '../store/store.ts';
 import { type Appraisal, appraise } from '../verifier/appraise.ts';
 import type { EarSigner } from '../verifier/ear.ts';
 import { checkHello, recordFromHello } from '../verifier/hello.ts';
+import { emptyVector, type TrustVector } from '../verifier/trust-vector.ts';
 import { PeriodicRounds } from './periodic.ts';
 import { planRound } from './round-plan.ts';
 
 export interface AttestationDeps {
   readonly fleet: Fleet;
-  readonly store: StoreWriter;
+  /** Writes; `flush` makes an enrolment durable before it is affirmed. */
+  readonly store: StoreWriter & Pick<Store, 'flush'>;
   readonly connections: Connections;
   readonly replies: Replies;
   readonly policy: () => RuntimePolicy;
@@ -36,6 +38,22 @@ export interface AttestationObserver {
   roundIssued?(round: RoundRecord): void;
   roundSettled?(round: RoundRecord, appraisalMs?: number): void;
 }
+
+/** What a round concluded, as the result, the EAR and the stored round say it. */
+interface Verdict {
+  readonly status: Status;
+  readonly trust: TrustVector;
+  readonly codes: ResultCode[];
+  readonly expires: number;
+  readonly detail: string | undefined;
+}
+
+/** The AK a successful activation enrols: the round's candidate. */
+const enrolledAk = (round: ActiveRound, now: number): NonNullable<DeviceRecord['ak']> => ({
+  publicArea: round.akPublicArea,
+  name: objectName(round.akPublicArea),
+  enrolledAt: now,
+});
 
 /** The stored form of a round, from what the connection keeps in memory: no read-back. */
 const roundRecord = (conn: DeviceConnection, r: ActiveRound): RoundRecord => ({
@@ -210,6 +228,29 @@ export class Attestation {
     device: DeviceRecord,
     appraisalMs: number,
   ): void {
+    if (!(a.ok && round.activation)) {
+      this.record(conn, round, evidence, a, device, appraisalMs);
+      return;
+    }
+    // A new enrolment is never affirmed unless it is stored: the AK is committed before anything
+    // trusts it, so no device holds an EAR for an enrolment the gateway could forget (a full disk,
+    // a crash before the write-behind commit). Every other write stays write-behind.
+    this.deps.fleet.save({ ...device, ak: enrolledAk(round, this.deps.clock.now()) });
+    this.deps.store.flush().then(
+      () => this.record(conn, round, evidence, a, this.deps.fleet.get(device.id)!, appraisalMs),
+      (err: Error) => this.notEnrolled(conn, round, evidence, device.ak, err, appraisalMs),
+    );
+  }
+
+  /** The appraisal becomes posture, the round's record, the result and the next round. */
+  private record(
+    conn: DeviceConnection,
+    round: ActiveRound,
+    evidence: Evidence,
+    a: Appraisal,
+    device: DeviceRecord,
+    appraisalMs: number,
+  ): void {
     const { fleet, log, clock } = this.deps;
     const policy = this.deps.policy();
     const now = clock.now();
@@ -218,13 +259,10 @@ export class Attestation {
     conn.trustedUntil = trustedUntil({ status: a.status, expires }, policy.admitWarning);
     if (a.ok) {
       conn.attest();
-      // The attested connection's hello becomes the device's record, with the AK it just
-      // activated (when it did) and what the quote established.
+      // The attested connection's hello becomes the device's record, with what the quote
+      // established (the AK it activated, if it did, is already in the record).
       const updated: DeviceRecord = {
         ...recordFromHello(device, conn.hello!, now),
-        ...(round.activation && {
-          ak: { publicArea: round.akPublicArea, name: objectName(round.akPublicArea), enrolledAt: now },
-        }),
         clock: a.clock,
         swLog: a.swLog,
       };
@@ -240,30 +278,81 @@ export class Attestation {
         ? 'device rebooted (resetCount increased); software log replayed from 0'
         : undefined
       : a.detail;
+    this.settle(
+      conn,
+      round,
+      evidence,
+      { status: a.status, trust: a.trust, codes, expires, detail },
+      appraisalMs,
+    );
+  }
+
+  /**
+   * The store could not commit an enrolment: the record goes back to the AK it had (the queued
+   * enrolment is replaced by it, so it is never committed), the device is answered `none`, and
+   * its next round asks for the activation again.
+   */
+  private notEnrolled(
+    conn: DeviceConnection,
+    round: ActiveRound,
+    evidence: Evidence,
+    previousAk: DeviceRecord['ak'],
+    err: Error,
+    appraisalMs: number,
+  ): void {
+    const { ak: _enrolled, ...current } = this.deps.fleet.get(conn.deviceId)!;
+    this.deps.fleet.save(previousAk ? { ...current, ak: previousAk } : current);
+    const detail = `not affirmed: the gateway could not store the enrolment (${err.message}); the next round activates again`;
+    this.deps.log.error({ device: conn.deviceId, round: round.id, err: err.message }, detail);
+    const verdict: Verdict = {
+      status: 'none',
+      trust: emptyVector(),
+      codes: [],
+      expires: this.deps.clock.now(),
+      detail,
+    };
+    this.settle(conn, round, evidence, verdict, appraisalMs);
+  }
+
+  /** Signs the EAR, stores the appraised round, answers `result` and arms the next round. */
+  private settle(
+    conn: DeviceConnection,
+    round: ActiveRound,
+    evidence: Evidence,
+    o: Verdict,
+    appraisalMs: number,
+  ): void {
+    const now = this.deps.clock.now();
     const ear = this.deps.ear.sign({
       deviceId: conn.deviceId,
-      status: a.status,
-      trust: a.trust,
-      codes,
+      status: o.status,
+      trust: o.trust,
+      codes: o.codes,
       nonce: round.nonce,
       issuedAt: now,
-      expires,
-      policyId: policy.id,
+      expires: o.expires,
+      policyId: this.deps.policy().id,
       verifierBuild: this.deps.version,
     });
     const record: RoundRecord = {
       ...roundRecord(conn, round),
       state: 'appraised',
-      status: a.status,
-      codes,
-      ...(detail && { detail }),
-      evidence: { exporter: round.exporter, body: evidence.body, attest: evidence.attest, sig: evidence.sig },
+      status: o.status,
+      codes: o.codes,
+      ...(o.detail && { detail: o.detail }),
+      evidence: {
+        exporter: round.exporter,
+        body: evidence.body,
+        attest: evidence.attest,
+        sig: evidence.sig,
+        ak: round.akPublicArea,
+      },
       appraisedAt: now,
       ear,
     };
     this.deps.store.saveRound(record);
     this.deps.observe?.roundSettled?.(record, appraisalMs);
-    this.sendResult(conn, round, a.status, codes, expires, ear);
+    this.sendResult(conn, round, o.status, o.codes, o.expires, ear);
     this.#periodic.schedule(conn);
   }
 

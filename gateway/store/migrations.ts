@@ -18,6 +18,9 @@ export interface Migration {
   readonly sql: string;
 }
 
+/** PRAGMA application_id of a Vigil store ('VIGL', set by migration 4): how restore recognises one. */
+export const APPLICATION_ID = 0x5649474c;
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -126,6 +129,15 @@ export const MIGRATIONS: readonly Migration[] = [
        WHERE json_valid(selector)
          AND json_type(selector, '$.unreachable') = 'array'
          AND json_type(selector, '$.selector') = 'object';
+    `,
+  },
+  {
+    version: 4,
+    description:
+      "a round's AK (what re-verifies its quote after a re-enrolment); the file marked as a Vigil store",
+    sql: `
+      ALTER TABLE rounds ADD COLUMN ak_public BLOB;
+      PRAGMA application_id = ${APPLICATION_ID};
     `,
   },
 ];

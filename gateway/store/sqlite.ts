@@ -1,13 +1,13 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { BatchRecord, DeviceRecord, PostureEvent, Release, RoundRecord } from '../model.ts';
 import { allowlistEntry } from './allowlist.ts';
-import { migrate } from './migrations.ts';
+import { migrate, SCHEMA_VERSION } from './migrations.ts';
 import type { BatchRow, DeviceRow, PostureEventRow, ReleaseRow, RoundRow } from './rows.ts';
-import type { Store } from './store.ts';
+import type { Store, StoreHealth } from './store.ts';
 import { ALLOWLIST, BATCHES, DEVICES, POSTURE_EVENTS, RELEASES, ROUNDS, type Table } from './tables.ts';
-import { type Write, WriteQueue } from './write-queue.ts';
+import { type QueueEvent, type Write, WriteQueue } from './write-queue.ts';
 
 // The embedded posture store: SQLite through better-sqlite3 (v12; v13 crashes Node 20).
 //
@@ -21,6 +21,11 @@ import { type Write, WriteQueue } from './write-queue.ts';
 // it reads is still queued. So the verifier looking up a round per evidence, or admitting a storm
 // of reconnecting devices, does not turn a batch back into a commit per device. Hot paths should
 // still keep their own state and mostly write; loadDevices() at start is the intended pattern.
+//
+// When the database cannot write (SQLITE_FULL, a read-only file system), the queue keeps the
+// writes and retries (write-queue.ts), reads answer from what is committed (they may miss writes
+// still queued: history is late, never wrong), and flush() refuses at once, so that whoever needs
+// a write to be durable before acting (an enrolment) learns it cannot be.
 
 export interface SqliteStoreOptions {
   /** Longest a write waits for its commit, in ms (default 20). */
@@ -30,11 +35,21 @@ export interface SqliteStoreOptions {
   /** 'NORMAL' (default) survives process crashes; 'FULL' also OS crashes, slower. */
   readonly synchronous?: 'NORMAL' | 'FULL';
   /**
-   * Hears of writes the database refused (a round for an unknown device, say) and of background
-   * commits that failed as a whole. Default: a process warning. Never throws into the caller of
-   * a later, unrelated operation.
+   * Hears of writes the database refused (a round for an unknown device, say); the rest of their
+   * batch is committed. Default: a process warning. Commits that fail as a whole (the database
+   * cannot write) go to onHealthChange instead: those writes are kept and retried.
    */
   readonly onWriteError?: (err: Error) => void;
+  /**
+   * Writes kept while the database cannot write; past it history is dropped, routine rounds first
+   * (write-queue.ts). Default 50,000: about 100 MB of round records with their evidence.
+   */
+  readonly maxQueued?: number;
+  /** Longest pause between retries while commits fail, ms (default 5000). */
+  readonly maxRetryMs?: number;
+  /** Hears when commits start failing, when history starts being dropped, and when commits succeed again. */
+  readonly onHealthChange?: (event: QueueEvent, health: StoreHealth) => void;
+  readonly now?: () => number;
 }
 
 export interface StoreStats {
@@ -48,6 +63,28 @@ export interface StoreStats {
   readonly failedWrites: number;
   /** Writes waiting for a commit. */
   readonly queued: number;
+  /** Writes dropped because the queue was over its bound while commits failed. */
+  readonly dropped: number;
+}
+
+/** The store cannot write now; what it was asked to make durable is still queued. */
+export class StoreUnavailableError extends Error {
+  constructor(
+    file: string,
+    readonly reason: string,
+  ) {
+    super(`posture store ${file} cannot write (${reason}); writes are queued and retried`);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+/** What `backup` wrote. */
+export interface BackupInfo {
+  readonly file: string;
+  readonly bytes: number;
+  readonly schemaVersion: number;
+  /** Writes still queued (not in the backup) because the store could not commit them. */
+  readonly uncommitted: number;
 }
 
 /** Writes of one flush that the database refused; the flush committed all the others. */
@@ -136,6 +173,7 @@ export class SqliteStore implements Store {
   private readonly onWriteError: (err: Error) => void;
   private closed = false;
   private counters = { commits: 0, writes: 0, failedWrites: 0 };
+  private pendingFlush: Promise<void> | undefined;
 
   /** Open (creating when absent) and migrate the store in `file`; ':memory:' for a throwaway one. */
   readonly describe: string;
@@ -171,8 +209,14 @@ export class SqliteStore implements Store {
           this.onWriteError(new StoreWriteError(refused));
         }
       },
-      { flushDelayMs: options.flushDelayMs ?? 20, maxBatch: options.maxBatch ?? 1000 },
-      (err) => this.onWriteError(err instanceof Error ? err : new Error(String(err))),
+      {
+        flushDelayMs: options.flushDelayMs ?? 20,
+        maxBatch: options.maxBatch ?? 1000,
+        maxQueued: options.maxQueued ?? 50_000,
+        maxRetryMs: options.maxRetryMs ?? 5000,
+        now: options.now ?? Date.now,
+      },
+      (event) => options.onHealthChange?.(event, this.health()),
     );
   }
 
@@ -194,9 +238,19 @@ export class SqliteStore implements Store {
     return refused;
   }
 
-  private write(table: string, what: string, run: () => void, key?: string, record?: unknown): void {
+  private write(
+    table: string,
+    what: string,
+    run: () => void,
+    key?: string,
+    record?: unknown,
+    shed?: 1 | 2,
+  ): void {
     if (this.closed) throw new Error(`posture store ${this.file} is closed: cannot ${what}`);
-    this.queue.push(record === undefined ? { table, what, run } : { table, what, run, record }, key);
+    this.queue.push(
+      { table, what, run, ...(record !== undefined && { record }), ...(shed !== undefined && { shed }) },
+      key,
+    );
   }
 
   /** The record a queued upsert with this key will write, read without a commit. */
@@ -205,10 +259,13 @@ export class SqliteStore implements Store {
     return this.queue.queued(key)?.record as T | undefined;
   }
 
-  /** Make queued writes to these tables visible before reading them. */
+  /**
+   * Make queued writes to these tables visible before reading them. While commits fail, reads
+   * answer from what is committed instead of retrying a commit per read.
+   */
   private readable(...tables: string[]): void {
     this.open();
-    if (this.queue.pendingFor(...tables)) this.queue.flush();
+    if (this.queue.pendingFor(...tables) && !this.queue.failing) this.queue.flush();
   }
 
   private open(): void {
@@ -216,7 +273,22 @@ export class SqliteStore implements Store {
   }
 
   stats(): StoreStats {
-    return { ...this.counters, coalesced: this.queue.coalesced, queued: this.queue.length };
+    return {
+      ...this.counters,
+      coalesced: this.queue.coalesced,
+      queued: this.queue.length,
+      dropped: this.queue.dropped,
+    };
+  }
+
+  health(): StoreHealth {
+    return {
+      writable: !this.queue.failing,
+      queued: this.queue.length,
+      dropped: this.queue.dropped,
+      failingSince: this.queue.failingSince ?? null,
+      lastError: this.queue.lastError ?? null,
+    };
   }
 
   // Writer: queued, synchronous.
@@ -228,12 +300,15 @@ export class SqliteStore implements Store {
 
   saveRound(r: RoundRecord): void {
     const row = ROUNDS.toRow(r);
-    this.write('rounds', `saveRound ${r.id}`, () => this.sql.upsertRound.run(row), roundKey(r.id), r);
+    // Routine rounds are the first history dropped when the queue is over its bound.
+    const shed = r.activate ? 2 : 1;
+    this.write('rounds', `saveRound ${r.id}`, () => this.sql.upsertRound.run(row), roundKey(r.id), r, shed);
   }
 
   addPostureEvent(e: PostureEvent): void {
     const row = POSTURE_EVENTS.toRow(e);
-    this.write('posture_events', `addPostureEvent ${e.deviceId}`, () => this.sql.insertPostureEvent.run(row));
+    const what = `addPostureEvent ${e.deviceId}`;
+    this.write('posture_events', what, () => this.sql.insertPostureEvent.run(row), undefined, undefined, 2);
   }
 
   saveBatch(b: BatchRecord): void {
@@ -340,14 +415,60 @@ export class SqliteStore implements Store {
     return this.sql.pruneRounds.run(before, limit).changes;
   }
 
-  async flush(): Promise<void> {
-    this.flushNow();
+  /**
+   * Commits what is queued. Callers within one turn of the event loop share one commit (a storm
+   * of enrolments stays a handful of transactions). While commits fail it rejects at once with
+   * StoreUnavailableError: the queue's own retries find out when the disk is back.
+   */
+  flush(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    if (this.queue.failing)
+      return Promise.reject(new StoreUnavailableError(this.file, this.queue.lastError?.message ?? 'unknown'));
+    this.pendingFlush ??= new Promise<void>((resolve, reject) => {
+      setImmediate(() => {
+        this.pendingFlush = undefined;
+        try {
+          this.flushNow();
+          resolve();
+        } catch (err) {
+          reject(new StoreUnavailableError(this.file, err instanceof Error ? err.message : String(err)));
+        }
+      });
+    });
+    return this.pendingFlush;
   }
 
   /** The synchronous commit SQLite allows (tests and the shutdown path). */
   flushNow(): void {
     if (this.closed) return;
     this.queue.flush();
+  }
+
+  /**
+   * A consistent copy of the database in `file` (SQLite's online backup: the gateway keeps
+   * writing meanwhile), written beside it and renamed into place, so a partial copy never has
+   * the final name. Queued writes are committed first when the store can write. Refuses to
+   * overwrite an existing file.
+   */
+  async backup(file: string): Promise<BackupInfo> {
+    this.open();
+    if (file === this.file) throw new Error(`backup: ${file} is the live database itself`);
+    if (existsSync(file)) throw new Error(`backup: ${file} exists; choose a new file name`);
+    if (!this.queue.failing) this.flushNow();
+    const partial = `${file}.partial`;
+    try {
+      await this.db.backup(partial);
+      renameSync(partial, file);
+    } catch (err) {
+      rmSync(partial, { force: true });
+      throw err;
+    }
+    return {
+      file,
+      bytes: statSync(file).size,
+      schemaVersion: SCHEMA_VERSION,
+      uncommitted: this.queue.length,
+    };
   }
 
   async integrityCheck(): Promise<string> {
