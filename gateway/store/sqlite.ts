@@ -313,29 +313,46 @@ export class SqliteStore implements Store {
 
   saveBatch(b: BatchRecord): void {
     const row = BATCHES.toRow(b);
-    this.write('batches', `saveBatch ${b.id}`, () => this.sql.upsertBatch.run(row), `batch ${b.id}`);
+    this.write('batches', `saveBatch ${b.id}`, () => this.sql.upsertBatch.run(row), batchKey(b.id), b);
   }
 
   admit(ekHashOrDeviceId: string, note?: string): void {
     const entry = allowlistEntry(ekHashOrDeviceId);
     const row = { entry, note: note ?? null, admitted_at: Date.now() };
-    this.write('allowlist', `admit ${entry}`, () => this.sql.admit.run(row), `allowlist ${entry}`);
+    const change: AllowlistChange = { entry, admitted: true };
+    this.write('allowlist', `admit ${entry}`, () => this.sql.admit.run(row), `allowlist ${entry}`, change);
   }
 
   revoke(ekHashOrDeviceId: string): void {
     const entry = allowlistEntry(ekHashOrDeviceId);
-    this.write('allowlist', `revoke ${entry}`, () => this.sql.revoke.run(entry), `allowlist ${entry}`);
+    const change: AllowlistChange = { entry, admitted: false };
+    this.write(
+      'allowlist',
+      `revoke ${entry}`,
+      () => this.sql.revoke.run(entry),
+      `allowlist ${entry}`,
+      change,
+    );
   }
 
   addRelease(r: Release): void {
     const row = RELEASES.toRow(r);
     const what = `addRelease ${r.name} ${r.version}`;
-    this.write('releases', what, () => this.sql.upsertRelease.run(row), releaseKey(r.name, r.version));
+    const change: ReleaseChange = { name: r.name, version: r.version, release: r };
+    this.write(
+      'releases',
+      what,
+      () => this.sql.upsertRelease.run(row),
+      releaseKey(r.name, r.version),
+      change,
+    );
   }
 
   removeRelease(name: string, version: string): void {
     const what = `removeRelease ${name} ${version}`;
-    this.write('releases', what, () => this.sql.removeRelease.run(name, version), releaseKey(name, version));
+    const change: ReleaseChange = { name, version, release: undefined };
+    const run = () => this.sql.removeRelease.run(name, version);
+    this.write('releases', what, run, releaseKey(name, version), change);
   }
 
   // Queries: SQLite answers at once; each sees the writes made before it.
@@ -364,8 +381,17 @@ export class SqliteStore implements Store {
   }
 
   async rounds(ids: readonly string[]): Promise<RoundRecord[]> {
-    this.readable('rounds');
-    return this.sql.rounds.all(JSON.stringify(ids)).map(ROUNDS.fromRow);
+    // Keyed like round(id): each id from the queue when it is queued, the rest in one query.
+    this.open();
+    const found: RoundRecord[] = [];
+    const rest: string[] = [];
+    for (const id of ids) {
+      const queued = this.queuedRecord<RoundRecord>(roundKey(id));
+      if (queued) found.push(queued);
+      else rest.push(id);
+    }
+    if (rest.length > 0) found.push(...this.sql.rounds.all(JSON.stringify(rest)).map(ROUNDS.fromRow));
+    return found;
   }
 
   async pendingRounds(): Promise<RoundRecord[]> {
@@ -393,23 +419,44 @@ export class SqliteStore implements Store {
     return this.sql.postureEvents.all(deviceId, limit).map(POSTURE_EVENTS.fromRow);
   }
 
+  // The allowlist and the releases make the runtime policy: a revocation while the store cannot
+  // write must still apply, so these reads lay what is queued over what is committed.
+
   async admitted(): Promise<string[]> {
     this.readable('allowlist');
-    return this.sql.admitted.all().map((r) => r.entry);
+    const entries = new Set(this.sql.admitted.all().map((r) => r.entry));
+    for (const w of this.queue.queuedFor('allowlist')) {
+      const change = w.record as AllowlistChange;
+      if (change.admitted) entries.add(change.entry);
+      else entries.delete(change.entry);
+    }
+    return [...entries].sort();
   }
 
   async releases(): Promise<Release[]> {
     this.readable('releases');
-    return this.sql.releases.all().map(RELEASES.fromRow);
+    const releases = this.sql.releases.all().map(RELEASES.fromRow);
+    const queued = this.queue.queuedFor('releases').map((w) => w.record as ReleaseChange);
+    if (queued.length === 0) return releases;
+    const key = (r: { name: string; version: string }) => releaseKey(r.name, r.version);
+    const changed = new Set(queued.map(key));
+    return [
+      ...releases.filter((r) => !changed.has(key(r))),
+      ...queued.flatMap((c) => (c.release ? [c.release] : [])),
+    ].sort(byNameTimeVersion);
   }
 
   async batch(id: string): Promise<BatchRecord | undefined> {
-    this.readable('batches');
+    const queued = this.queuedRecord<BatchRecord>(batchKey(id));
+    if (queued) return queued;
+    this.open();
     const row = this.sql.batch.get(id);
     return row && BATCHES.fromRow(row);
   }
 
   async pruneRounds(before: number, limit: number): Promise<number> {
+    // A delete needs the disk too: nothing is pruned until commits succeed again.
+    if (this.queue.failing) return 0;
     // Queued writes first, so that a queued update cannot bring back a round deleted here.
     this.readable('rounds');
     return this.sql.pruneRounds.run(before, limit).changes;
@@ -493,12 +540,34 @@ export class SqliteStore implements Store {
   }
 }
 
+/** The order of the releases query (SQLite compares text by bytes, as `<` does). */
+function byNameTimeVersion(a: Release, b: Release): number {
+  const text = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0);
+  return text(a.name, b.name) || a.addedAt - b.addedAt || text(a.version, b.version);
+}
+
+/** A queued allowlist write, as reads lay it over the committed entries. */
+interface AllowlistChange {
+  readonly entry: string;
+  readonly admitted: boolean;
+}
+
+/** A queued release write: the release registered, or undefined when it is removed. */
+interface ReleaseChange {
+  readonly name: string;
+  readonly version: string;
+  readonly release: Release | undefined;
+}
+
 // Queue keys: saves with the same key coalesce, and a keyed lookup reads the queued record.
 function deviceKey(id: string): string {
   return `device ${id}`;
 }
 function roundKey(id: string): string {
   return `round ${id}`;
+}
+function batchKey(id: string): string {
+  return `batch ${id}`;
 }
 function releaseKey(name: string, version: string): string {
   return `release ${JSON.stringify([name, version])}`;

@@ -133,6 +133,14 @@ export class WriteQueue {
     return slot === undefined ? undefined : this.entries[slot]?.write;
   }
 
+  /** The queued writes to `table`, in order. */
+  queuedFor(table: string): Write[] {
+    if (!this.tables.has(table)) return [];
+    const out: Write[] = [];
+    for (const e of this.entries) if (e && e.write.table === table) out.push(e.write);
+    return out;
+  }
+
   /** Whether a write to any of these tables is still queued. */
   pendingFor(...tables: string[]): boolean {
     return tables.some((t) => this.tables.has(t));
