@@ -25,6 +25,8 @@ Operator commands (talk to the running gateway's API; see docs/operator.md):
   vigil-gateway revoke HASH|ID
   vigil-gateway release add NAME VERSION DIGEST | add [NAME VERSION] --manifest FILE|DIR
   vigil-gateway release list | remove NAME VERSION
+  vigil-gateway audit ROUND --out DIR
+      Export a stored round for a third party to re-verify with tpm2-tools and openssl.
   Every operator command takes --dir DIR (for the API address and token) and --api URL.
 
   vigil-gateway help | --version
@@ -45,6 +47,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   admit: async () => (await import('./commands/admit.ts')).admit,
   revoke: async () => (await import('./commands/admit.ts')).revoke,
   release: async () => (await import('./commands/release.ts')).release,
+  audit: async () => (await import('./commands/audit.ts')).audit,
 };
 
 async function main(argv: string[]): Promise<number | undefined> {

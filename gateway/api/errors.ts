@@ -14,6 +14,7 @@ export const API_ERRORS = {
   'release-not-found': 404,
   'round-not-found': 404,
   'ear-not-found': 404,
+  'evidence-not-found': 404,
   'not-admitted': 404,
   'no-match': 404,
   'method-not-allowed': 405,

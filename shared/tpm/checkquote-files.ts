@@ -16,7 +16,7 @@ const SELECT_BYTES = 4;
 const DIGESTS_PER_GROUP = 8;
 const DIGEST_SLOT = 2 + 64;
 
-export type PcrValues = Map<HashName, Map<number, Uint8Array>>;
+export type PcrValues = ReadonlyMap<HashName, ReadonlyMap<number, Uint8Array>>;
 
 /** The PCR file of `tpm2_quote -o` / `tpm2_checkquote -f` for `selection`, taking digests from `values`. */
 export function encodePcrFile(selection: PcrSelection, values: PcrValues): Uint8Array {
