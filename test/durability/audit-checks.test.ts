@@ -42,7 +42,7 @@ test('p1363_der turns r || s into the DER that verifies, whatever the leading by
     Object.values(kinds).every((n) => n > 0),
     `every kind met: ${JSON.stringify(kinds)}`,
   );
-  sigs.forEach((s, i) => writeFileSync(join(dir, `${i}.sig`), s));
+  for (const [i, s] of sigs.entries()) writeFileSync(join(dir, `${i}.sig`), s);
   helpers(dir, `for i in $(seq 0 ${sigs.length - 1}); do p1363_der $i.sig > $i.der; done`);
   sigs.forEach((s, i) => {
     const der = helpers(dir, `cat ${i}.der`);
