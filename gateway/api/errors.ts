@@ -18,8 +18,11 @@ export const API_ERRORS = {
   'not-admitted': 404,
   'no-match': 404,
   'method-not-allowed': 405,
+  'backup-refused': 409,
   'body-too-large': 413,
   internal: 500,
+  'backup-failed': 500,
+  'backup-unsupported': 501,
 } as const;
 
 export type ApiErrorCode = keyof typeof API_ERRORS;

@@ -7,6 +7,7 @@ import { ApiError } from './errors.ts';
 import { sendError, sendJson, sendText } from './http.ts';
 import { Router } from './router.ts';
 import { admissionRoutes } from './routes/admissions.ts';
+import { backupRoutes } from './routes/backup.ts';
 import { batchRoutes } from './routes/batches.ts';
 import { deviceRoutes } from './routes/devices.ts';
 import { HEALTH_PATH, healthRoutes } from './routes/health.ts';
@@ -47,6 +48,7 @@ export function buildRouter(ctx: ApiContext): Router {
   releaseRoutes(router, ctx);
   roundRoutes(router, ctx);
   healthRoutes(router, ctx);
+  backupRoutes(router, ctx);
   router.on('GET', '/metrics', () => ({
     status: 200,
     type: 'text/plain; version=0.0.4; charset=utf-8',

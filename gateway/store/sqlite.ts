@@ -1,10 +1,11 @@
-import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { mkdirSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { BatchRecord, DeviceRecord, PostureEvent, Release, RoundRecord } from '../model.ts';
 import { allowlistEntry } from './allowlist.ts';
 import { migrate, SCHEMA_VERSION } from './migrations.ts';
 import type { BatchRow, DeviceRow, PostureEventRow, ReleaseRow, RoundRow } from './rows.ts';
+import { backupDatabase, StoreFileError } from './sqlite-file.ts';
 import type { Store, StoreHealth } from './store.ts';
 import { ALLOWLIST, BATCHES, DEVICES, POSTURE_EVENTS, RELEASES, ROUNDS, type Table } from './tables.ts';
 import { type QueueEvent, type Write, WriteQueue } from './write-queue.ts';
@@ -492,24 +493,15 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * A consistent copy of the database in `file` (SQLite's online backup: the gateway keeps
-   * writing meanwhile), written beside it and renamed into place, so a partial copy never has
-   * the final name. Queued writes are committed first when the store can write. Refuses to
-   * overwrite an existing file.
+   * A consistent copy of the database in `file` (sqlite-file.ts): the gateway keeps writing
+   * meanwhile. Queued writes are committed first when the store can write; while it cannot, the
+   * copy holds what is committed and `uncommitted` says how much is not. Refuses an existing file.
    */
   async backup(file: string): Promise<BackupInfo> {
     this.open();
-    if (file === this.file) throw new Error(`backup: ${file} is the live database itself`);
-    if (existsSync(file)) throw new Error(`backup: ${file} exists; choose a new file name`);
+    if (resolve(file) === resolve(this.file)) throw new StoreFileError(`${file} is the live database itself`);
     if (!this.queue.failing) this.flushNow();
-    const partial = `${file}.partial`;
-    try {
-      await this.db.backup(partial);
-      renameSync(partial, file);
-    } catch (err) {
-      rmSync(partial, { force: true });
-      throw err;
-    }
+    await backupDatabase(this.db, file);
     return {
       file,
       bytes: statSync(file).size,
