@@ -28,9 +28,10 @@ export function soakSvg(
   const tMax = Math.max(1, ...samples.map((s) => s.t)) / 60;
   const rssMax = niceMax(Math.max(...samples.map((s) => s.rssMb)) * 1.1);
   const fdsMax = niceMax(Math.max(...samples.map((s) => s.fds)) * 1.1);
-  const x = (min: number) => M.left + (min / tMax) * (W - M.left - M.right);
-  const yRss = (mb: number) => H - M.bottom - (mb / rssMax) * (H - M.top - M.bottom);
-  const yFds = (n: number) => H - M.bottom - (n / fdsMax) * (H - M.top - M.bottom);
+  const r1 = (v: number) => Math.round(v * 10) / 10;
+  const x = (min: number) => r1(M.left + (min / tMax) * (W - M.left - M.right));
+  const yRss = (mb: number) => r1(H - M.bottom - (mb / rssMax) * (H - M.top - M.bottom));
+  const yFds = (n: number) => r1(H - M.bottom - (n / fdsMax) * (H - M.top - M.bottom));
   const path = (seg: number, y: (s: Sample) => number) =>
     samples
       .filter((s) => s.segment === seg)
@@ -40,13 +41,14 @@ export function soakSvg(
   const ticks = 5;
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`,
+    `<title>${esc(title)}: gateway RSS and open descriptors over time</title>`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
     `<text x="${W / 2}" y="18" text-anchor="middle" font-size="13">${esc(title)}</text>`,
     `<line x1="${M.left}" y1="${H - M.bottom}" x2="${W - M.right}" y2="${H - M.bottom}" stroke="#999"/>`,
   ];
   for (let i = 0; i <= ticks; i++) {
     const f = i / ticks;
-    const yy = H - M.bottom - f * (H - M.top - M.bottom);
+    const yy = r1(H - M.bottom - f * (H - M.top - M.bottom));
     parts.push(
       `<line x1="${M.left}" y1="${yy}" x2="${W - M.right}" y2="${yy}" stroke="#eee"/>`,
       `<text x="${M.left - 6}" y="${yy + 4}" text-anchor="end" fill="${RSS_COLOUR}">${Math.round(f * rssMax)}</text>`,

@@ -332,7 +332,7 @@ async function soak(o: Options): Promise<void> {
     writeFileSync(o.svg, soakSvg(samples, trends, restartAt, title));
     writeFileSync(
       o.json,
-      `${JSON.stringify({ options: o, at: new Date(started).toISOString(), figures, samples }, null, 2)}\n`,
+      `${JSON.stringify({ options: o, at: new Date(started).toISOString(), restartAtS: restartAt ?? null, figures, samples }, null, 2)}\n`,
     );
     process.stdout.write(printTable(figures));
     process.stdout.write(`\nplot: ${o.svg}; figures and samples: ${o.json}\n`);
