@@ -39,6 +39,14 @@ export interface AttestationObserver {
   roundSettled?(round: RoundRecord, appraisalMs?: number): void;
 }
 
+/** A round answered with evidence on its connection, and the CPU time its appraisal took. */
+interface Answered {
+  readonly conn: DeviceConnection;
+  readonly round: ActiveRound;
+  readonly evidence: Evidence;
+  readonly appraisalMs: number;
+}
+
 /** What a round concluded, as the result, the EAR and the stored round say it. */
 interface Verdict {
   readonly status: Status;
@@ -217,40 +225,27 @@ export class Attestation {
       return;
     }
     conn.rounds.settle(id, 'answered');
-    this.conclude(conn, round, evidence, appraisal, device, performance.now() - started);
+    this.conclude({ conn, round, evidence, appraisalMs: performance.now() - started }, appraisal, device);
   }
 
-  private conclude(
-    conn: DeviceConnection,
-    round: ActiveRound,
-    evidence: Evidence,
-    a: Appraisal,
-    device: DeviceRecord,
-    appraisalMs: number,
-  ): void {
-    if (!(a.ok && round.activation)) {
-      this.record(conn, round, evidence, a, device, appraisalMs);
+  private conclude(x: Answered, a: Appraisal, device: DeviceRecord): void {
+    if (!(a.ok && x.round.activation)) {
+      this.record(x, a, device);
       return;
     }
     // A new enrolment is never affirmed unless it is stored: the AK is committed before anything
     // trusts it, so no device holds an EAR for an enrolment the gateway could forget (a full disk,
     // a crash before the write-behind commit). Every other write stays write-behind.
-    this.deps.fleet.save({ ...device, ak: enrolledAk(round, this.deps.clock.now()) });
+    this.deps.fleet.save({ ...device, ak: enrolledAk(x.round, this.deps.clock.now()) });
     this.deps.store.flush().then(
-      () => this.record(conn, round, evidence, a, this.deps.fleet.get(device.id)!, appraisalMs),
-      (err: Error) => this.notEnrolled(conn, round, evidence, device.ak, err, appraisalMs),
+      () => this.record(x, a, this.deps.fleet.get(device.id)!),
+      (err: Error) => this.notEnrolled(x, device.ak, err),
     );
   }
 
   /** The appraisal becomes posture, the round's record, the result and the next round. */
-  private record(
-    conn: DeviceConnection,
-    round: ActiveRound,
-    evidence: Evidence,
-    a: Appraisal,
-    device: DeviceRecord,
-    appraisalMs: number,
-  ): void {
+  private record(x: Answered, a: Appraisal, device: DeviceRecord): void {
+    const { conn, round } = x;
     const { fleet, log, clock } = this.deps;
     const policy = this.deps.policy();
     const now = clock.now();
@@ -278,13 +273,7 @@ export class Attestation {
         ? 'device rebooted (resetCount increased); software log replayed from 0'
         : undefined
       : a.detail;
-    this.settle(
-      conn,
-      round,
-      evidence,
-      { status: a.status, trust: a.trust, codes, expires, detail },
-      appraisalMs,
-    );
+    this.settle(x, { status: a.status, trust: a.trust, codes, expires, detail });
   }
 
   /**
@@ -292,18 +281,11 @@ export class Attestation {
    * enrolment is replaced by it, so it is never committed), the device is answered `none`, and
    * its next round asks for the activation again.
    */
-  private notEnrolled(
-    conn: DeviceConnection,
-    round: ActiveRound,
-    evidence: Evidence,
-    previousAk: DeviceRecord['ak'],
-    err: Error,
-    appraisalMs: number,
-  ): void {
-    const { ak: _enrolled, ...current } = this.deps.fleet.get(conn.deviceId)!;
+  private notEnrolled(x: Answered, previousAk: DeviceRecord['ak'], err: Error): void {
+    const { ak: _enrolled, ...current } = this.deps.fleet.get(x.conn.deviceId)!;
     this.deps.fleet.save(previousAk ? { ...current, ak: previousAk } : current);
     const detail = `not affirmed: the gateway could not store the enrolment (${err.message}); the next round activates again`;
-    this.deps.log.error({ device: conn.deviceId, round: round.id, err: err.message }, detail);
+    this.deps.log.error({ device: x.conn.deviceId, round: x.round.id, err: err.message }, detail);
     const verdict: Verdict = {
       status: 'none',
       trust: emptyVector(),
@@ -311,17 +293,11 @@ export class Attestation {
       expires: this.deps.clock.now(),
       detail,
     };
-    this.settle(conn, round, evidence, verdict, appraisalMs);
+    this.settle(x, verdict);
   }
 
   /** Signs the EAR, stores the appraised round, answers `result` and arms the next round. */
-  private settle(
-    conn: DeviceConnection,
-    round: ActiveRound,
-    evidence: Evidence,
-    o: Verdict,
-    appraisalMs: number,
-  ): void {
+  private settle({ conn, round, evidence, appraisalMs }: Answered, o: Verdict): void {
     const now = this.deps.clock.now();
     const ear = this.deps.ear.sign({
       deviceId: conn.deviceId,

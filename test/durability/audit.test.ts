@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -9,6 +8,7 @@ import { SIM_SOFTWARE, softwareReference } from '../equipment/sim/attester.ts';
 import type { SimDevice } from '../equipment/sim/sim-device.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
 import { eventually } from '../support/operator.ts';
+import { gatewayCli, run } from '../support/run.ts';
 import { connectAffirmedSimDevices } from '../support/sim-devices.ts';
 import { tempDir } from '../support/tmp.ts';
 
@@ -16,8 +16,6 @@ import { tempDir } from '../support/tmp.ts';
 // tpm2_checkquote and the shell recipe's extraData equals the quote's qualifying data, all run by
 // the export's own check.sh with standard tools; the same export with its body altered fails
 // both. A round whose evidence is gone (never arrived, or pruned) says so.
-
-const ROOT = new URL('../..', import.meta.url).pathname;
 
 interface Ctx {
   gw?: TestGateway;
@@ -43,26 +41,7 @@ it.after(async (ctx) => {
   await ctx.gw?.stop();
 });
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(file: string, args: string[], cwd = ROOT): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      file,
-      args,
-      { cwd, timeout: 60_000, env: { ...process.env, NO_COLOR: '1' } },
-      (err, stdout, stderr) =>
-        resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }),
-    );
-  });
-}
-
-const cli = (gw: TestGateway, args: string[]) =>
-  run(process.execPath, ['--import', 'tsx', 'gateway/cli.ts', ...args, '--dir', gw.dir]);
+const cli = (gw: TestGateway, args: string[]) => gatewayCli([...args, '--dir', gw.dir]);
 
 const CHECKS = ['binding', 'quote', 'nonce', 'ear-cwt', 'ear-jwt', 'ear-round'];
 

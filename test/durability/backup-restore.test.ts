@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { cpSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -13,6 +12,7 @@ import { type SimFleet, startSimFleet } from '../equipment/sim/fleet.ts';
 import type { SimDevice } from '../equipment/sim/sim-device.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
 import { freePort } from '../support/ports.ts';
+import { gatewayCli } from '../support/run.ts';
 import { simPolicy } from '../support/sim-devices.ts';
 import { tempDir } from '../support/tmp.ts';
 
@@ -21,7 +21,6 @@ import { tempDir } from '../support/tmp.ts';
 // backup, and the same devices re-attest there without activation. Restore refuses a live
 // database, a file that is not a Vigil store, and a store from a newer Vigil.
 
-const ROOT = new URL('../..', import.meta.url).pathname;
 const DEVICES = 200;
 const RELEASE = { name: 'kitchen-app', version: '2.1', digest: 'ab'.repeat(32) };
 
@@ -42,24 +41,6 @@ it.after(async (ctx) => {
   await ctx.restored?.close();
   await ctx.gw?.stop();
 });
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', 'gateway/cli.ts', ...args],
-      { cwd: ROOT, timeout: 120_000, env: { ...process.env, NO_COLOR: '1' } },
-      (err, stdout, stderr) =>
-        resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }),
-    );
-  });
-}
 
 function readDb<T>(file: string, read: (db: Database.Database) => T): T {
   const db = new Database(file, { readonly: true, fileMustExist: true });
@@ -115,19 +96,19 @@ it('backup under load, restore elsewhere: same enrolments, releases, history; de
     { all: true },
     devices.map((d) => d.id),
   );
-  const backup = await cli(['backup', '--out', file, '--dir', gw.dir]);
+  const backup = await gatewayCli(['backup', '--out', file, '--dir', gw.dir]);
   assert.is(backup.code, 0, backup.stderr);
   assert.match(backup.stdout, /backup written from the running gateway \(pid \d+\)/);
   assert.match(backup.stdout, `${DEVICES} devices (${DEVICES} enrolled)`);
   assert.ok((await Promise.all(results)).every((r) => r.status === 'affirming'));
   await gw.gateway.store.flush();
   assert.ok(roundCount(db) > roundsBefore, 'rounds were written around the backup');
-  const again = await cli(['backup', '--out', file, '--dir', gw.dir]);
+  const again = await gatewayCli(['backup', '--out', file, '--dir', gw.dir]);
   assert.is(again.code, 1);
   assert.match(again.stderr, 'exists: choose a new file name for the backup [backup-refused]');
 
   // Restore: never into the running gateway's directory.
-  const live = await cli(['restore', file, '--dir', gw.dir]);
+  const live = await gatewayCli(['restore', file, '--dir', gw.dir]);
   assert.is(live.code, 1);
   assert.match(live.stderr, /a gateway \(pid \d+\) is running on .*: stop it first/);
 
@@ -140,7 +121,7 @@ it('backup under load, restore elsewhere: same enrolments, releases, history; de
   const config = JSON.parse(readFileSync(join(newDir, 'gateway.json'), 'utf8'));
   config.mqtt.port = port;
   writeFileSync(join(newDir, 'gateway.json'), JSON.stringify(config));
-  const restore = await cli(['restore', file, '--dir', newDir]);
+  const restore = await gatewayCli(['restore', file, '--dir', newDir]);
   assert.is(restore.code, 0, restore.stderr);
   assert.match(restore.stdout, `${DEVICES} devices (${DEVICES} enrolled)`);
   const restoredDb = join(newDir, 'vigil.db');
@@ -177,7 +158,13 @@ it('backup under load, restore elsewhere: same enrolments, releases, history; de
   );
 
   // With no gateway running on it, backup reads the file itself.
-  const offline = await cli(['backup', '--out', join(tempDir('backup'), 'offline.db'), '--dir', newDir]);
+  const offline = await gatewayCli([
+    'backup',
+    '--out',
+    join(tempDir('backup'), 'offline.db'),
+    '--dir',
+    newDir,
+  ]);
   assert.is(offline.code, 0, offline.stderr);
   assert.match(offline.stdout, /backup written from .*vigil\.db \(no gateway runs on/);
 });
