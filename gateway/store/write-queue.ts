@@ -149,16 +149,12 @@ export class WriteQueue {
   /** Commits every queued write now; throws (the queue intact, a retry scheduled) when it fails. */
   flush(): void {
     this.clearTimer();
-    if (this.live === 0) {
-      this.reset();
-      return;
-    }
     const writes: Write[] = [];
     for (const e of this.entries) if (e) writes.push(e.write);
     try {
       // Commit is synchronous, so nothing can be pushed meanwhile. If it throws, nothing was
       // committed and the queue is left exactly as it was.
-      this.commit(writes);
+      if (writes.length > 0) this.commit(writes);
     } catch (err) {
       this.failed(err);
       throw err;
