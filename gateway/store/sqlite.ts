@@ -24,9 +24,10 @@ import { type QueueEvent, type Write, WriteQueue } from './write-queue.ts';
 // still keep their own state and mostly write; loadDevices() at start is the intended pattern.
 //
 // When the database cannot write (SQLITE_FULL, a read-only file system), the queue keeps the
-// writes and retries (write-queue.ts), reads answer from what is committed (they may miss writes
-// still queued: history is late, never wrong), and flush() refuses at once, so that whoever needs
-// a write to be durable before acting (an enrolment) learns it cannot be.
+// writes and retries (write-queue.ts); lookups by key, the allowlist and the releases still
+// include queued writes, while the history lists (recent rounds, posture events) answer from
+// what is committed: late, never wrong. flush() then refuses at once, so that whoever needs a
+// write to be durable before acting (an enrolment) learns it cannot be.
 
 export interface SqliteStoreOptions {
   /** Longest a write waits for its commit, in ms (default 20). */
@@ -51,6 +52,7 @@ export interface SqliteStoreOptions {
   readonly maxRetryMs?: number;
   /** Hears when commits start failing, when history starts being dropped, and when commits succeed again. */
   readonly onHealthChange?: (event: QueueEvent, health: StoreHealth) => void;
+  /** The clock of the health's times (default Date.now). */
   readonly now?: () => number;
 }
 
