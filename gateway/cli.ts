@@ -14,6 +14,10 @@ Usage:
       operator token, default policy. Devices pin DIR/ca.pem. Safe to run again.
   vigil-gateway start [--dir DIR] [--port N] [--api-port N]
       Run the gateway: MQTT over TLS 1.3 (default port 8883), operator API (default 8080).
+  vigil-gateway backup --out FILE [--dir DIR]
+      A consistent copy of the store, from the running gateway (or the file when none runs).
+  vigil-gateway restore FILE [--dir DIR]
+      Make DIR's store the backup in FILE (checked first; never while a gateway runs on DIR).
 
 Operator commands (talk to the running gateway's API; see docs/operator.md):
   vigil-gateway attest (--all | --label K=V | ID...) [--timeout DURATION] [--json]
@@ -25,6 +29,8 @@ Operator commands (talk to the running gateway's API; see docs/operator.md):
   vigil-gateway revoke HASH|ID
   vigil-gateway release add NAME VERSION DIGEST | add [NAME VERSION] --manifest FILE|DIR
   vigil-gateway release list | remove NAME VERSION
+  vigil-gateway audit ROUND --out DIR
+      Export a stored round for a third party to re-verify with tpm2-tools and openssl.
   Every operator command takes --dir DIR (for the API address and token) and --api URL.
 
 Releases as signed bundles (docs/rollouts.md):
@@ -57,6 +63,9 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   admit: async () => (await import('./commands/admit.ts')).admit,
   revoke: async () => (await import('./commands/admit.ts')).revoke,
   release: async () => (await import('./commands/release.ts')).release,
+  audit: async () => (await import('./commands/audit.ts')).audit,
+  backup: async () => (await import('./commands/backup.ts')).backup,
+  restore: async () => (await import('./commands/restore.ts')).restore,
 };
 
 async function main(argv: string[]): Promise<number | undefined> {

@@ -22,6 +22,7 @@ import { Attestation, type AttestationObserver } from './rounds/attestation.ts';
 import { BatchTracker } from './rounds/batches.ts';
 import { recoverPendingRounds } from './rounds/recovery.ts';
 import { removeRunFile, writeRunFile } from './run-file.ts';
+import { logStoreHealth } from './store/health-log.ts';
 import { startRetention } from './store/retention.ts';
 import { SqliteStore } from './store/sqlite.ts';
 import type { Store } from './store/store.ts';
@@ -88,6 +89,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     // 1. The store, and the keys and secrets the gateway signs and checks with.
     const store: Store = new SqliteStore(config.database, {
       onWriteError: (err) => log.error({ err: err.message }, 'the store refused a write'),
+      onHealthChange: (event, health) => logStoreHealth(log, event, health),
     });
     closers.push(() => store.close());
     const ear = EarSigner.fromPem(readFileSync(config.earKey));

@@ -16,12 +16,16 @@ export const API_ERRORS = {
   'release-not-found': 404,
   'round-not-found': 404,
   'ear-not-found': 404,
+  'evidence-not-found': 404,
   'not-admitted': 404,
   'no-match': 404,
   'method-not-allowed': 405,
+  'backup-refused': 409,
   'body-too-large': 413,
   internal: 500,
   'too-many-streams': 503,
+  'backup-failed': 500,
+  'backup-unsupported': 501,
 } as const;
 
 export type ApiErrorCode = keyof typeof API_ERRORS;

@@ -10,14 +10,16 @@ import { ApiError } from './errors.ts';
 import { sendError, sendJson, sendText } from './http.ts';
 import { Router } from './router.ts';
 import { admissionRoutes } from './routes/admissions.ts';
+import { backupRoutes } from './routes/backup.ts';
 import { batchRoutes } from './routes/batches.ts';
 import { deviceRoutes } from './routes/devices.ts';
+import { healthRoutes } from './routes/health.ts';
 import { releaseRoutes } from './routes/releases.ts';
 import { roundRoutes } from './routes/rounds.ts';
 
 // The operator API and the dashboard: plain node:http, JSON, every route but signing in and the
 // dashboard's page behind a token (Prometheus sends one too: `authorization: {credentials_file:
-// .../viewer.token}`) or a dashboard session. The operator token may do everything, the viewer
+// .../viewer.token}`) or a dashboard session; GET /v1/health answers anyone (load balancers). The operator token may do everything, the viewer
 // token only read. Bound to loopback by default (gateway.json `api.host`): exposing it is a
 // deliberate configuration change.
 
@@ -53,6 +55,8 @@ export function buildRouter(ctx: ApiContext, dashboard: Dashboard): Router {
   releaseRoutes(router, ctx);
   roundRoutes(router, ctx);
   dashboard.routes(router);
+  healthRoutes(router, ctx);
+  backupRoutes(router, ctx);
   router.on('GET', '/metrics', () => ({
     status: 200,
     type: 'text/plain; version=0.0.4; charset=utf-8',
@@ -62,6 +66,7 @@ export function buildRouter(ctx: ApiContext, dashboard: Dashboard): Router {
         for (const d of ctx.gateway.fleet.all()) yield d.posture;
       })(),
       openBatches: ctx.gateway.batches.openCount,
+      store: ctx.gateway.store.health(),
     }),
   }));
   return router;

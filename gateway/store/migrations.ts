@@ -18,6 +18,9 @@ export interface Migration {
   readonly sql: string;
 }
 
+/** PRAGMA application_id of a Vigil store ('VIGL', set by migration 4): how restore recognises one. */
+export const APPLICATION_ID = 0x5649474c;
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -148,6 +151,15 @@ export const MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY (name, seq),
         UNIQUE (name, version)
       ) STRICT;
+    `,
+  },
+  {
+    version: 5,
+    description:
+      "a round's AK (what re-verifies its quote after a re-enrolment); the file marked as a Vigil store",
+    sql: `
+      ALTER TABLE rounds ADD COLUMN ak_public BLOB;
+      PRAGMA application_id = ${APPLICATION_ID};
     `,
   },
 ];

@@ -169,6 +169,7 @@ export interface RoundRow {
   sig: Buffer | null;
   appraised_at: number | null;
   ear: Buffer | null;
+  ak_public: Buffer | null;
 }
 
 export function roundToRow(r: RoundRecord): RoundRow {
@@ -194,6 +195,7 @@ export function roundToRow(r: RoundRecord): RoundRow {
     sig: e ? bytesIn(e.sig) : null,
     appraised_at: r.appraisedAt ?? null,
     ear: r.ear ? bytesIn(r.ear) : null,
+    ak_public: e?.ak ? bytesIn(e.ak) : null,
   };
 }
 
@@ -220,6 +222,7 @@ export function roundFromRow(r: RoundRow): RoundRecord {
       body: bytesOut(r.body),
       attest: bytesOut(r.attest),
       sig: bytesOut(r.sig),
+      ...(r.ak_public && { ak: bytesOut(r.ak_public) }),
     };
   }
   if (r.appraised_at !== null) out.appraisedAt = r.appraised_at;

@@ -63,6 +63,24 @@ export interface StoreQueries {
   batch(id: string): Promise<BatchRecord | undefined>;
 }
 
+/**
+ * Whether the store can write now, for the health endpoint, metrics and logs. Every engine has
+ * these: a queue of writes not yet committed, and commits that fail as a whole (a full disk, a
+ * read-only file system, a database that went away) while the gateway goes on appraising.
+ */
+export interface StoreHealth {
+  /** False from a failed commit until the next one succeeds. */
+  readonly writable: boolean;
+  /** Writes waiting for a commit. */
+  readonly queued: number;
+  /** Writes of history dropped because commits failed while the queue was over its bound. */
+  readonly dropped: number;
+  /** When commits started failing; null while writable. */
+  readonly failingSince: number | null;
+  /** The last commit that failed (kept after recovery, so an operator sees what happened). */
+  readonly lastError: { readonly message: string; readonly at: number } | null;
+}
+
 export interface Store extends StoreWriter, StoreQueries {
   /** What this store is, for logs and errors: its engine and where. */
   readonly describe: string;
@@ -71,8 +89,12 @@ export interface Store extends StoreWriter, StoreQueries {
    * rounds are kept whatever their age. Resolves with how many were deleted.
    */
   pruneRounds(before: number, limit: number): Promise<number>;
-  /** Commit every queued write. */
+  /**
+   * Commit every queued write. Rejects when the store cannot write: the writes stay queued and
+   * are retried; a caller that must not act on an unrecorded write (an enrolment) stops there.
+   */
   flush(): Promise<void>;
+  health(): StoreHealth;
   /** The engine's own consistency check: 'ok' when fine, its findings otherwise. */
   integrityCheck(): Promise<string>;
   /** Flush and release the store; further calls throw. Idempotent. */

@@ -92,6 +92,7 @@ export const ROUNDS: Table<RoundRecord, RoundRow> = {
     'sig',
     'appraised_at',
     'ear',
+    'ak_public',
   ],
   key: ['id'],
   toRow: roundToRow,

@@ -1,5 +1,6 @@
 export * from './attest.ts';
 export * from './bytes.ts';
+export * from './checkquote-files.ts';
 export * from './constants.ts';
 export * from './credential.ts';
 export * from './errors.ts';

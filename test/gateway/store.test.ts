@@ -229,7 +229,14 @@ test('saves of the same record before a commit coalesce into one write', async (
   store.admit(EK_HASH);
   store.revoke(EK_HASH);
   store.flushNow();
-  assert.equal(store.stats(), { commits: 1, writes: 3, coalesced: 100, failedWrites: 0, queued: 0 });
+  assert.equal(store.stats(), {
+    commits: 1,
+    writes: 3,
+    coalesced: 100,
+    failedWrites: 0,
+    queued: 0,
+    dropped: 0,
+  });
   assert.is((await store.device(DEVICE_ID))?.lastSeen, 98);
   assert.not.ok(await admits(store, EK_HASH));
 });

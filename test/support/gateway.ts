@@ -28,6 +28,8 @@ export interface TestGatewayOptions {
   readonly policy?: object;
   readonly logger?: Logger;
   readonly observe?: AttestationObserver;
+  /** Runs after `init`, before the gateway starts: may change the directory and gateway.json. */
+  readonly prepare?: (dir: string, gatewayJson: Record<string, unknown>) => void;
 }
 
 export const TEST_POLICY = {
@@ -43,6 +45,7 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
   // Loopback only: the default configuration listens on every interface.
   const json = JSON.parse(readFileSync(`${dir}/gateway.json`, 'utf8'));
   json.mqtt.host = '127.0.0.1';
+  opts.prepare?.(dir, json);
   writeFileSync(`${dir}/gateway.json`, JSON.stringify(json));
   const writePolicy = (policy: object) => writeFileSync(config.policy, JSON.stringify(policy, null, 2));
   writePolicy(opts.policy ?? TEST_POLICY);
