@@ -23,6 +23,9 @@ Operator commands (talk to the running gateway's API; see docs/operator.md):
   vigil-gateway label ID [K=V...] [--remove K]...
   vigil-gateway admit --ek FILE|HASH [--note TEXT] | --list
   vigil-gateway revoke HASH|ID
+  vigil-gateway mcu admit IDENTITY [--device ID] [--note TEXT] | revoke IDENTITY | list
+      MCU sub-attesters by identity hash (\`vigil-agent mcus\` prints it); --device binds one
+      to the device that carries it. Reference firmware per model: policy.json "mcus".
   vigil-gateway release add NAME VERSION DIGEST | add [NAME VERSION] --manifest FILE|DIR
   vigil-gateway release list | remove NAME VERSION
   Every operator command takes --dir DIR (for the API address and token) and --api URL.
@@ -57,6 +60,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   admit: async () => (await import('./commands/admit.ts')).admit,
   revoke: async () => (await import('./commands/admit.ts')).revoke,
   release: async () => (await import('./commands/release.ts')).release,
+  mcu: async () => (await import('./commands/mcu.ts')).mcu,
 };
 
 async function main(argv: string[]): Promise<number | undefined> {

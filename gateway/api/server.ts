@@ -9,6 +9,7 @@ import { Router } from './router.ts';
 import { admissionRoutes } from './routes/admissions.ts';
 import { batchRoutes } from './routes/batches.ts';
 import { deviceRoutes } from './routes/devices.ts';
+import { mcuRoutes } from './routes/mcus.ts';
 import { releaseRoutes } from './routes/releases.ts';
 import { roundRoutes } from './routes/rounds.ts';
 
@@ -45,6 +46,7 @@ export function buildRouter(ctx: ApiContext): Router {
   admissionRoutes(router, ctx);
   releaseRoutes(router, ctx);
   roundRoutes(router, ctx);
+  mcuRoutes(router, ctx);
   router.on('GET', '/metrics', () => ({
     status: 200,
     type: 'text/plain; version=0.0.4; charset=utf-8',

@@ -14,6 +14,7 @@ import type { StoreWriter } from '../store/store.ts';
 import { type Appraisal, appraise } from '../verifier/appraise.ts';
 import type { EarSigner } from '../verifier/ear.ts';
 import { checkHello, recordFromHello } from '../verifier/hello.ts';
+import { appraiseRoundMcus, type McuRoundOutcome, NO_MCUS } from '../verifier/mcu-round.ts';
 import { PeriodicRounds } from './periodic.ts';
 import { planRound } from './round-plan.ts';
 
@@ -198,8 +199,22 @@ export class Attestation {
       this.deps.replies.refuse(conn, 'malformed', appraisal.detail, evidence.round);
       return;
     }
+    // The MCUs the body carries are sub-attesters: appraised only once the quote vouched for it.
+    const policy = this.deps.policy();
+    const mcus = appraisal.ok
+      ? appraiseRoundMcus(
+          {
+            claims: appraisal.claims.mcus,
+            nonce: round.nonce,
+            deviceId: conn.deviceId,
+            labels: device.labels,
+          },
+          policy.mcus,
+          policy.id,
+        )
+      : NO_MCUS;
     conn.rounds.settle(id, 'answered');
-    this.conclude(conn, round, evidence, appraisal, device, performance.now() - started);
+    this.conclude(conn, round, evidence, appraisal, mcus, device, performance.now() - started);
   }
 
   private conclude(
@@ -207,15 +222,19 @@ export class Attestation {
     round: ActiveRound,
     evidence: Evidence,
     a: Appraisal,
+    mcus: McuRoundOutcome,
     device: DeviceRecord,
     appraisalMs: number,
   ): void {
     const { fleet, log, clock } = this.deps;
     const policy = this.deps.policy();
     const now = clock.now();
-    const codes: ResultCode[] = a.ok ? [] : [a.code];
-    const expires = a.ok ? now + policy.expiryMs : now;
-    conn.trustedUntil = trustedUntil({ status: a.status, expires }, policy.admitWarning);
+    // An MCU the policy makes the device's own can fail a device whose quote passed.
+    const mcuFailure = mcus.deviceFailure;
+    const status = mcuFailure ? 'contraindicated' : a.status;
+    const codes: ResultCode[] = !a.ok ? [a.code] : mcuFailure ? [mcuFailure.code] : [];
+    const expires = status === 'contraindicated' ? now : now + policy.expiryMs;
+    conn.trustedUntil = trustedUntil({ status, expires }, policy.admitWarning);
     if (a.ok) {
       conn.attest();
       // The attested connection's hello becomes the device's record, with the AK it just
@@ -230,19 +249,24 @@ export class Attestation {
       };
       if (round.activation) log.info({ device: device.id }, 'AK activated and enrolled');
       if (a.rebooted) log.info({ device: device.id, resetCount: a.clock.resetCount }, 'device rebooted');
-      fleet.apply(updated, { kind: 'appraised', status: a.status, expires }, round.id);
+      fleet.apply(
+        updated,
+        mcuFailure
+          ? { kind: 'refused', code: mcuFailure.code, standing: this.standing(conn) }
+          : { kind: 'appraised', status: a.status, expires },
+        round.id,
+      );
       this.retireOlderConnections(conn);
     } else {
       fleet.apply(device, { kind: 'refused', code: a.code, standing: this.standing(conn) }, round.id);
     }
     const detail = a.ok
-      ? a.rebooted
-        ? 'device rebooted (resetCount increased); software log replayed from 0'
-        : undefined
+      ? (mcuFailure?.detail ??
+        (a.rebooted ? 'device rebooted (resetCount increased); software log replayed from 0' : undefined))
       : a.detail;
     const ear = this.deps.ear.sign({
       deviceId: conn.deviceId,
-      status: a.status,
+      status,
       trust: a.trust,
       codes,
       nonce: round.nonce,
@@ -250,20 +274,22 @@ export class Attestation {
       expires,
       policyId: policy.id,
       verifierBuild: this.deps.version,
+      submods: mcus.submods,
     });
     const record: RoundRecord = {
       ...roundRecord(conn, round),
       state: 'appraised',
-      status: a.status,
+      status,
       codes,
       ...(detail && { detail }),
       evidence: { exporter: round.exporter, body: evidence.body, attest: evidence.attest, sig: evidence.sig },
       appraisedAt: now,
       ear,
+      ...(mcus.results.length > 0 && { mcus: mcus.results }),
     };
     this.deps.store.saveRound(record);
     this.deps.observe?.roundSettled?.(record, appraisalMs);
-    this.sendResult(conn, round, a.status, codes, expires, ear);
+    this.sendResult(conn, round, status, codes, expires, ear);
     this.#periodic.schedule(conn);
   }
 

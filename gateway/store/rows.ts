@@ -6,6 +6,7 @@ import type {
   Status,
   SwPcr,
 } from '../../shared/protocol/index.ts';
+import type { McuRoundResult } from '../mcus/model.ts';
 import type {
   BatchRecord,
   ClockState,
@@ -169,6 +170,8 @@ export interface RoundRow {
   sig: Buffer | null;
   appraised_at: number | null;
   ear: Buffer | null;
+  /** JSON: what each MCU sub-attester's appraisal concluded; null when none was appraised. */
+  mcus: string | null;
 }
 
 export function roundToRow(r: RoundRecord): RoundRow {
@@ -194,6 +197,7 @@ export function roundToRow(r: RoundRecord): RoundRow {
     sig: e ? bytesIn(e.sig) : null,
     appraised_at: r.appraisedAt ?? null,
     ear: r.ear ? bytesIn(r.ear) : null,
+    mcus: r.mcus ? JSON.stringify(r.mcus) : null,
   };
 }
 
@@ -224,6 +228,7 @@ export function roundFromRow(r: RoundRow): RoundRecord {
   }
   if (r.appraised_at !== null) out.appraisedAt = r.appraised_at;
   if (r.ear !== null) out.ear = bytesOut(r.ear);
+  if (r.mcus !== null) out.mcus = JSON.parse(r.mcus) as McuRoundResult[];
   return out;
 }
 

@@ -1,9 +1,11 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import type { McuAdmission } from '../mcus/model.ts';
 import type { BatchRecord, DeviceRecord, PostureEvent, Release, RoundRecord } from '../model.ts';
 import type { ReleaseManifestRecord } from '../releases/model.ts';
 import { allowlistEntry } from './allowlist.ts';
+import type { McuAdmissionRow } from './mcu-admission-rows.ts';
 import { migrate } from './migrations.ts';
 import type { ReleaseManifestRow } from './release-manifest-rows.ts';
 import type { BatchRow, DeviceRow, PostureEventRow, ReleaseRow, RoundRow } from './rows.ts';
@@ -12,6 +14,7 @@ import {
   ALLOWLIST,
   BATCHES,
   DEVICES,
+  MCU_ADMISSIONS,
   POSTURE_EVENTS,
   RELEASE_MANIFESTS,
   RELEASES,
@@ -147,6 +150,10 @@ function prepareStatements(db: Database.Database) {
     releaseManifest: db.prepare<[string, number], ReleaseManifestRow>(
       'SELECT * FROM release_manifests WHERE name = ? AND seq = ?',
     ),
+
+    admitMcu: upsert(MCU_ADMISSIONS),
+    revokeMcu: db.prepare<[string]>('DELETE FROM mcu_admissions WHERE identity = ?'),
+    mcuAdmissions: db.prepare<[], McuAdmissionRow>('SELECT * FROM mcu_admissions ORDER BY identity'),
 
     upsertBatch: upsert(BATCHES),
     batch: db.prepare<[string], BatchRow>('SELECT * FROM batches WHERE id = ?'),
@@ -293,6 +300,17 @@ export class SqliteStore implements Store {
     this.write('release_manifests', what, () => this.sql.insertReleaseManifest.run(row));
   }
 
+  admitMcu(a: McuAdmission): void {
+    const row = MCU_ADMISSIONS.toRow(a);
+    const what = `admitMcu ${a.identity}`;
+    this.write('mcu_admissions', what, () => this.sql.admitMcu.run(row), mcuKey(a.identity));
+  }
+
+  revokeMcu(identity: string): void {
+    const what = `revokeMcu ${identity}`;
+    this.write('mcu_admissions', what, () => this.sql.revokeMcu.run(identity), mcuKey(identity));
+  }
+
   // Queries: SQLite answers at once; each sees the writes made before it.
 
   async devices(): Promise<DeviceRecord[]> {
@@ -376,6 +394,11 @@ export class SqliteStore implements Store {
     return row && BATCHES.fromRow(row);
   }
 
+  async mcuAdmissions(): Promise<McuAdmission[]> {
+    this.readable('mcu_admissions');
+    return this.sql.mcuAdmissions.all().map(MCU_ADMISSIONS.fromRow);
+  }
+
   async pruneRounds(before: number, limit: number): Promise<number> {
     // Queued writes first, so that a queued update cannot bring back a round deleted here.
     this.readable('rounds');
@@ -420,6 +443,9 @@ function deviceKey(id: string): string {
 }
 function roundKey(id: string): string {
   return `round ${id}`;
+}
+function mcuKey(identity: string): string {
+  return `mcu ${identity}`;
 }
 function releaseKey(name: string, version: string): string {
   return `release ${JSON.stringify([name, version])}`;
