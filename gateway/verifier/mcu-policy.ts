@@ -2,6 +2,8 @@ import type { McuAdmission, McuFailureScope } from '../mcus/model.ts';
 import type { McuPolicySettings } from '../mcus/policy.ts';
 import { type McuReferences, McuReferenceValues } from './mcu.ts';
 
+const NONE: readonly string[] = Object.freeze([]);
+
 /**
  * The `mcus` policy as the gateway applies it: the operator's settings joined with the MCU
  * admissions in the store, precomputed when either changes so that a round only does lookups.
@@ -23,7 +25,7 @@ export class McuPolicy {
 
   /** The slots a device with these labels must report, sorted; usually none. */
   expectedSlots(labels: Readonly<Record<string, string>>): readonly string[] {
-    if (this.expect.length === 0) return [];
+    if (this.expect.length === 0) return NONE;
     const slots = new Set<string>();
     for (const e of this.expect) {
       if (Object.entries(e.labels).every(([k, v]) => Object.hasOwn(labels, k) && labels[k] === v)) {
