@@ -103,16 +103,19 @@ it('two MCUs onboard and re-attest with the device; changed firmware contraindic
     image: text('fan firmware 2.1'),
     model: MODEL,
   });
-  let pump = await startMcuEmulator({
-    path: pumpLine.mcuPath,
-    secret: PUMP_SECRET,
-    image: PUMP_V1,
-    model: MODEL,
-  });
-  ctx.emulators.push(fan, pump);
-  const pumpId = identityHash(pump.firmware.identityKey);
+  ctx.emulators.push(fan);
+  // The pump (re)started with an image: the same device secret, so the same identity.
+  let pump: McuEmulator | undefined;
+  const flashPump = async (image: Uint8Array): Promise<McuEmulator> => {
+    await pump?.close();
+    pump = await startMcuEmulator({ path: pumpLine.mcuPath, secret: PUMP_SECRET, image, model: MODEL });
+    ctx.emulators.push(pump);
+    return pump;
+  };
+  const genuine = await flashPump(PUMP_V1);
+  const pumpId = identityHash(genuine.firmware.identityKey);
   const fanId = identityHash(fan.firmware.identityKey);
-  const reference = [hex(pump.firmware.firmwareDigest), hex(fan.firmware.firmwareDigest)];
+  const reference = [hex(genuine.firmware.firmwareDigest), hex(fan.firmware.firmwareDigest)];
   ctx.gw = await startTestGateway({ policy: policy('submodule', reference) });
   const gw = ctx.gw;
   const key = createPublicKey(readFileSync(`${gw.dir}/ear-key.pem`));
@@ -165,15 +168,7 @@ it('two MCUs onboard and re-attest with the device; changed firmware contraindic
   assert.is(agent.socket(), socket, 'the same TLS connection');
 
   // The pump restarts with another image: same identity, another firmware digest.
-  await pump.close();
-  pump = await startMcuEmulator({
-    path: pumpLine.mcuPath,
-    secret: PUMP_SECRET,
-    image: PUMP_PATCHED,
-    model: MODEL,
-  });
-  ctx.emulators.push(pump);
-  const patched = hex(pump.firmware.firmwareDigest);
+  const patched = hex((await flashPump(PUMP_PATCHED)).firmware.firmwareDigest);
   const changed = await resultWhere(agent, key, 'the pump contraindicated', (_r, e) =>
     (e.submods[pumpSub]?.codes ?? []).includes('mcu-firmware-changed'),
   );
@@ -229,14 +224,7 @@ it('two MCUs onboard and re-attest with the device; changed firmware contraindic
   );
 
   // The genuine image back: the device affirms again, on the connection it never left.
-  await pump.close();
-  pump = await startMcuEmulator({
-    path: pumpLine.mcuPath,
-    secret: PUMP_SECRET,
-    image: PUMP_V1,
-    model: MODEL,
-  });
-  ctx.emulators.push(pump);
+  await flashPump(PUMP_V1);
   await resultWhere(agent, key, 'the device affirming again', (r) => r.status === 'affirming');
   assert.is(agent.socket(), socket, 'every round on the one TLS connection');
 });
