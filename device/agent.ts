@@ -4,6 +4,7 @@ import type { TLSSocket } from 'node:tls';
 import { type Logger, pino } from 'pino';
 import { BootLog } from '../firmware-shims/logs/boot-log.ts';
 import { ImaLog } from '../firmware-shims/logs/ima.ts';
+import { McuCollector } from '../firmware-shims/serial/collector.ts';
 import { provisionAttestationKeys } from '../firmware-shims/tpm/provision.ts';
 import { encodeMessage } from '../shared/protocol/envelope.ts';
 import { deviceIdentity } from '../shared/protocol/identity.ts';
@@ -176,6 +177,10 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       agent: `${AGENT_NAME}/${agentVersion()}`.slice(0, 64),
       swPcr: config.swPcr,
     };
+    const mcus = config.mcus?.length ? new McuCollector(config.mcus) : undefined;
+    if (mcus) {
+      logger.info({ mcus: config.mcus!.map((p) => `${p.slot}=${p.path}`) }, 'MCU sub-attesters configured');
+    }
     const handler = new ChallengeHandler({
       hello,
       tpm,
@@ -185,6 +190,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       software: () => software,
       ima: new ImaLog(config.logs.ima),
       boot: new BootLog(config.logs.boot),
+      ...(mcus && { mcus }),
       logger,
     });
     // AgentEvents extends InboxEvents, so every inbox event is an agent event of the same shape.
@@ -244,6 +250,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         stopping ??= (async () => {
           await connection.stop();
           await inbox.idle();
+          await mcus?.close();
           await tpm.close();
           logger.info('agent stopped');
         })();

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
+import { McuConfigError, type McuPort, parseMcuPorts } from '../firmware-shims/serial/config.ts';
 import type { SwPcr } from '../shared/protocol/messages.ts';
 import { SW_PCR_MAX, SW_PCR_MIN } from '../shared/protocol/messages.ts';
 import { parseReleaseKey, ReleaseKeyError, type TrustedKey } from '../shared/protocol/release-manifest.ts';
@@ -61,6 +62,8 @@ export interface AgentConfig {
    * none of them is never staged (PROTOCOL.md §6.1). Absent: this device accepts no release.
    */
   readonly releaseKeys?: readonly TrustedKey[];
+  /** MCU sub-attesters on serial ports (`init --mcu`, docs/serial.md §7); absent: none. */
+  readonly mcus?: readonly McuPort[];
 }
 
 export const DEFAULT_LOG_PATHS = {
@@ -201,6 +204,15 @@ export function releaseKeysJson(keys: readonly TrustedKey[]): { kid: string; key
   }));
 }
 
+function parseMcus(v: Json, source: string): McuPort[] {
+  try {
+    return parseMcuPorts(v);
+  } catch (e) {
+    if (e instanceof McuConfigError) throw new ConfigError(`${source}: ${e.message}`);
+    throw e;
+  }
+}
+
 /** Validates a parsed agent.json. Relative paths are resolved against `dir`. */
 export function parseConfig(raw: Json, dir: string, source = join(dir, CONFIG_FILE)): AgentConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
@@ -255,6 +267,7 @@ export function parseConfig(raw: Json, dir: string, source = join(dir, CONFIG_FI
     },
     ...(softwareRoot !== undefined && { softwareRoot: path(softwareRoot) }),
     ...(r.obj.releaseKeys !== undefined && { releaseKeys: parseReleaseKeys(r.obj.releaseKeys, source) }),
+    ...(r.obj.mcus !== undefined && { mcus: parseMcus(r.obj.mcus, source) }),
   };
 }
 
@@ -272,6 +285,7 @@ export function configJson(c: AgentConfig): Record<string, Json> {
     logs: { ima: c.logs.ima, boot: c.logs.boot },
     ...(c.softwareRoot !== undefined && { softwareRoot: c.softwareRoot }),
     ...(c.releaseKeys?.length && { releaseKeys: releaseKeysJson(c.releaseKeys) }),
+    ...(c.mcus?.length && { mcus: c.mcus }),
   };
 }
 

@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import type { McuPort } from '../firmware-shims/serial/config.ts';
 import { provisionAttestationKeys } from '../firmware-shims/tpm/provision.ts';
 import { deviceIdentity } from '../shared/protocol/identity.ts';
 import { parseReleaseKey, ReleaseKeyError, type TrustedKey } from '../shared/protocol/release-manifest.ts';
@@ -45,6 +46,8 @@ export interface InitOptions {
   readonly softwareRoot?: string;
   /** Release public key files (PEM) to pin: releases signed by other keys are never staged. */
   readonly releaseKeys?: readonly string[];
+  /** MCU sub-attesters on serial ports (`--mcu SLOT=PATH[@BAUD]`). */
+  readonly mcus?: readonly McuPort[];
 }
 
 export interface InitResult {
@@ -134,6 +137,7 @@ export async function initAgent(o: InitOptions): Promise<InitResult> {
         },
         ...(o.softwareRoot !== undefined && { softwareRoot: resolve(o.softwareRoot) }),
         ...(releaseKeys.length > 0 && { releaseKeys: releaseKeysJson(releaseKeys) }),
+        ...(o.mcus?.length && { mcus: o.mcus }),
       },
       dir,
       'vigil-agent init',

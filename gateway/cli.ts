@@ -27,6 +27,9 @@ Operator commands (talk to the running gateway's API; see docs/operator.md):
   vigil-gateway label ID [K=V...] [--remove K]...
   vigil-gateway admit --ek FILE|HASH [--note TEXT] | --list
   vigil-gateway revoke HASH|ID
+  vigil-gateway mcu admit IDENTITY [--device ID] [--note TEXT] | revoke IDENTITY | list
+      MCU sub-attesters by identity hash (\`vigil-agent mcus\` prints it); --device binds one
+      to the device that carries it. Reference firmware per model: policy.json "mcus".
   vigil-gateway release add NAME VERSION DIGEST | add [NAME VERSION] --manifest FILE|DIR
   vigil-gateway release list | remove NAME VERSION
   vigil-gateway audit ROUND --out DIR
@@ -66,6 +69,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   audit: async () => (await import('./commands/audit.ts')).audit,
   backup: async () => (await import('./commands/backup.ts')).backup,
   restore: async () => (await import('./commands/restore.ts')).restore,
+  mcu: async () => (await import('./commands/mcu.ts')).mcu,
 };
 
 async function main(argv: string[]): Promise<number | undefined> {

@@ -95,11 +95,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const ear = EarSigner.fromPem(readFileSync(config.earKey));
     const operatorToken = readFileSync(config.operatorToken, 'utf8').trim();
 
-    // 2. Policy: the operator's file joined with what the store holds (releases, allowlist).
+    // 2. Policy: the operator's file joined with what the store holds (releases, allowlists).
     let runtime!: RuntimePolicy;
     const refreshPolicy = async () => {
-      const [releases, admitted] = await Promise.all([store.releases(), store.admitted()]);
-      runtime = buildRuntimePolicy(policyFile.current(), policyFile.ekCas(), releases, admitted);
+      const [releases, admitted, mcus] = await Promise.all([
+        store.releases(),
+        store.admitted(),
+        store.mcuAdmissions(),
+      ]);
+      runtime = buildRuntimePolicy(policyFile.current(), policyFile.ekCas(), releases, admitted, mcus);
     };
     const policyFile = new PolicyFile(config.policy, {
       onChange: () =>

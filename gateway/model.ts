@@ -6,6 +6,7 @@ import type {
   Status,
   SwPcr,
 } from '../shared/protocol/index.ts';
+import type { McuRoundResult } from './mcus/model.ts';
 
 // The gateway's records, shared by the verifier, the posture logic, the store and the operator
 // API. Byte fields are Uint8Array; ids are lowercase hex.
@@ -103,6 +104,8 @@ export interface RoundRecord {
   readonly appraisedAt?: number;
   /** The EAR the result carried: a CWT signed by the gateway (see verifier/ear.ts). */
   readonly ear?: Uint8Array;
+  /** The MCU sub-attesters appraised in this round, by slot (docs/protocol.md §8). */
+  readonly mcus?: readonly McuRoundResult[];
 }
 
 export interface PostureEvent {

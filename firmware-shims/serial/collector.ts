@@ -32,6 +32,10 @@ export class McuCollector {
   async collect(nonce: Uint8Array, budgetMs: number): Promise<McuClaims> {
     const records = await Promise.all(
       [...this.links].map(async ([slot, link]): Promise<[string, McuRecord]> => {
+        if (budgetMs <= 0) {
+          const detail = `the round's deadline leaves no time to ask the MCU on ${link.path}`;
+          return [slot, { kind: 'fault', fault: 'timeout', detail }];
+        }
         const outcome = await link.request({ t: 'evidence', nonce }, budgetMs);
         if (!outcome.ok) return [slot, fault(outcome)];
         const { idk, cert, ev } = outcome.response;

@@ -14,6 +14,7 @@ import { backupRoutes } from './routes/backup.ts';
 import { batchRoutes } from './routes/batches.ts';
 import { deviceRoutes } from './routes/devices.ts';
 import { healthRoutes } from './routes/health.ts';
+import { mcuRoutes } from './routes/mcus.ts';
 import { releaseRoutes } from './routes/releases.ts';
 import { roundRoutes } from './routes/rounds.ts';
 
@@ -57,6 +58,7 @@ export function buildRouter(ctx: ApiContext, dashboard: Dashboard): Router {
   dashboard.routes(router);
   healthRoutes(router, ctx);
   backupRoutes(router, ctx);
+  mcuRoutes(router, ctx);
   router.on('GET', '/metrics', () => ({
     status: 200,
     type: 'text/plain; version=0.0.4; charset=utf-8',

@@ -1,4 +1,5 @@
 import type { ResultCode, Status } from '../../shared/protocol/index.ts';
+import type { McuView } from '../mcus/view.ts';
 import type { DeviceRecord, Posture, PostureEvent, Release, RoundRecord, RoundState } from '../model.ts';
 
 // The JSON the operator API returns (and `vigil-gateway ... --json` prints as is). Times are
@@ -47,6 +48,8 @@ export interface DeviceDetailView {
     readonly connections: number;
     readonly software: readonly { name: string; version: string; digest: string }[];
   };
+  /** Its MCU sub-attesters, as its newest appraised round left them. */
+  readonly mcus: readonly McuView[];
   readonly rounds: readonly RoundView[];
   readonly events: readonly PostureEventView[];
 }

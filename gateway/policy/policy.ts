@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { DEFAULT_MAX_PAYLOAD, PCR_COUNT } from '../../shared/protocol/index.ts';
+import { defaultMcuPolicy, type McuPolicySettings, parseMcuPolicy } from '../mcus/policy.ts';
 import { COMMENT_KEY, Field, PolicyError } from './json-fields.ts';
 
 // The gateway's appraisal and admission policy: what an operator writes in `policy.json`
@@ -60,6 +61,8 @@ export interface Policy {
   readonly maxPayload: number;
   /** How long settled rounds (with their evidence) are kept, days. */
   readonly retention: { readonly roundsDays: number };
+  /** MCU sub-attesters: reference firmware, what a failing one does to its device, expected slots. */
+  readonly mcus: McuPolicySettings;
 }
 
 const MINUTE = 60_000;
@@ -94,6 +97,7 @@ export function defaultPolicy(): Policy {
     // A round keeps its evidence (about 1 KB) so it can be re-verified; at a 5-minute interval
     // that is about 0.3 MB per device a day, so a week is 2 MB per device.
     retention: { roundsDays: 7 },
+    mcus: defaultMcuPolicy(),
   };
 }
 
@@ -106,6 +110,7 @@ const KEYS = [
   'allowSim',
   'maxPayload',
   'retention',
+  'mcus',
 ] as const;
 const MAX_PCR = PCR_COUNT - 1;
 
@@ -217,6 +222,7 @@ export function parsePolicy(json: unknown, source: string): Policy {
     allowSim: m.get('allowSim')?.boolean() ?? d.allowSim,
     maxPayload: m.get('maxPayload')?.integer(4096, 16 * 1024 * 1024, 'bytes') ?? d.maxPayload,
     retention: parseRetention(m.get('retention')),
+    mcus: parseMcuPolicy(m.get('mcus')),
   };
 }
 

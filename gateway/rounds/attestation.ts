@@ -14,6 +14,7 @@ import type { Store, StoreWriter } from '../store/store.ts';
 import { type Appraisal, appraise } from '../verifier/appraise.ts';
 import type { EarSigner } from '../verifier/ear.ts';
 import { checkHello, recordFromHello } from '../verifier/hello.ts';
+import { appraiseRoundMcus, type McuRoundOutcome, NO_MCUS } from '../verifier/mcu-round.ts';
 import { emptyVector, type TrustVector } from '../verifier/trust-vector.ts';
 import { PeriodicRounds } from './periodic.ts';
 import { planRound } from './round-plan.ts';
@@ -44,6 +45,8 @@ interface Answered {
   readonly conn: DeviceConnection;
   readonly round: ActiveRound;
   readonly evidence: Evidence;
+  /** The MCU sub-attesters the body carried, appraised once the quote vouched for it. */
+  readonly mcus: McuRoundOutcome;
   readonly appraisalMs: number;
 }
 
@@ -224,8 +227,26 @@ export class Attestation {
       this.deps.replies.refuse(conn, 'malformed', appraisal.detail, evidence.round);
       return;
     }
+    // The MCUs the body carries are sub-attesters: appraised only once the quote vouched for it.
+    const policy = this.deps.policy();
+    const mcus = appraisal.ok
+      ? appraiseRoundMcus(
+          {
+            claims: appraisal.claims.mcus,
+            nonce: round.nonce,
+            deviceId: conn.deviceId,
+            labels: device.labels,
+          },
+          policy.mcus,
+          policy.id,
+        )
+      : NO_MCUS;
     conn.rounds.settle(id, 'answered');
-    this.conclude({ conn, round, evidence, appraisalMs: performance.now() - started }, appraisal, device);
+    this.conclude(
+      { conn, round, evidence, mcus, appraisalMs: performance.now() - started },
+      appraisal,
+      device,
+    );
   }
 
   private conclude(x: Answered, a: Appraisal, device: DeviceRecord): void {
@@ -249,9 +270,12 @@ export class Attestation {
     const { fleet, log, clock } = this.deps;
     const policy = this.deps.policy();
     const now = clock.now();
-    const codes: ResultCode[] = a.ok ? [] : [a.code];
-    const expires = a.ok ? now + policy.expiryMs : now;
-    conn.trustedUntil = trustedUntil({ status: a.status, expires }, policy.admitWarning);
+    // An MCU the policy makes the device's own can fail a device whose quote passed.
+    const mcuFailure = x.mcus.deviceFailure;
+    const status = mcuFailure ? 'contraindicated' : a.status;
+    const codes: ResultCode[] = !a.ok ? [a.code] : mcuFailure ? [mcuFailure.code] : [];
+    const expires = status === 'contraindicated' ? now : now + policy.expiryMs;
+    conn.trustedUntil = trustedUntil({ status, expires }, policy.admitWarning);
     if (a.ok) {
       conn.attest();
       // The attested connection's hello becomes the device's record, with what the quote
@@ -263,17 +287,22 @@ export class Attestation {
       };
       if (round.activation) log.info({ device: device.id }, 'AK activated and enrolled');
       if (a.rebooted) log.info({ device: device.id, resetCount: a.clock.resetCount }, 'device rebooted');
-      fleet.apply(updated, { kind: 'appraised', status: a.status, expires }, round.id);
+      fleet.apply(
+        updated,
+        mcuFailure
+          ? { kind: 'refused', code: mcuFailure.code, standing: this.standing(conn) }
+          : { kind: 'appraised', status: a.status, expires },
+        round.id,
+      );
       this.retireOlderConnections(conn);
     } else {
       fleet.apply(device, { kind: 'refused', code: a.code, standing: this.standing(conn) }, round.id);
     }
     const detail = a.ok
-      ? a.rebooted
-        ? 'device rebooted (resetCount increased); software log replayed from 0'
-        : undefined
+      ? (mcuFailure?.detail ??
+        (a.rebooted ? 'device rebooted (resetCount increased); software log replayed from 0' : undefined))
       : a.detail;
-    this.settle(x, { status: a.status, trust: a.trust, codes, expires, detail });
+    this.settle(x, { status, trust: a.trust, codes, expires, detail });
   }
 
   /**
@@ -297,7 +326,7 @@ export class Attestation {
   }
 
   /** Signs the EAR, stores the appraised round, answers `result` and arms the next round. */
-  private settle({ conn, round, evidence, appraisalMs }: Answered, o: Verdict): void {
+  private settle({ conn, round, evidence, mcus, appraisalMs }: Answered, o: Verdict): void {
     const now = this.deps.clock.now();
     const ear = this.deps.ear.sign({
       deviceId: conn.deviceId,
@@ -309,6 +338,7 @@ export class Attestation {
       expires: o.expires,
       policyId: this.deps.policy().id,
       verifierBuild: this.deps.version,
+      submods: mcus.submods,
     });
     const record: RoundRecord = {
       ...roundRecord(conn, round),
@@ -325,6 +355,7 @@ export class Attestation {
       },
       appraisedAt: now,
       ear,
+      ...(mcus.results.length > 0 && { mcus: mcus.results }),
     };
     this.deps.store.saveRound(record);
     this.deps.observe?.roundSettled?.(record, appraisalMs);

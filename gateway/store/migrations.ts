@@ -162,6 +162,21 @@ export const MIGRATIONS: readonly Migration[] = [
       PRAGMA application_id = ${APPLICATION_ID};
     `,
   },
+  {
+    // MCU sub-attesters (docs/protocol.md §8): admitted identities, optionally bound to one
+    // device, and what each round's appraisal concluded about each MCU (JSON, by slot).
+    version: 6,
+    description: 'MCU admissions; the MCU results of a round',
+    sql: `
+      CREATE TABLE mcu_admissions (
+        identity TEXT PRIMARY KEY,
+        device_id TEXT,
+        note TEXT,
+        admitted_at INTEGER NOT NULL
+      ) STRICT;
+      ALTER TABLE rounds ADD COLUMN mcus TEXT;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

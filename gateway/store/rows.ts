@@ -6,6 +6,7 @@ import type {
   Status,
   SwPcr,
 } from '../../shared/protocol/index.ts';
+import type { McuRoundResult } from '../mcus/model.ts';
 import type {
   BatchRecord,
   ClockState,
@@ -170,6 +171,8 @@ export interface RoundRow {
   appraised_at: number | null;
   ear: Buffer | null;
   ak_public: Buffer | null;
+  /** JSON: what each MCU sub-attester's appraisal concluded; null when none was appraised. */
+  mcus: string | null;
 }
 
 export function roundToRow(r: RoundRecord): RoundRow {
@@ -196,6 +199,7 @@ export function roundToRow(r: RoundRecord): RoundRow {
     appraised_at: r.appraisedAt ?? null,
     ear: r.ear ? bytesIn(r.ear) : null,
     ak_public: e?.ak ? bytesIn(e.ak) : null,
+    mcus: r.mcus ? JSON.stringify(r.mcus) : null,
   };
 }
 
@@ -227,6 +231,7 @@ export function roundFromRow(r: RoundRow): RoundRecord {
   }
   if (r.appraised_at !== null) out.appraisedAt = r.appraised_at;
   if (r.ear !== null) out.ear = bytesOut(r.ear);
+  if (r.mcus !== null) out.mcus = JSON.parse(r.mcus) as McuRoundResult[];
   return out;
 }
 

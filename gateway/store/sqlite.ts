@@ -1,9 +1,11 @@
 import { mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
+import type { McuAdmission } from '../mcus/model.ts';
 import type { BatchRecord, DeviceRecord, PostureEvent, Release, RoundRecord } from '../model.ts';
 import type { ReleaseManifestRecord } from '../releases/model.ts';
 import { allowlistEntry } from './allowlist.ts';
+import type { McuAdmissionRow } from './mcu-admission-rows.ts';
 import { migrate, SCHEMA_VERSION } from './migrations.ts';
 import type { ReleaseManifestRow } from './release-manifest-rows.ts';
 import type { BatchRow, DeviceRow, PostureEventRow, ReleaseRow, RoundRow } from './rows.ts';
@@ -13,6 +15,7 @@ import {
   ALLOWLIST,
   BATCHES,
   DEVICES,
+  MCU_ADMISSIONS,
   POSTURE_EVENTS,
   RELEASE_MANIFESTS,
   RELEASES,
@@ -187,6 +190,10 @@ function prepareStatements(db: Database.Database) {
     releaseManifest: db.prepare<[string, number], ReleaseManifestRow>(
       'SELECT * FROM release_manifests WHERE name = ? AND seq = ?',
     ),
+
+    admitMcu: upsert(MCU_ADMISSIONS),
+    revokeMcu: db.prepare<[string]>('DELETE FROM mcu_admissions WHERE identity = ?'),
+    mcuAdmissions: db.prepare<[], McuAdmissionRow>('SELECT * FROM mcu_admissions ORDER BY identity'),
 
     upsertBatch: upsert(BATCHES),
     batch: db.prepare<[string], BatchRow>('SELECT * FROM batches WHERE id = ?'),
@@ -388,6 +395,17 @@ export class SqliteStore implements Store {
     this.write('release_manifests', what, () => this.sql.insertReleaseManifest.run(row));
   }
 
+  admitMcu(a: McuAdmission): void {
+    const row = MCU_ADMISSIONS.toRow(a);
+    const what = `admitMcu ${a.identity}`;
+    this.write('mcu_admissions', what, () => this.sql.admitMcu.run(row), mcuKey(a.identity));
+  }
+
+  revokeMcu(identity: string): void {
+    const what = `revokeMcu ${identity}`;
+    this.write('mcu_admissions', what, () => this.sql.revokeMcu.run(identity), mcuKey(identity));
+  }
+
   // Queries: SQLite answers at once; each sees the writes made before it.
 
   async devices(): Promise<DeviceRecord[]> {
@@ -499,6 +517,11 @@ export class SqliteStore implements Store {
     return row && BATCHES.fromRow(row);
   }
 
+  async mcuAdmissions(): Promise<McuAdmission[]> {
+    this.readable('mcu_admissions');
+    return this.sql.mcuAdmissions.all().map(MCU_ADMISSIONS.fromRow);
+  }
+
   async pruneRounds(before: number, limit: number): Promise<number> {
     // A delete needs the disk too: nothing is pruned until commits succeed again.
     if (this.queue.failing) return 0;
@@ -604,6 +627,9 @@ function roundKey(id: string): string {
 }
 function batchKey(id: string): string {
   return `batch ${id}`;
+}
+function mcuKey(identity: string): string {
+  return `mcu ${identity}`;
 }
 function releaseKey(name: string, version: string): string {
   return `release ${JSON.stringify([name, version])}`;

@@ -1,3 +1,4 @@
+import type { McuAdmission } from '../mcus/model.ts';
 import type { BatchRecord, DeviceRecord, PostureEvent, Release, RoundRecord } from '../model.ts';
 import type { ReleaseManifestRecord } from '../releases/model.ts';
 
@@ -38,6 +39,9 @@ export interface StoreWriter {
   removeRelease(name: string, version: string): void;
   /** An imported signed release; immutable: one with the same name and seq, or name and version, is refused. */
   addReleaseManifest(r: ReleaseManifestRecord): void;
+  /** Admit an MCU identity (insert or replace: re-admitting changes its device and note). */
+  admitMcu(a: McuAdmission): void;
+  revokeMcu(identity: string): void;
 }
 
 export interface StoreQueries {
@@ -61,6 +65,8 @@ export interface StoreQueries {
   releaseManifests(name?: string): Promise<ReleaseManifestRecord[]>;
   releaseManifest(name: string, seq: number): Promise<ReleaseManifestRecord | undefined>;
   batch(id: string): Promise<BatchRecord | undefined>;
+  /** Admitted MCU identities, by identity. */
+  mcuAdmissions(): Promise<McuAdmission[]>;
 }
 
 /**

@@ -1,5 +1,7 @@
+import type { McuAdmission } from '../mcus/model.ts';
 import type { BatchRecord, DeviceRecord, PostureEvent, Release, RoundRecord } from '../model.ts';
 import type { ReleaseManifestRecord } from '../releases/model.ts';
+import { type McuAdmissionRow, mcuAdmissionFromRow, mcuAdmissionToRow } from './mcu-admission-rows.ts';
 import {
   type ReleaseManifestRow,
   releaseManifestFromRow,
@@ -93,6 +95,7 @@ export const ROUNDS: Table<RoundRecord, RoundRow> = {
     'appraised_at',
     'ear',
     'ak_public',
+    'mcus',
   ],
   key: ['id'],
   toRow: roundToRow,
@@ -156,4 +159,13 @@ export const RELEASE_MANIFESTS: Table<ReleaseManifestRecord, ReleaseManifestRow>
   key: [],
   toRow: releaseManifestToRow,
   fromRow: releaseManifestFromRow,
+};
+
+/** Admitted MCU identities (the MCU allowlist): one row per identity, replaced on re-admission. */
+export const MCU_ADMISSIONS: Table<McuAdmission, McuAdmissionRow> = {
+  name: 'mcu_admissions',
+  columns: ['identity', 'device_id', 'note', 'admitted_at'],
+  key: ['identity'],
+  toRow: mcuAdmissionToRow,
+  fromRow: mcuAdmissionFromRow,
 };

@@ -3,7 +3,6 @@ import { type Sign1, verifySign1 } from '../../shared/cose/sign1.ts';
 import {
   type AliasClaims,
   decodeAliasCertificate,
-  decodeMcuClaims,
   decodeMcuEvidence,
   identityHash,
   isIdentityHash,
@@ -16,6 +15,7 @@ import {
 } from '../../shared/mcu/index.ts';
 import { ProtocolError, sameBytes } from '../../shared/protocol/index.ts';
 import { toHex } from '../../shared/tpm/index.ts';
+import type { McuAdmission } from '../mcus/model.ts';
 import { emptyVector, TRUST, type TrustVector } from './trust-vector.ts';
 
 // Appraisal of the MCU sub-attesters a device carries in its evidence body (RFC 9334 composite
@@ -27,10 +27,21 @@ import { emptyVector, TRUST, type TrustVector } from './trust-vector.ts';
 
 /** What the gateway trusts MCUs by. */
 export interface McuReferences {
-  /** Whether an operator admitted this MCU (lowercase hex SHA-256 of its identity key). */
-  isAdmitted(identityHash: string): boolean;
+  /**
+   * How an operator admitted this MCU (lowercase hex SHA-256 of its identity key): for any device,
+   * or for the one `device` named; undefined when it is not admitted.
+   */
+  admission(identityHash: string): { readonly device?: string } | undefined;
   /** Allowed firmware digests for a model, lowercase hex; undefined when none are configured. */
   firmware(model: string): ReadonlySet<string> | undefined;
+}
+
+/** The round an MCU's evidence is appraised for. */
+export interface McuRoundContext {
+  /** The nonce the gateway issued on the device's connection for this round. */
+  readonly nonce: Uint8Array;
+  /** The device whose body carried the evidence. */
+  readonly deviceId: string;
 }
 
 /** What the appraisal learnt of the MCU, as far as it got. */
@@ -54,18 +65,24 @@ export type McuAppraisal =
       readonly trust: TrustVector;
     } & McuFacts);
 
-/** References from configuration: admitted identity hashes and firmware digests per model. */
+type Admitted = Pick<McuAdmission, 'identity' | 'device'>;
+
+/** References: admitted identities (the store's) and firmware digests per model (the policy's). */
 export class McuReferenceValues implements McuReferences {
-  private readonly admitted: ReadonlySet<string>;
+  private readonly admitted: ReadonlyMap<string, { readonly device?: string }>;
   private readonly digests: ReadonlyMap<string, ReadonlySet<string>>;
 
-  constructor(admitted: readonly string[], firmware: Readonly<Record<string, readonly string[]>>) {
-    for (const h of admitted) {
-      if (!isIdentityHash(h.toLowerCase())) {
-        throw new Error(`MCU identity "${h}" is not a SHA-256 hex digest (64 hex digits) of an identity key`);
+  constructor(admitted: readonly Admitted[], firmware: Readonly<Record<string, readonly string[]>>) {
+    for (const { identity } of admitted) {
+      if (!isIdentityHash(identity.toLowerCase())) {
+        throw new Error(
+          `MCU identity "${identity}" is not a SHA-256 hex digest (64 hex digits) of an identity key`,
+        );
       }
     }
-    this.admitted = new Set(admitted.map((h) => h.toLowerCase()));
+    this.admitted = new Map(
+      admitted.map((a) => [a.identity.toLowerCase(), a.device === undefined ? {} : { device: a.device }]),
+    );
     const digests = new Map<string, ReadonlySet<string>>();
     for (const [model, list] of Object.entries(firmware)) {
       for (const d of list) {
@@ -80,8 +97,8 @@ export class McuReferenceValues implements McuReferences {
     this.digests = digests;
   }
 
-  isAdmitted(identityHash: string): boolean {
-    return this.admitted.has(identityHash);
+  admission(identityHash: string): { readonly device?: string } | undefined {
+    return this.admitted.get(identityHash);
   }
 
   firmware(model: string): ReadonlySet<string> | undefined {
@@ -158,7 +175,7 @@ function remember(key: string, c: Certified): Certified {
 
 function appraiseEvidence(
   record: Extract<McuRecord, { kind: 'evidence' }>,
-  nonce: Uint8Array,
+  round: McuRoundContext,
   refs: McuReferences,
   facts: { identity?: string; model?: string; firmware?: string },
 ): void {
@@ -175,10 +192,19 @@ function appraiseEvidence(
   facts.model = alias.model;
   facts.firmware = toHex(alias.fw);
 
-  if (!refs.isAdmitted(identity)) {
+  const admitted = refs.admission(identity);
+  if (admitted === undefined) {
     refuse(
       'mcu-identity-unknown',
-      `MCU identity ${identity} (model ${alias.model}) is not admitted: admit it by its identity hash`,
+      `MCU identity ${identity} (model ${alias.model}) is not admitted: if it belongs on this device, admit it with \`vigil-gateway mcu admit ${identity} --device ${round.deviceId}\``,
+      'instance-identity',
+      TRUST.unrecognizedInstance,
+    );
+  }
+  if (admitted.device !== undefined && admitted.device !== round.deviceId) {
+    refuse(
+      'mcu-identity-unknown',
+      `MCU identity ${identity} is admitted for device ${admitted.device} only, not ${round.deviceId}: relayed from that device, or moved here (then admit it again with --device ${round.deviceId})`,
       'instance-identity',
       TRUST.unrecognizedInstance,
     );
@@ -189,7 +215,7 @@ function appraiseEvidence(
     ak = remember(cacheKey, { alias, ak: parse(() => p256PublicKey(alias.ak, 'cert.ak')) });
   }
   checkSignature(ev.sign1, ak.ak, alias.ak, 'ev', 'attestation key the cert certifies');
-  if (!sameBytes(ev.value.challenge, mcuChallenge(nonce, record.idk))) {
+  if (!sameBytes(ev.value.challenge, mcuChallenge(round.nonce, record.idk))) {
     refuse(
       'mcu-binding-mismatch',
       "ev answers another challenge than this round's nonce and this MCU's identity give: replayed or moved evidence",
@@ -219,7 +245,7 @@ function appraiseEvidence(
 /** Appraises one MCU's record for a round; `undefined` is a slot the device did not report. */
 export function appraiseMcu(
   record: McuRecord | undefined,
-  nonce: Uint8Array,
+  round: McuRoundContext,
   refs: McuReferences,
 ): McuAppraisal {
   const trust = emptyVector();
@@ -232,7 +258,7 @@ export function appraiseMcu(
         `the agent reported ${record.fault}: ${record.detail}`,
       );
     }
-    appraiseEvidence(record, nonce, refs, facts);
+    appraiseEvidence(record, round, refs, facts);
   } catch (e) {
     if (!(e instanceof Refusal)) throw e;
     if (e.claim !== undefined && e.value !== undefined) trust[e.claim] = e.value;
@@ -246,33 +272,14 @@ export function appraiseMcu(
 
 /**
  * Appraises every MCU of a round: those the device carried and those the gateway expects (an
- * expected slot the body lacks is `mcu-absent`). A `mcus` claim that cannot be read at all makes
- * every expected MCU `mcu-malformed`.
+ * expected slot the body lacks is `mcu-absent`), by slot name.
  */
 export function appraiseMcus(
-  body: Uint8Array,
-  nonce: Uint8Array,
+  claims: McuClaims | undefined,
+  round: McuRoundContext,
   refs: McuReferences,
   expectedSlots: readonly string[] = [],
 ): ReadonlyMap<string, McuAppraisal> {
-  let claims: McuClaims;
-  try {
-    claims = decodeMcuClaims(body) ?? new Map();
-  } catch (e) {
-    if (!(e instanceof ProtocolError)) throw e;
-    return new Map(
-      expectedSlots.map((slot) => [
-        slot,
-        {
-          ok: false,
-          status: 'contraindicated',
-          code: 'mcu-malformed',
-          detail: e.detail,
-          trust: { ...emptyVector(), 'instance-identity': TRUST.unexpectedEvidence },
-        },
-      ]),
-    );
-  }
-  const slots = [...new Set([...expectedSlots, ...claims.keys()])].sort();
-  return new Map(slots.map((slot) => [slot, appraiseMcu(claims.get(slot), nonce, refs)]));
+  const slots = [...new Set([...expectedSlots, ...(claims?.keys() ?? [])])].sort();
+  return new Map(slots.map((slot) => [slot, appraiseMcu(claims?.get(slot), round, refs)]));
 }

@@ -8,3 +8,4 @@ export * from './frame.ts';
 export * from './keys.ts';
 export * from './messages.ts';
 export type { Signed } from './signed.ts';
+export * from './submodule.ts';

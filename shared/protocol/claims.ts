@@ -1,5 +1,6 @@
 import { encodeCbor } from '../cbor/encode.ts';
 import type { CborKey, CborValue, Encodable } from '../cbor/value.ts';
+import { readMcuClaims, writeMcuClaims } from '../mcu/claims.ts';
 import { decodeCborStrict, guard } from './envelope.ts';
 import { malformed } from './errors.ts';
 import { Fields } from './fields.ts';
@@ -66,6 +67,7 @@ export function readClaims(f: Fields): Claims {
   const sw = f.fields('sw');
   const activation = f.optBytes('activation');
   const time = f.optUint('time');
+  const mcus = readMcuClaims(f);
   return {
     nonce: f.bytes('nonce', NONCE_BYTES),
     pcrs: readPcrValues(f.fields('pcrs')),
@@ -73,6 +75,7 @@ export function readClaims(f: Fields): Claims {
     logs: readLogs(f.fields('logs')),
     ...(activation && { activation }),
     ...(time !== undefined && { time }),
+    ...(mcus && { mcus }),
   };
 }
 
@@ -96,6 +99,7 @@ export function writeClaims(c: Claims): Encodable {
     },
     activation: c.activation,
     time: c.time,
+    mcus: c.mcus && writeMcuClaims(c.mcus),
   };
 }
 

@@ -1,4 +1,5 @@
 import type { CborMap } from '../cbor/value.ts';
+import type { McuClaims } from '../mcu/claims.ts';
 import type {
   AttesterKind,
   ErrorCode,
@@ -255,4 +256,6 @@ export interface Claims {
   readonly activation?: Uint8Array;
   /** Device clock, Unix ms; informational only. */
   readonly time?: number;
+  /** The sub-attesters' evidence, per serial slot (docs/protocol.md §8); absent without MCUs. */
+  readonly mcus?: McuClaims;
 }

@@ -3,6 +3,7 @@ import pino from 'pino';
 import { type Agent, startAgent } from '../../device/agent.ts';
 import { DEFAULT_AK_HANDLE, parseGatewayUrl } from '../../device/config.ts';
 import { measureSoftware } from '../../device/software.ts';
+import type { McuPort } from '../../firmware-shims/serial/config.ts';
 import type { Result } from '../../shared/protocol/index.ts';
 import type { TestGateway } from '../support/gateway.ts';
 import { type Swtpm, startSwtpm } from '../support/swtpm.ts';
@@ -45,7 +46,7 @@ export function waitFor<T>(
 /** A real agent on its own swtpm, measuring a fixed software tree, connected to the test gateway. */
 export async function startTestAgent(
   gw: TestGateway,
-  opts: { swtpm?: Swtpm; dir?: string; logger?: Logger } = {},
+  opts: { swtpm?: Swtpm; dir?: string; logger?: Logger; mcus?: readonly McuPort[] } = {},
 ): Promise<TestAgent> {
   const swtpm = opts.swtpm ?? (await startSwtpm());
   const dir = opts.dir ?? tempDir('vigil-agent-');
@@ -61,6 +62,7 @@ export async function startTestAgent(
         akHandle: DEFAULT_AK_HANDLE,
         swPcr: 14,
         logs: { ima: `${dir}/no-ima`, boot: `${dir}/no-boot` },
+        ...(opts.mcus && { mcus: opts.mcus }),
       },
       logger: opts.logger ?? quiet(),
       software: { ...TEST_SOFTWARE, root: TEST_SOFTWARE_ROOT },

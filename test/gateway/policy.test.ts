@@ -54,6 +54,7 @@ test('an empty policy is the default policy, and the default is what the docs pr
     allowSim: false,
     maxPayload: 1024 * 1024,
     retention: { roundsDays: 7 },
+    mcus: { firmware: {}, onFailure: 'submodule', slots: {}, models: {}, expect: [] },
   });
 });
 
@@ -97,6 +98,7 @@ test('a full policy parses; hex is normalised; expiry follows the interval unles
     allowSim: true,
     maxPayload: 4096,
     retention: { roundsDays: 30 },
+    mcus: { firmware: {}, onFailure: 'submodule', slots: {}, models: {}, expect: [] },
   } satisfies Policy);
 });
 

@@ -7,7 +7,6 @@ import {
   type McuAppraisal,
   McuReferenceValues,
 } from '../../gateway/verifier/mcu.ts';
-import { encodeCbor } from '../../shared/cbor/encode.ts';
 import { rawPublicKey, signSign1 } from '../../shared/cose/sign1.ts';
 import {
   decodeMcuResponse,
@@ -15,7 +14,6 @@ import {
   encodeMcuRequest,
   identityHash,
   type McuRecord,
-  writeMcuClaims,
 } from '../../shared/mcu/index.ts';
 import { decodeEar, EAR_PROFILE, encodeEar } from '../../shared/protocol/ear.ts';
 import { McuFirmware } from '../equipment/mcu/firmware.ts';
@@ -34,13 +32,16 @@ const otherDevicesMcu = new McuFirmware({
   image: IMAGE,
   model: MODEL,
 });
+const DEVICE = '0a1b2c3d4e5f60718293a4b5';
 const refs = new McuReferenceValues(
-  [identityHash(pump.identityKey), identityHash(otherDevicesMcu.identityKey)],
+  [{ identity: identityHash(pump.identityKey) }, { identity: identityHash(otherDevicesMcu.identityKey) }],
   {
     [MODEL]: [hex(pump.firmwareDigest)],
   },
 );
 const nonce = () => new Uint8Array(randomBytes(32));
+/** The round of DEVICE with this nonce. */
+const at = (n: Uint8Array) => ({ nonce: n, deviceId: DEVICE });
 
 /** The record an agent carries after asking `mcu` for evidence on `n`. */
 function evidenceOf(mcu: McuFirmware, n: Uint8Array): Extract<McuRecord, { kind: 'evidence' }> {
@@ -65,7 +66,7 @@ function flip(bytes: Uint8Array, at: number): Uint8Array {
 
 it('genuine evidence for this round: affirming, identity and firmware affirmed', () => {
   const n = nonce();
-  const a = appraiseMcu(evidenceOf(pump, n), n, refs);
+  const a = appraiseMcu(evidenceOf(pump, n), at(n), refs);
   assert.ok(a.ok, a.ok ? '' : `${a.code}: ${a.detail}`);
   assert.is(a.status, 'affirming');
   assert.is(a.identity, identityHash(pump.identityKey));
@@ -79,34 +80,34 @@ it('genuine evidence for this round: affirming, identity and firmware affirmed',
 it('replayed evidence from an earlier round is mcu-binding-mismatch', () => {
   const earlier = nonce();
   const record = evidenceOf(pump, earlier);
-  assert.ok(appraiseMcu(record, earlier, refs).ok);
-  refused(appraiseMcu(record, nonce(), refs), 'mcu-binding-mismatch', /replayed or moved/);
+  assert.ok(appraiseMcu(record, at(earlier), refs).ok);
+  refused(appraiseMcu(record, at(nonce()), refs), 'mcu-binding-mismatch', /replayed or moved/);
 });
 
 it("another device's MCU, answering that device's round, is mcu-binding-mismatch here", () => {
   const theirs = nonce();
   const ours = nonce();
   const moved = evidenceOf(otherDevicesMcu, theirs);
-  assert.ok(appraiseMcu(moved, theirs, refs).ok, 'genuine where it was made');
-  refused(appraiseMcu(moved, ours, refs), 'mcu-binding-mismatch', /another challenge/);
+  assert.ok(appraiseMcu(moved, at(theirs), refs).ok, 'genuine where it was made');
+  refused(appraiseMcu(moved, at(ours), refs), 'mcu-binding-mismatch', /another challenge/);
 });
 
 it('evidence signed under one identity but carried with another is refused', () => {
   const n = nonce();
   const mixed = { ...evidenceOf(pump, n), idk: otherDevicesMcu.identityKey };
-  refused(appraiseMcu(mixed, n, refs), 'mcu-signature-invalid', /cert names key .* not the identity key/);
+  refused(appraiseMcu(mixed, at(n), refs), 'mcu-signature-invalid', /cert names key .* not the identity key/);
 });
 
 it('a forged evidence signature or certificate signature is mcu-signature-invalid', () => {
   const n = nonce();
   const record = evidenceOf(pump, n);
   refused(
-    appraiseMcu({ ...record, ev: flip(record.ev, -1) }, n, refs),
+    appraiseMcu({ ...record, ev: flip(record.ev, -1) }, at(n), refs),
     'mcu-signature-invalid',
     /^ev does not verify/,
   );
   refused(
-    appraiseMcu({ ...record, cert: flip(record.cert, -1) }, n, refs),
+    appraiseMcu({ ...record, cert: flip(record.cert, -1) }, at(n), refs),
     'mcu-signature-invalid',
     /^cert does not verify/,
   );
@@ -116,7 +117,7 @@ it('a forged evidence signature or certificate signature is mcu-signature-invali
     attacker.privateKey,
     encodeAliasClaims({ model: MODEL, ak: rawPublicKey(attacker.publicKey), fw: pump.firmwareDigest }),
   );
-  const a = appraiseMcu({ ...record, cert: forgedCert }, n, refs);
+  const a = appraiseMcu({ ...record, cert: forgedCert }, at(n), refs);
   refused(a, 'mcu-signature-invalid', /^cert names key/);
   assert.is(a.trust['instance-identity'], 99);
 });
@@ -124,15 +125,21 @@ it('a forged evidence signature or certificate signature is mcu-signature-invali
 it('an attestation key certified by an unadmitted identity is mcu-identity-unknown', () => {
   const n = nonce();
   const stranger = new McuFirmware({ secret: new Uint8Array(randomBytes(32)), image: IMAGE, model: MODEL });
-  const a = appraiseMcu(evidenceOf(stranger, n), n, refs);
-  refused(a, 'mcu-identity-unknown', new RegExp(`${identityHash(stranger.identityKey)} .* is not admitted`));
+  const a = appraiseMcu(evidenceOf(stranger, n), at(n), refs);
+  refused(
+    a,
+    'mcu-identity-unknown',
+    new RegExp(
+      `${identityHash(stranger.identityKey)} .* is not admitted: .*vigil-gateway mcu admit ${identityHash(stranger.identityKey)} --device ${DEVICE}`,
+    ),
+  );
   assert.is(a.trust['instance-identity'], 97);
   if (!a.ok) assert.is(a.identity, identityHash(stranger.identityKey), 'operators see whom to admit');
   // A certificate verified in an earlier round is remembered; admission is still asked every round.
   const genuine = evidenceOf(pump, n);
-  assert.ok(appraiseMcu(genuine, n, refs).ok);
+  assert.ok(appraiseMcu(genuine, at(n), refs).ok);
   const revoked = new McuReferenceValues([], { [MODEL]: [hex(pump.firmwareDigest)] });
-  refused(appraiseMcu(genuine, n, revoked), 'mcu-identity-unknown', /is not admitted/);
+  refused(appraiseMcu(genuine, at(n), revoked), 'mcu-identity-unknown', /is not admitted/);
 });
 
 it('changed firmware is mcu-firmware-changed; a model without references too', () => {
@@ -144,16 +151,16 @@ it('changed firmware is mcu-firmware-changed; a model without references too', (
     model: MODEL,
   });
   assert.equal(flashed.identityKey, pump.identityKey, 'still the admitted identity');
-  const a = appraiseMcu(evidenceOf(flashed, n), n, refs);
+  const a = appraiseMcu(evidenceOf(flashed, n), at(n), refs);
   refused(
     a,
     'mcu-firmware-changed',
     new RegExp(`firmware ${hex(flashed.firmwareDigest)} is not a reference value of model ${MODEL}`),
   );
   assert.is(a.trust.executables, 33);
-  const noRefs = new McuReferenceValues([identityHash(pump.identityKey)], {});
+  const noRefs = new McuReferenceValues([{ identity: identityHash(pump.identityKey) }], {});
   refused(
-    appraiseMcu(evidenceOf(pump, n), n, noRefs),
+    appraiseMcu(evidenceOf(pump, n), at(n), noRefs),
     'mcu-firmware-changed',
     /no reference firmware digests are configured for model/,
   );
@@ -161,57 +168,66 @@ it('changed firmware is mcu-firmware-changed; a model without references too', (
 
 it('no record, an absent or silent MCU, and a malformed one: their own codes', () => {
   const n = nonce();
-  refused(appraiseMcu(undefined, n, refs), 'mcu-absent', /reported nothing/);
+  refused(appraiseMcu(undefined, at(n), refs), 'mcu-absent', /reported nothing/);
   refused(
-    appraiseMcu({ kind: 'fault', fault: 'timeout', detail: 'no answer within 500 ms' }, n, refs),
+    appraiseMcu({ kind: 'fault', fault: 'timeout', detail: 'no answer within 500 ms' }, at(n), refs),
     'mcu-absent',
     /timeout: no answer/,
   );
   refused(
-    appraiseMcu({ kind: 'fault', fault: 'absent', detail: 'unplugged' }, n, refs),
+    appraiseMcu({ kind: 'fault', fault: 'absent', detail: 'unplugged' }, at(n), refs),
     'mcu-absent',
     /absent: unplugged/,
   );
   refused(
-    appraiseMcu({ kind: 'fault', fault: 'malformed', detail: 'frame-crc-mismatch' }, n, refs),
+    appraiseMcu({ kind: 'fault', fault: 'malformed', detail: 'frame-crc-mismatch' }, at(n), refs),
     'mcu-malformed',
     /frame-crc-mismatch/,
   );
   const record = evidenceOf(pump, n);
-  refused(appraiseMcu({ ...record, cert: Uint8Array.of(1, 2, 3) }, n, refs), 'mcu-malformed', /^cert: /);
-  refused(appraiseMcu({ ...record, ev: record.cert }, n, refs), 'mcu-malformed', /ev\.challenge/);
+  refused(appraiseMcu({ ...record, cert: Uint8Array.of(1, 2, 3) }, at(n), refs), 'mcu-malformed', /^cert: /);
+  refused(appraiseMcu({ ...record, ev: record.cert }, at(n), refs), 'mcu-malformed', /ev\.challenge/);
   refused(
-    appraiseMcu({ ...record, idk: new Uint8Array(65).fill(4) }, n, refs),
+    appraiseMcu({ ...record, idk: new Uint8Array(65).fill(4) }, at(n), refs),
     'mcu-malformed',
     /not a point on P-256/,
   );
 });
 
-it('appraiseMcus: per slot, expected slots missing are absent, an unreadable claim fails every expected one', () => {
+it('appraiseMcus: per slot, in slot order; expected slots missing are absent', () => {
   const n = nonce();
-  const body = encodeCbor({
-    nonce: n,
-    mcus: writeMcuClaims(
-      new Map<string, McuRecord>([
-        ['pump', evidenceOf(pump, n)],
-        ['fan', { kind: 'fault', fault: 'absent', detail: 'cannot open /dev/ttyUSB1' }],
-      ]),
-    ),
-  });
-  const all = appraiseMcus(body, n, refs, ['pump', 'valve']);
+  const claims = new Map<string, McuRecord>([
+    ['pump', evidenceOf(pump, n)],
+    ['fan', { kind: 'fault', fault: 'absent', detail: 'cannot open /dev/ttyUSB1' }],
+  ]);
+  const all = appraiseMcus(claims, at(n), refs, ['pump', 'valve']);
   assert.equal([...all.keys()], ['fan', 'pump', 'valve']);
   assert.ok(all.get('pump')?.ok);
   refused(all.get('fan')!, 'mcu-absent', /cannot open/);
   refused(all.get('valve')!, 'mcu-absent', /reported nothing/);
-  assert.is(appraiseMcus(encodeCbor({ nonce: n }), n, refs).size, 0, 'a device without MCUs has none');
-  const broken = appraiseMcus(encodeCbor({ nonce: n, mcus: 7 }), n, refs, ['pump']);
-  refused(broken.get('pump')!, 'mcu-malformed', /body\.mcus: expected a map, got uint 7/);
+  assert.is(appraiseMcus(undefined, at(n), refs).size, 0, 'a device without MCUs has none');
+});
+
+it('an MCU admitted for one device is refused on another: a relay through another agent', () => {
+  const n = nonce();
+  const bound = new McuReferenceValues([{ identity: identityHash(pump.identityKey), device: DEVICE }], {
+    [MODEL]: [hex(pump.firmwareDigest)],
+  });
+  assert.ok(appraiseMcu(evidenceOf(pump, n), at(n), bound).ok, 'on its own device');
+  const elsewhere = 'ffffffffffffffffffffffff';
+  const a = appraiseMcu(evidenceOf(pump, n), { nonce: n, deviceId: elsewhere }, bound);
+  refused(
+    a,
+    'mcu-identity-unknown',
+    new RegExp(`admitted for device ${DEVICE} only, not ${elsewhere}: relayed`),
+  );
+  assert.is(a.trust['instance-identity'], 97);
 });
 
 it('an MCU appraisal is an EAR submodule as it stands', () => {
   const n = nonce();
-  const a = appraiseMcu(evidenceOf(pump, n), n, refs);
-  const bad = appraiseMcu(undefined, n, refs);
+  const a = appraiseMcu(evidenceOf(pump, n), at(n), refs);
+  const bad = appraiseMcu(undefined, at(n), refs);
   const ear = {
     profile: EAR_PROFILE,
     iat: 1,

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { McuCollector } from '../../firmware-shims/serial/collector.ts';
 import { appraiseMcus, McuReferenceValues } from '../../gateway/verifier/mcu.ts';
 import { encodeCbor } from '../../shared/cbor/encode.ts';
-import { writeMcuClaims } from '../../shared/mcu/index.ts';
+import { decodeMcuClaims, writeMcuClaims } from '../../shared/mcu/index.ts';
 import { runEmulatorMain, spawnMcuEmulator } from '../equipment/mcu/process.ts';
 import { startPtyPair } from '../support/pty.ts';
 import { removeDir, tempDir } from '../support/tmp.ts';
@@ -27,12 +27,13 @@ it('a round affirms; the emulator restarted with another image is mcu-firmware-c
     writeFileSync(v1, 'pump firmware 1.0');
     writeFileSync(v2, 'pump firmware 1.0, patched in the field');
     const first = await spawnMcuEmulator({ pty: pty.mcuPath, secretHex, firmwareFile: v1 });
-    const refs = new McuReferenceValues([first.identity], { [first.model]: [first.firmware] });
+    const refs = new McuReferenceValues([{ identity: first.identity }], { [first.model]: [first.firmware] });
     const round = async () => {
       const nonce = new Uint8Array(randomBytes(32));
+      // What the agent carries, through the body's codec as the gateway decodes it.
       const claims = await collector.collect(nonce, 3000);
-      const body = encodeCbor({ nonce, mcus: writeMcuClaims(claims) });
-      return appraiseMcus(body, nonce, refs, ['pump']).get('pump')!;
+      const carried = decodeMcuClaims(encodeCbor({ nonce, mcus: writeMcuClaims(claims) }));
+      return appraiseMcus(carried, { nonce, deviceId: 'device' }, refs, ['pump']).get('pump')!;
     };
     const good = await round();
     assert.ok(good.ok, good.ok ? '' : `${good.code}: ${good.detail}`);

@@ -13,6 +13,7 @@ import {
   type McuClaims,
   writeMcuClaims,
 } from '../../shared/mcu/index.ts';
+import { decodeClaims, encodeClaims } from '../../shared/protocol/claims.ts';
 import { ProtocolError } from '../../shared/protocol/errors.ts';
 import { McuFirmware } from '../equipment/mcu/firmware.ts';
 import { mutatedBytes, onlyTypedMalformed } from '../support/fuzz.ts';
@@ -146,6 +147,23 @@ it('a bad mcus claim is malformed, naming the slot', () => {
   assert.match(
     detailOf(() => decodeMcuClaims(mk(many))),
     /more than 16 MCUs/,
+  );
+});
+
+it("the body's codec carries mcus with the device's claims; an unreadable mcus makes the body malformed", () => {
+  const device = {
+    nonce,
+    pcrs: new Map([[14, new Uint8Array(32)]]),
+    sw: { name: 'vigil-agent', version: '1' },
+    logs: {},
+  };
+  const back = decodeClaims(encodeClaims({ ...device, mcus: claims }));
+  assert.equal(back.mcus, new Map([...claims].sort(([a], [b]) => (a < b ? -1 : 1))));
+  assert.is(decodeClaims(encodeClaims(device)).mcus, undefined, 'a device without MCUs carries no key');
+  const broken = encodeCbor({ ...device, mcus: 7 });
+  assert.match(
+    detailOf(() => decodeClaims(broken)),
+    /body\.mcus: expected a map, got uint 7/,
   );
 });
 

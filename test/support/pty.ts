@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { killOnExit } from './children.ts';
 import { removeDir, tempDir } from './tmp.ts';
@@ -64,8 +64,10 @@ async function kill(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-export async function startPtyPair(): Promise<PtyPair> {
-  const dir = tempDir('pty');
+/** A pair in a temp dir, or in `dir` (kept on close: the demo's data directory). */
+export async function startPtyPair(options: { dir?: string } = {}): Promise<PtyPair> {
+  if (options.dir) mkdirSync(options.dir, { recursive: true });
+  const dir = options.dir ?? tempDir('pty');
   const agentPath = join(dir, 'agent');
   const mcuPath = join(dir, 'mcu');
   let child: ChildProcess | undefined = await launch(agentPath, mcuPath);
@@ -83,7 +85,7 @@ export async function startPtyPair(): Promise<PtyPair> {
     },
     async close() {
       await stop();
-      removeDir(dir);
+      if (!options.dir) removeDir(dir);
     },
   };
 }
