@@ -1,5 +1,7 @@
 import type { BatchRecord, DeviceRecord, PostureEvent, Release, RoundRecord } from '../model.ts';
 import type { ReleaseManifestRecord } from '../releases/model.ts';
+import type { Rollout } from '../rollouts/model.ts';
+import type { SwarmFloor } from './rollout-rows.ts';
 
 // The gateway's store, as two sides with different contracts.
 //
@@ -38,6 +40,10 @@ export interface StoreWriter {
   removeRelease(name: string, version: string): void;
   /** An imported signed release; immutable: one with the same name and seq, or name and version, is refused. */
   addReleaseManifest(r: ReleaseManifestRecord): void;
+  /** Insert or replace the rollout with this id (its whole state). */
+  saveRollout(r: Rollout): void;
+  /** Insert or replace a swarm's floor for a software. */
+  saveSwarmFloor(f: SwarmFloor): void;
 }
 
 export interface StoreQueries {
@@ -61,6 +67,11 @@ export interface StoreQueries {
   releaseManifests(name?: string): Promise<ReleaseManifestRecord[]>;
   releaseManifest(name: string, seq: number): Promise<ReleaseManifestRecord | undefined>;
   batch(id: string): Promise<BatchRecord | undefined>;
+  rollout(id: string): Promise<Rollout | undefined>;
+  /** Every rollout, newest first. */
+  rollouts(): Promise<Rollout[]>;
+  /** A swarm's committed floors, by software name. */
+  swarmFloors(swarm: string): Promise<SwarmFloor[]>;
 }
 
 export interface Store extends StoreWriter, StoreQueries {
