@@ -60,6 +60,8 @@ export interface Policy {
   readonly maxPayload: number;
   /** How long settled rounds (with their evidence) are kept, days. */
   readonly retention: { readonly roundsDays: number };
+  /** Rollouts: the gateway-wide rate at which artifact bytes go out, so attestation keeps its share. */
+  readonly rollouts: { readonly artifactBytesPerSecond: number };
 }
 
 const MINUTE = 60_000;
@@ -94,6 +96,9 @@ export function defaultPolicy(): Policy {
     // A round keeps its evidence (about 1 KB) so it can be re-verified; at a 5-minute interval
     // that is about 0.3 MB per device a day, so a week is 2 MB per device.
     retention: { roundsDays: 7 },
+    // 4 MiB/s: a 20 MB release reaches 100 devices in about 8 minutes, and a round's few hundred
+    // bytes never wait behind a chunk for long.
+    rollouts: { artifactBytesPerSecond: 4 * 1024 * 1024 },
   };
 }
 
@@ -106,6 +111,7 @@ const KEYS = [
   'allowSim',
   'maxPayload',
   'retention',
+  'rollouts',
 ] as const;
 const MAX_PCR = PCR_COUNT - 1;
 
@@ -217,6 +223,18 @@ export function parsePolicy(json: unknown, source: string): Policy {
     allowSim: m.get('allowSim')?.boolean() ?? d.allowSim,
     maxPayload: m.get('maxPayload')?.integer(4096, 16 * 1024 * 1024, 'bytes') ?? d.maxPayload,
     retention: parseRetention(m.get('retention')),
+    rollouts: parseRollouts(m.get('rollouts')),
+  };
+}
+
+function parseRollouts(f: Field | undefined): Policy['rollouts'] {
+  const d = defaultPolicy().rollouts;
+  if (!f) return d;
+  const m = f.object(['artifactBytesPerSecond']);
+  return {
+    artifactBytesPerSecond:
+      m.get('artifactBytesPerSecond')?.integer(65_536, 10 * 1024 * 1024 * 1024, 'bytes/s') ??
+      d.artifactBytesPerSecond,
   };
 }
 

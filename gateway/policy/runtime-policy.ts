@@ -23,6 +23,8 @@ export interface RuntimePolicy {
   readonly maxPayload: number;
   readonly admission: AdmissionPolicy;
   readonly reference: ReferenceValues;
+  /** Policy `rollouts.artifactBytesPerSecond`. */
+  readonly artifactBytesPerSecond: number;
 }
 
 export function buildRuntimePolicy(
@@ -51,5 +53,6 @@ export function buildRuntimePolicy(
       isAllowlisted: (ekHash) => entriesAdmitting(ekHash).some((e) => admitted.has(e)),
     },
     reference: new ReferenceValues(pcrRefs, software),
+    artifactBytesPerSecond: policy.rollouts.artifactBytesPerSecond,
   };
 }
