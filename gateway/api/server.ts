@@ -10,6 +10,7 @@ import { admissionRoutes } from './routes/admissions.ts';
 import { batchRoutes } from './routes/batches.ts';
 import { deviceRoutes } from './routes/devices.ts';
 import { releaseRoutes } from './routes/releases.ts';
+import { rolloutRoutes } from './routes/rollouts.ts';
 import { roundRoutes } from './routes/rounds.ts';
 
 // The operator API: plain node:http, JSON, every route behind the operator token (Prometheus
@@ -44,6 +45,7 @@ export function buildRouter(ctx: ApiContext): Router {
   batchRoutes(router, ctx);
   admissionRoutes(router, ctx);
   releaseRoutes(router, ctx);
+  rolloutRoutes(router, ctx);
   roundRoutes(router, ctx);
   router.on('GET', '/metrics', () => ({
     status: 200,
