@@ -26,6 +26,7 @@ export interface InboxEvents {
   'round-failed': [error: Error, challenge: Challenge];
   result: [result: Result];
   'gateway-error': [error: ErrorMessage];
+  command: [command: Command];
 }
 
 export type InboxEmit = <K extends keyof InboxEvents>(event: K, ...args: InboxEvents[K]) => void;
@@ -91,6 +92,7 @@ export class Inbox {
         if (m.status === 'affirming' || m.status === 'warning') this.#commands?.attested(session);
         return;
       case 'command':
+        this.#emit('command', m);
         this.#commands?.command(m, session);
         return;
       case 'error':

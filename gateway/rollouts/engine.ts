@@ -26,6 +26,7 @@ import {
   createRollout,
   type Effect,
   nextDeadline,
+  outstanding,
   type RolloutEvent,
   type Step,
   step,
@@ -332,12 +333,11 @@ export class RolloutEngine {
         token,
         members: b.good,
       });
-      if (s?.refused)
-        throw new RolloutError(
-          b.holds ? 'rollout-refused' : 'barrier-not-held',
-          `operate ${id}: ${s.refused}`,
-          b.missing,
-        );
+      if (s?.refused) {
+        // The machine says why: the rollout's phase first, then the barrier.
+        const code = !b.holds && s.refused.startsWith('the barrier') ? 'barrier-not-held' : 'rollout-refused';
+        throw new RolloutError(code, `operate ${id}: ${s.refused}`, b.missing);
+      }
       const op = this.#rollouts.get(id)!.operations.at(-1)!;
       this.#d.log.info(
         { rollout: id, operation: op.id, name: op.name, at: op.at, members: Object.keys(op.told).length },
@@ -355,16 +355,12 @@ export class RolloutEngine {
   async view(id: string): Promise<RolloutView | undefined> {
     const r = await this.get(id);
     if (!r) return undefined;
-    const versions = new Map(
-      (await this.#d.store.releaseManifests(r.spec.release.name)).map((m) => [m.digest, m.version]),
-    );
-    for (const rel of await this.#d.store.releases())
-      if (rel.name === r.spec.release.name && !versions.has(rel.digest))
-        versions.set(rel.digest, rel.version);
     return rolloutView(r, {
       fresh: (m) => this.#fresh(m),
-      running: (m, name) => this.#measured(m, name).measured,
-      versionOf: (_name, digest) => versions.get(digest),
+      running: (m, name) => {
+        const sw = this.#running(m, name);
+        return sw && { digest: toHex(sw.digest), version: sw.version };
+      },
     });
   }
 
@@ -463,9 +459,7 @@ export class RolloutEngine {
       void this.#run(async () => {
         const r = this.#rollouts.get(id);
         if (!r) return;
-        const now = this.#d.clock.now();
-        for (const [cid, f] of Object.entries(r.inflight))
-          if (f.member === device && f.deadlineAt > now) this.#send(conn, r, cid, f);
+        for (const [cid, f] of outstanding(r, device, this.#d.clock.now())) this.#send(conn, r, cid, f);
         await this.#apply(id, { kind: 'attested', member: device });
       }).catch((err) => this.#failed(id, err));
     }
@@ -547,8 +541,13 @@ export class RolloutEngine {
     return this.#askable(device) !== undefined;
   }
 
+  /** The entry of `name` in the device's last appraised software log. */
+  #running(device: string, name: string) {
+    return this.#d.fleet.get(device)?.swLog?.running.find((s) => s.name === name);
+  }
+
   #measured(device: string, name: string): { measured?: string } {
-    const sw = this.#d.fleet.get(device)?.swLog?.running.find((s) => s.name === name);
+    const sw = this.#running(device, name);
     return sw ? { measured: toHex(sw.digest) } : {};
   }
 

@@ -166,6 +166,19 @@ export function nextDeadline(r: Rollout): number | undefined {
   return times.length === 0 ? undefined : Math.min(...times);
 }
 
+/**
+ * What is in flight for a member and must go out again when it attests: every command sent to it
+ * whose deadline has not passed, except the `operate` of an operation no longer released (its
+ * `cancel` goes instead).
+ */
+export function outstanding(r: Rollout, member: string, now: number): [string, InFlight][] {
+  return Object.entries(r.inflight).filter(([, f]) => {
+    if (f.member !== member || f.deadlineAt <= now) return false;
+    const c = f.command;
+    return c.op !== 'operate' || r.operations.some((o) => o.id === c.operation && o.state === 'released');
+  });
+}
+
 /** Member states a deadline applies to. */
 const TIMED: ReadonlySet<MemberState> = new Set(['staging', 'activating', 'verifying']);
 

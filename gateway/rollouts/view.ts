@@ -54,7 +54,7 @@ export interface WaveView {
 export interface DigestGroup {
   /** What the last appraised quote showed for the software; null: no entry for it (or never quoted). */
   readonly digest: string | null;
-  /** The release that digest is, when the gateway knows it. */
+  /** The version the appraised log names with that digest (a registered release, or appraisal failed). */
   readonly version: string | null;
   readonly target: boolean;
   readonly members: readonly string[];
@@ -99,10 +99,11 @@ export interface RolloutView extends RolloutNotice {
 /** How the view learns about the fleet now. */
 export interface ViewContext {
   readonly fresh: (member: string) => boolean;
-  /** The digest of `name` in the device's last appraised software log. */
-  readonly running: (member: string, name: string) => string | undefined;
-  /** The version of a known release of `name` with this digest. */
-  readonly versionOf: (name: string, digest: string) => string | undefined;
+  /** The entry of `name` in the device's last appraised software log. */
+  readonly running: (
+    member: string,
+    name: string,
+  ) => { readonly digest: string; readonly version: string } | undefined;
 }
 
 const quota = (q: Rollout['spec']['waves'][number] | Rollout['spec']['barrier']): string =>
@@ -154,16 +155,19 @@ export function rolloutView(r: Rollout, ctx: ViewContext): RolloutView {
       members: inWave.map((m) => memberView(m, ctx.fresh(m.id))),
     });
   }
-  const groups = new Map<string | null, string[]>();
+  const groups = new Map<string | null, { version: string | null; ids: string[] }>();
   for (const m of members) {
-    const d = ctx.running(m.id, s.release.name) ?? null;
-    groups.set(d, [...(groups.get(d) ?? []), m.id]);
+    const sw = ctx.running(m.id, s.release.name);
+    const d = sw?.digest ?? null;
+    const g = groups.get(d) ?? { version: sw?.version ?? null, ids: [] };
+    g.ids.push(m.id);
+    groups.set(d, g);
   }
-  const digests: DigestGroup[] = [...groups].map(([digest, ids]) => ({
+  const digests: DigestGroup[] = [...groups].map(([digest, g]) => ({
     digest,
-    version: digest === null ? null : (ctx.versionOf(s.release.name, digest) ?? null),
+    version: g.version,
     target: digest === s.release.digest,
-    members: ids,
+    members: g.ids,
   }));
   digests.sort((a, b) => Number(b.target) - Number(a.target) || b.members.length - a.members.length);
   return {

@@ -1,0 +1,141 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Report } from '../../shared/protocol/index.ts';
+import { fromHex } from '../../shared/tpm/bytes.ts';
+import { eventually } from '../support/operator.ts';
+import type { Connected } from '../support/tools-device.ts';
+import { ToolsDevice } from '../support/tools-device.ts';
+import { APP, type Bed, digestOf, type Member, phase, startBed, startMembers, V1, V2 } from './support.ts';
+
+// A member that lies: a device built from tpm2-tools (no agent code) that answers every round
+// honestly, its log showing the old tree, but reports `staged` and `activated` without fetching or
+// switching anything. The swarm round after its activate shows the old digest: claim-mismatch, the
+// rollout pauses, and the barrier never holds, even once every honest member converged.
+
+interface Ctx {
+  bed?: Bed;
+  members: Member[];
+  liar?: ToolsDevice;
+  conn?: Connected;
+}
+const it = suite<Ctx>('a member that claims a release its quote does not show', { members: [] });
+
+it.before(async (ctx) => {
+  ctx.bed = await startBed();
+  ctx.members = await startMembers(ctx.bed, 2);
+  ctx.liar = await ToolsDevice.create({
+    software: [{ name: APP, version: '1.0.0', digest: fromHex(digestOf('1.0.0', V1)) }],
+  });
+});
+
+it.after(async (ctx) => {
+  await ctx.conn?.close();
+  await Promise.allSettled(ctx.members.map((m) => m.stop()));
+  await ctx.liar?.stop();
+  await ctx.bed?.stop();
+});
+
+/** Answers rounds honestly and rollout commands with lies, until told to stop. */
+async function lie(
+  liar: ToolsDevice,
+  conn: Connected,
+  told: string[],
+  stop: { now: boolean },
+): Promise<void> {
+  const sw = { name: APP, version: '2.0.0' };
+  while (!stop.now) {
+    const m = await conn.next(200).catch(() => undefined);
+    if (m === undefined) continue;
+    if (m.t === 'challenge') await liar.answer(conn, m);
+    else if (m.t === 'command') {
+      told.push(m.op);
+      const claim = (state: 'staged' | 'activated'): Report => ({ t: 'report', command: m.id, state, sw });
+      if (m.op === 'stage') await liar.send(conn, claim('staged'));
+      if (m.op === 'activate') await liar.send(conn, claim('activated'));
+    }
+  }
+}
+
+it('claim-mismatch pauses the rollout; the barrier never holds', async (ctx) => {
+  const bed = ctx.bed!;
+  const liar = ctx.liar!;
+  ctx.conn = await liar.connect(bed.gw.url, bed.gw.ca);
+  await liar.send(ctx.conn, liar.hello());
+  const told: string[] = [];
+  const stop = { now: false };
+  const lying = lie(liar, ctx.conn, told, stop);
+  await eventually(
+    () => bed.gw.gateway.fleet.get(liar.id)?.posture === 'affirming',
+    'the liar attested',
+    15_000,
+  );
+
+  bed.label([liar.id, ...ctx.members.map((m) => m.id)], 'line=c');
+  const v2 = await bed.importRelease('2.0.0', 2, V2);
+  const started = await bed.api<{ rollout: { id: string } }>('POST', '/v1/rollouts', {
+    swarm: 'line=c',
+    release: 'app@2.0.0',
+    waves: '100%',
+    abort: '50%,min=3',
+    timeouts: 'stage=20s,activate=20s',
+  });
+  assert.is(started.status, 201, JSON.stringify(started.json));
+  const id = started.json.rollout.id;
+
+  const paused = await phase(bed, id, ['paused']);
+  assert.is(paused.why, `claim-mismatch on ${liar.id}`);
+  const member = paused.waves[0]!.members.find((m) => m.id === liar.id)!;
+  assert.is(member.state, 'failed');
+  assert.is(member.code, 'claim-mismatch');
+  assert.match(
+    member.detail!,
+    new RegExp(`reported activated, but its quote shows ${digestOf('1.0.0', V1)} for app`),
+  );
+  assert.ok(told.includes('activate'), 'it was told to activate, and said it did');
+  const round = (await bed.gw.gateway.store.recentRounds(liar.id, 10)).find((r) => r.reason === 'swarm');
+  assert.is(round?.status, 'affirming', 'its quote is genuine: only its claim is false');
+
+  const refused = await bed.api<{ error: { code: string; message: string } }>(
+    'POST',
+    `/v1/rollouts/${id}/operations`,
+    {
+      name: 'recipe',
+    },
+  );
+  assert.is(refused.status, 409);
+  assert.is(refused.json.error.code, 'barrier-not-held');
+
+  // The operator resumes: the honest members converge, the barrier still does not hold.
+  const resumed = await bed.api('POST', `/v1/rollouts/${id}/resume`);
+  assert.is(resumed.status, 200);
+  const done = await phase(bed, id, ['completed']);
+  for (const m of ctx.members)
+    assert.is(done.waves[0]!.members.find((x) => x.id === m.id)!.state, 'converged');
+  assert.not.ok(done.barrierDetail.holds);
+  assert.equal(done.barrierDetail.missing, [liar.id]);
+  assert.equal(
+    done.digests.map((g) => [g.digest, g.members]),
+    [
+      [v2, ctx.members.map((m) => m.id).sort()],
+      [digestOf('1.0.0', V1), [liar.id]],
+    ],
+  );
+  const again = await bed.api<{ error: { code: string; message: string } }>(
+    'POST',
+    `/v1/rollouts/${id}/operations`,
+    {
+      name: 'recipe',
+    },
+  );
+  assert.is(again.status, 409);
+  assert.is(again.json.error.code, 'barrier-not-held');
+  assert.match(
+    again.json.error.message,
+    new RegExp(`2 converged and fresh of 3, 3 needed; missing: ${liar.id}`),
+  );
+  for (const m of ctx.members) assert.equal(m.operationRuns(), []);
+  stop.now = true;
+  await lying;
+});
+
+it.run();
