@@ -44,7 +44,7 @@ export function waitFor<T>(
 
 /** A real agent on its own swtpm, measuring a fixed software tree, connected to the test gateway. */
 export async function startTestAgent(
-  gw: TestGateway,
+  gw: Pick<TestGateway, 'url' | 'caPath'>,
   opts: {
     swtpm?: Swtpm;
     dir?: string;

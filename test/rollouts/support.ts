@@ -35,9 +35,44 @@ export const SICK: TreeFiles = { 'bin/app': { data: '#!/bin/sh\nexit 1\n', exec:
 
 export const digestOf = (version: string, files: TreeFiles) => toHex(treeDigest(APP, version, files));
 
-export interface Bed {
-  readonly gw: TestGateway;
+/** The reference values a rollout gateway starts with: the test agents' build and app 1.0.0. */
+export const REFERENCE = () => ({
+  software: [testSoftwareReference(), { name: APP, version: '1.0.0', digest: digestOf('1.0.0', V1) }],
+});
+
+/** A release key, trusted by the gateway in `dir` (DIR/release-keys/build.pem). */
+export function trustReleaseKey(dir: string): { sign: KeyObject; verify: KeyObject } {
+  const key = generateReleaseKey('ed25519');
+  mkdirSync(join(dir, RELEASE_KEYS_DIR));
+  writeFileSync(join(dir, RELEASE_KEYS_DIR, 'build.pem'), key.publicPem);
+  return { sign: createPrivateKey(key.privatePem), verify: createPublicKey(key.privatePem) };
+}
+
+/** `vigil-gateway release pack` of a tree of `files` into a bundle under `work`. */
+export async function packApp(
+  key: KeyObject,
+  work: string,
+  version: string,
+  seq: number,
+  files: TreeFiles,
+  healthWindowMs = 300,
+): Promise<string> {
+  const tree = join(work, `tree-${version}`);
+  writeTree(tree, files);
+  const bundle = join(work, `app-${version}.vigil`);
+  await packRelease({ key, name: APP, version, seq, tree, out: bundle, healthWindowMs });
+  return bundle;
+}
+
+/** Where members connect, and the release key they pin. */
+export interface Target {
+  readonly url: string;
+  readonly caPath: string;
   readonly releaseKey: KeyObject;
+}
+
+export interface Bed extends Target {
+  readonly gw: TestGateway;
   /** Packs a tree into a bundle and imports it into the gateway (reference value included). */
   importRelease(version: string, seq: number, files: TreeFiles, healthWindowMs?: number): Promise<string>;
   /** The operator API, answering status and JSON. */
@@ -52,18 +87,10 @@ export interface Bed {
 }
 
 export async function startBed(rounds: object = { periodicMs: 60_000, deadlineMs: 2000 }): Promise<Bed> {
-  const key = generateReleaseKey('ed25519');
   const gw = await startTestGateway({
-    policy: {
-      admission: { mode: 'open' },
-      rounds,
-      referenceValues: {
-        software: [testSoftwareReference(), { name: APP, version: '1.0.0', digest: digestOf('1.0.0', V1) }],
-      },
-    },
+    policy: { admission: { mode: 'open' }, rounds, referenceValues: REFERENCE() },
   });
-  mkdirSync(join(gw.dir, RELEASE_KEYS_DIR));
-  writeFileSync(join(gw.dir, RELEASE_KEYS_DIR, 'build.pem'), key.publicPem);
+  const key = trustReleaseKey(gw.dir);
   const work = tempDir('vigil-bed-');
   const api = async <T>(method: string, path: string, body?: unknown) => {
     const res = await fetch(`http://127.0.0.1:${gw.gateway.apiPort}${path}`, {
@@ -78,20 +105,11 @@ export async function startBed(rounds: object = { periodicMs: 60_000, deadlineMs
   };
   return {
     gw,
-    releaseKey: createPublicKey(key.privatePem),
-    async importRelease(version, seq, files, healthWindowMs = 300) {
-      const tree = join(work, `tree-${version}`);
-      writeTree(tree, files);
-      const bundle = join(work, `app-${version}.vigil`);
-      await packRelease({
-        key: createPrivateKey(key.privatePem),
-        name: APP,
-        version,
-        seq,
-        tree,
-        out: bundle,
-        healthWindowMs,
-      });
+    url: gw.url,
+    caPath: gw.caPath,
+    releaseKey: key.verify,
+    async importRelease(version, seq, files, healthWindowMs) {
+      const bundle = await packApp(key.sign, work, version, seq, files, healthWindowMs);
       const imported = await importBundle({ dir: gw.dir, bundle, store: gw.gateway.store, now: Date.now() });
       await gw.gateway.refreshPolicy();
       return imported.record.digest;
@@ -162,8 +180,8 @@ export interface Member {
   stop(): Promise<void>;
 }
 
-/** A swarm member: an agent on swtpm updating `app` (slots a/b, v1 installed), connected and affirming. */
-export async function startMember(bed: Bed): Promise<Member> {
+/** A swarm member: an agent on swtpm updating `app` (slots a/b, v1 installed), connecting to `target`. */
+export async function startMember(target: Target): Promise<Member> {
   const root = tempDir('vigil-member-');
   const dir = join(root, 'agent');
   const slots = join(root, 'slots');
@@ -195,9 +213,9 @@ export async function startMember(bed: Bed): Promise<Member> {
       },
     }),
   );
-  const config = { releaseKeys: [trustedKey(bed.releaseKey)] };
+  const config = { releaseKeys: [trustedKey(target.releaseKey)] };
   const start = (swtpm?: TestAgent['swtpm']) =>
-    startTestAgent(bed.gw, { dir, config, ...(swtpm && { swtpm }) });
+    startTestAgent(target, { dir, config, ...(swtpm && { swtpm }) });
   const agent = await start();
   const lines = (file: string) =>
     existsSync(join(root, file)) ? readFileSync(join(root, file), 'utf8').split('\n').filter(Boolean) : [];
@@ -235,12 +253,14 @@ export async function startMember(bed: Bed): Promise<Member> {
       }
     },
   };
-  await affirming(bed, [m]);
   return m;
 }
 
+/** `n` members of the bed's gateway, each connected and affirming. */
 export async function startMembers(bed: Bed, n: number): Promise<Member[]> {
-  return Promise.all(Array.from({ length: n }, () => startMember(bed)));
+  const members = await Promise.all(Array.from({ length: n }, () => startMember(bed)));
+  await affirming(bed, members);
+  return members;
 }
 
 /** Until every member's posture is affirming (after a start or a restart). */
