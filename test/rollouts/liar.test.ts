@@ -133,6 +133,13 @@ it('claim-mismatch pauses the rollout; the barrier never holds', async (ctx) => 
     again.json.error.message,
     new RegExp(`2 converged and fresh of 3, 3 needed; missing: ${liar.id}`),
   );
+  // The operator's command exits non-zero and says who is missing.
+  const cli = await bed.cli(['operate', id, 'recipe']);
+  assert.is(cli.code, 1, cli.stdout);
+  assert.match(
+    cli.stderr,
+    new RegExp(`the barrier does not hold: .*missing: ${liar.id} \\[barrier-not-held\\]`),
+  );
   for (const m of ctx.members) assert.equal(m.operationRuns(), []);
   stop.now = true;
   await lying;

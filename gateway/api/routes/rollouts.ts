@@ -63,7 +63,7 @@ function release(v: unknown): StartRequest['release'] {
 
 function abort(v: string | undefined): RolloutSpec['abort'] {
   if (v === undefined) return { percent: 20, min: 1 };
-  const m = /^([^,]+)(?:,min=(\d{1,6}))?$/.exec(v);
+  const m = /^(\d{1,3}(?:\.\d+)?%?)(?:,min=(\d{1,6}))?$/.exec(v);
   if (!m) throw bad(`"abort": ${JSON.stringify(v)} is not P% or P%,min=N (e.g. 10%,min=5)`);
   return { percent: percent(m[1]!, '"abort"'), min: m[2] === undefined ? 1 : Math.max(1, Number(m[2])) };
 }
