@@ -124,6 +124,8 @@ export class RolloutEngine {
   readonly #timers = new Map<string, Timer>();
   /** The connection each device was last seen fresh and good on: a change is an `attested`. */
   readonly #freshOn = new Map<string, DeviceConnection>();
+  /** The last want served on each connection (stage id and offset). */
+  readonly #served = new WeakMap<DeviceConnection, string>();
   readonly #bucket: TokenBucket;
   readonly #chunks: ArtifactChunks;
   #queue: Promise<unknown> = Promise.resolve();
@@ -198,6 +200,7 @@ export class RolloutEngine {
       this.#freshOn.set(device, conn);
       this.#attested(device, conn);
     }
+    if (conn !== undefined && !this.#held(device)) this.#joinSwarms(device);
   }
 
   /** A posture changed (the fleet's event): a member no longer fresh may break the barrier. */
@@ -463,13 +466,24 @@ export class RolloutEngine {
         await this.#apply(id, { kind: 'attested', member: device });
       }).catch((err) => this.#failed(id, err));
     }
-    // A device labelled into a swarm after its rollout started joins it.
+  }
+
+  /** Whether a rollout that holds its swarm has this device as a member. */
+  #held(device: string): boolean {
+    for (const id of this.#byMember.get(device) ?? [])
+      if (HOLDING.has(this.#rollouts.get(id)!.phase)) return true;
+    return false;
+  }
+
+  /** A device labelled into a swarm after its rollout started joins it, at its next good round. */
+  #joinSwarms(device: string): void {
     const labels = this.#d.fleet.get(device)?.labels ?? {};
-    if (this.#byMember.get(device)?.size) return;
     for (const r of this.#rollouts.values()) {
       const [key, value] = labelOf(r.spec.swarm);
-      if (HOLDING.has(r.phase) && labels[key] === value && !r.members[device])
+      if (HOLDING.has(r.phase) && labels[key] === value && !r.members[device]) {
         this.#enqueue(r.spec.id, { kind: 'join', member: device });
+        return; // one rollout at a time for a device
+      }
     }
   }
 
@@ -489,7 +503,14 @@ export class RolloutEngine {
     }
     const sent = found.item;
     if (m.state === 'fetching') {
-      if (m.want) this.#serve(device, sent, m.want);
+      // A want already served on this connection is a repeat (a resent stage answered with its
+      // progress, a chunk that arrived after the device moved on): TCP delivers what was sent, so
+      // serving it again would only double every chunk from here on. A new connection asks afresh.
+      if (!m.want) return;
+      const key = `${id} ${m.want.offset}`;
+      if (this.#served.get(conn) === key) return;
+      this.#served.set(conn, key);
+      this.#serve(device, sent, m.want);
       return;
     }
     this.#enqueue(sent.rollout, {

@@ -180,6 +180,16 @@ it('one rollout per swarm and per device; pause, resume, cancel; every refusal w
     // Cancelled: the swarm is free for another rollout.
     const next = await post({ swarm: 'line=v', release: 'app@2.0.0' });
     assert.is(next.status, 201);
+    // A device labelled into the swarm now joins it at its next good round, in the trailing wave.
+    const late = ctx.plain!.agent.deviceId;
+    const p = bed.gw.gateway.fleet.get(late)!;
+    bed.gw.gateway.fleet.save({ ...p, labels: { ...p.labels, line: 'v' } });
+    assert.is((await bed.api('POST', '/v1/batches', { ids: [late] })).status, 201);
+    await eventually(async () => {
+      const v = await bed.rollout(next.json.rollout.id);
+      const m = v.waves.find((w) => w.wave === 'trailing')?.members[0];
+      return m?.id === late && m.code === 'unsupported';
+    }, 'the late joiner was staged, and said it updates nothing');
   } finally {
     await operator.close();
   }
