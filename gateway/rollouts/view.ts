@@ -1,5 +1,5 @@
 import { barrier } from './machine.ts';
-import type { Member, MemberState, Operation, Rollout, RolloutPhase } from './model.ts';
+import type { Member, MemberState, Operation, Rollout, RolloutPhase, RolloutSpec } from './model.ts';
 
 // What operators and back ends see of a rollout: the notice (retained JSON on
 // vigil/v1/fleet/rollouts/{id} and the `rollout` event, small enough for every step) and the
@@ -10,12 +10,7 @@ import type { Member, MemberState, Operation, Rollout, RolloutPhase } from './mo
 export interface RolloutNotice {
   readonly id: string;
   readonly swarm: string;
-  readonly release: {
-    readonly name: string;
-    readonly version: string;
-    readonly seq: number;
-    readonly digest: string;
-  };
+  readonly release: RolloutSpec['release'];
   readonly phase: RolloutPhase;
   readonly why: string | null;
   /** Members per state. */
@@ -113,11 +108,10 @@ export function rolloutNotice(r: Rollout, fresh: (member: string) => boolean): R
   const members: Partial<Record<MemberState, number>> = {};
   for (const m of Object.values(r.members)) members[m.state] = (members[m.state] ?? 0) + 1;
   const b = barrier(r, fresh);
-  const { name, version, seq, digest } = r.spec.release;
   return {
     id: r.spec.id,
     swarm: r.spec.swarm,
-    release: { name, version, seq, digest },
+    release: r.spec.release,
     phase: r.phase,
     why: r.why ?? null,
     members,

@@ -1,10 +1,9 @@
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { barrier } from '../../gateway/rollouts/machine.ts';
 import type { Command } from '../../shared/protocol/index.ts';
 import { toHex } from '../../shared/tpm/bytes.ts';
 import { eventually, settle } from '../support/operator.ts';
-import { affirming, type Bed, type Member, phase, startBed, startMembers, V2 } from './support.ts';
+import { affirming, type Member, phase, swarmSuite, V2 } from './support.ts';
 
 // Members that are not there: one offline when its wave starts (absent), one gone between
 // convergence and the operation. Under a quorum that does not require them the barrier holds (it
@@ -12,21 +11,7 @@ import { affirming, type Bed, type Member, phase, startBed, startMembers, V2 } f
 // the barrier breaks before its time, and never runs; back online, the absent member re-attests and
 // joins the trailing wave, and the one that was gone gets its cancel, with the same command id.
 
-interface Ctx {
-  bed?: Bed;
-  members: Member[];
-}
-const it = suite<Ctx>('absent members, a quorum, a cancelled operation', { members: [] });
-
-it.before(async (ctx) => {
-  ctx.bed = await startBed();
-  ctx.members = await startMembers(ctx.bed, 3);
-});
-
-it.after(async (ctx) => {
-  await Promise.allSettled(ctx.members.map((m) => m.stop()));
-  await ctx.bed?.stop();
-});
+const it = swarmSuite('absent members, a quorum, a cancelled operation', 3);
 
 it('absent, quorum, cancel before `at`, rejoin in the trailing wave', async (ctx) => {
   const bed = ctx.bed!;
@@ -37,15 +22,13 @@ it('absent, quorum, cancel before `at`, rejoin in the trailing wave', async (ctx
   await d.goOffline();
   await eventually(() => gw.connections.attestedOf(d.id) === undefined, 'd disconnected');
 
-  const started = await bed.api<{ rollout: { id: string } }>('POST', '/v1/rollouts', {
+  const id = await bed.startRollout({
     swarm: 'line=d',
     release: 'app@2.0.0',
     waves: '100%',
     barrier: '2',
     timeouts: 'stage=20s,activate=20s',
   });
-  assert.is(started.status, 201, JSON.stringify(started.json));
-  const id = started.json.rollout.id;
   const done = await phase(bed, id, ['completed']);
   const member = (x: Member, v = done) => v.waves.flatMap((w) => w.members).find((m) => m.id === x.id)!;
   assert.is(member(d).state, 'absent');

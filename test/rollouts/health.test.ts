@@ -1,43 +1,26 @@
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { eventually } from '../support/operator.ts';
-import { type Bed, digestOf, type Member, phase, SICK, startBed, startMembers, V1 } from './support.ts';
+import { digestOf, phase, SICK, swarmSuite, V1 } from './support.ts';
 
 // A release whose health probe fails on the members: each switches back by itself and measures the
 // old tree again (its log's last entry is the old digest), reports rolled-back health-failed; the
 // canary wave's abort threshold stops the rollout once its minimum of finished members is reached,
 // the next wave never starts, and no operation can be released.
 
-interface Ctx {
-  bed?: Bed;
-  members: Member[];
-}
-const it = suite<Ctx>('a release that fails its health check', { members: [] });
-
-it.before(async (ctx) => {
-  ctx.bed = await startBed();
-  ctx.members = await startMembers(ctx.bed, 3);
-});
-
-it.after(async (ctx) => {
-  await Promise.allSettled(ctx.members.map((m) => m.stop()));
-  await ctx.bed?.stop();
-});
+const it = swarmSuite('a release that fails its health check', 3);
 
 it('members roll back by themselves; the abort share stops the rollout after its minimum; nothing released', async (ctx) => {
   const bed = ctx.bed!;
   const ids = ctx.members.map((m) => m.id).sort();
   bed.label(ids, 'line=b');
   await bed.importRelease('2.0.0', 2, SICK);
-  const { status, json } = await bed.api<{ rollout: { id: string } }>('POST', '/v1/rollouts', {
+  const id = await bed.startRollout({
     swarm: 'line=b',
     release: 'app@2.0.0',
     waves: '2,100%',
     abort: '40%,min=2',
     timeouts: { stage: '20s', activate: '20s' },
   });
-  assert.is(status, 201, JSON.stringify(json));
-  const id = json.rollout.id;
   const v = await phase(bed, id, ['aborted']);
   assert.match(v.why!, /2 of 2 finished members failed \(abort above 40% after 2\)/);
   const [first, second, third] = v.waves.flatMap((w) => w.members);
@@ -73,15 +56,8 @@ it('members roll back by themselves; the abort share stops the rollout after its
       'agent, v1, release, v1: replayed from the quote',
     );
 
-  const op = await bed.api<{ error: { code: string; message: string } }>(
-    'POST',
-    `/v1/rollouts/${id}/operations`,
-    {
-      name: 'recipe',
-    },
-  );
-  assert.is(op.status, 409);
-  assert.is(op.json.error.code, 'rollout-refused', 'an aborted rollout releases nothing');
+  const op = await bed.refusedOperation(id);
+  assert.equal([op.status, op.code], [409, 'rollout-refused'], 'an aborted rollout releases nothing');
   assert.equal((await bed.rollout(id)).operationsDetail, []);
   for (const m of ctx.members) assert.equal(m.operationRuns(), []);
 });

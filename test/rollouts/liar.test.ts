@@ -1,38 +1,28 @@
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Report } from '../../shared/protocol/index.ts';
 import { fromHex } from '../../shared/tpm/bytes.ts';
 import { eventually } from '../support/operator.ts';
 import type { Connected } from '../support/tools-device.ts';
 import { ToolsDevice } from '../support/tools-device.ts';
-import { APP, type Bed, digestOf, type Member, phase, startBed, startMembers, V1, V2 } from './support.ts';
+import { APP, digestOf, phase, swarmSuite, V1, V2 } from './support.ts';
 
 // A member that lies: a device built from tpm2-tools (no agent code) that answers every round
 // honestly, its log showing the old tree, but reports `staged` and `activated` without fetching or
 // switching anything. The swarm round after its activate shows the old digest: claim-mismatch, the
 // rollout pauses, and the barrier never holds, even once every honest member converged.
 
-interface Ctx {
-  bed?: Bed;
-  members: Member[];
-  liar?: ToolsDevice;
-  conn?: Connected;
-}
-const it = suite<Ctx>('a member that claims a release its quote does not show', { members: [] });
+const it = swarmSuite('a member that claims a release its quote does not show', 2);
+const liarCtx: { liar?: ToolsDevice; conn?: Connected } = {};
 
-it.before(async (ctx) => {
-  ctx.bed = await startBed();
-  ctx.members = await startMembers(ctx.bed, 2);
-  ctx.liar = await ToolsDevice.create({
+it.before(async () => {
+  liarCtx.liar = await ToolsDevice.create({
     software: [{ name: APP, version: '1.0.0', digest: fromHex(digestOf('1.0.0', V1)) }],
   });
 });
 
-it.after(async (ctx) => {
-  await ctx.conn?.close();
-  await Promise.allSettled(ctx.members.map((m) => m.stop()));
-  await ctx.liar?.stop();
-  await ctx.bed?.stop();
+it.after(async () => {
+  await liarCtx.conn?.close();
+  await liarCtx.liar?.stop();
 });
 
 /** Answers rounds honestly and rollout commands with lies, until told to stop. */
@@ -58,12 +48,13 @@ async function lie(
 
 it('claim-mismatch pauses the rollout; the barrier never holds', async (ctx) => {
   const bed = ctx.bed!;
-  const liar = ctx.liar!;
-  ctx.conn = await liar.connect(bed.gw.url, bed.gw.ca);
-  await liar.send(ctx.conn, liar.hello());
+  const liar = liarCtx.liar!;
+  const conn = await liar.connect(bed.gw.url, bed.gw.ca);
+  liarCtx.conn = conn;
+  await liar.send(conn, liar.hello());
   const told: string[] = [];
   const stop = { now: false };
-  const lying = lie(liar, ctx.conn, told, stop);
+  const lying = lie(liar, conn, told, stop);
   await eventually(
     () => bed.gw.gateway.fleet.get(liar.id)?.posture === 'affirming',
     'the liar attested',
@@ -72,15 +63,13 @@ it('claim-mismatch pauses the rollout; the barrier never holds', async (ctx) => 
 
   bed.label([liar.id, ...ctx.members.map((m) => m.id)], 'line=c');
   const v2 = await bed.importRelease('2.0.0', 2, V2);
-  const started = await bed.api<{ rollout: { id: string } }>('POST', '/v1/rollouts', {
+  const id = await bed.startRollout({
     swarm: 'line=c',
     release: 'app@2.0.0',
     waves: '100%',
     abort: '50%,min=3',
     timeouts: 'stage=20s,activate=20s',
   });
-  assert.is(started.status, 201, JSON.stringify(started.json));
-  const id = started.json.rollout.id;
 
   const paused = await phase(bed, id, ['paused']);
   assert.is(paused.why, `claim-mismatch on ${liar.id}`);
@@ -95,15 +84,8 @@ it('claim-mismatch pauses the rollout; the barrier never holds', async (ctx) => 
   const round = (await bed.gw.gateway.store.recentRounds(liar.id, 10)).find((r) => r.reason === 'swarm');
   assert.is(round?.status, 'affirming', 'its quote is genuine: only its claim is false');
 
-  const refused = await bed.api<{ error: { code: string; message: string } }>(
-    'POST',
-    `/v1/rollouts/${id}/operations`,
-    {
-      name: 'recipe',
-    },
-  );
-  assert.is(refused.status, 409);
-  assert.is(refused.json.error.code, 'barrier-not-held');
+  const refused = await bed.refusedOperation(id);
+  assert.equal([refused.status, refused.code], [409, 'barrier-not-held']);
 
   // The operator resumes: the honest members converge, the barrier still does not hold.
   const resumed = await bed.api('POST', `/v1/rollouts/${id}/resume`);
@@ -120,19 +102,9 @@ it('claim-mismatch pauses the rollout; the barrier never holds', async (ctx) => 
       [digestOf('1.0.0', V1), [liar.id]],
     ],
   );
-  const again = await bed.api<{ error: { code: string; message: string } }>(
-    'POST',
-    `/v1/rollouts/${id}/operations`,
-    {
-      name: 'recipe',
-    },
-  );
-  assert.is(again.status, 409);
-  assert.is(again.json.error.code, 'barrier-not-held');
-  assert.match(
-    again.json.error.message,
-    new RegExp(`2 converged and fresh of 3, 3 needed; missing: ${liar.id}`),
-  );
+  const again = await bed.refusedOperation(id);
+  assert.equal([again.status, again.code], [409, 'barrier-not-held']);
+  assert.match(again.message, new RegExp(`2 converged and fresh of 3, 3 needed; missing: ${liar.id}`));
   // The operator's command exits non-zero and says who is missing.
   const cli = await bed.cli(['operate', id, 'recipe']);
   assert.is(cli.code, 1, cli.stdout);

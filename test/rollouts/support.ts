@@ -1,9 +1,7 @@
-import { execFile } from 'node:child_process';
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { UPDATE_CONFIG_FILE } from '../../device/update/config.ts';
-import { adoptTree } from '../../device/update/slots.ts';
+import { suite } from 'uvu';
 import { importBundle } from '../../gateway/releases/import.ts';
 import { generateReleaseKey, RELEASE_KEYS_DIR } from '../../gateway/releases/keys.ts';
 import { packRelease } from '../../gateway/releases/pack.ts';
@@ -11,7 +9,8 @@ import type { RolloutView } from '../../gateway/rollouts/view.ts';
 import { trustedKey } from '../../shared/protocol/release-manifest.ts';
 import { toHex } from '../../shared/tpm/bytes.ts';
 import { startTestAgent, type TestAgent, testSoftwareReference } from '../e2e/support.ts';
-import { type TreeFiles, treeDigest, writeTree } from '../release/support.ts';
+import { provisionUpdates, type TreeFiles, treeDigest, writeTree } from '../release/support.ts';
+import { type CliRun, gatewayCli } from '../support/cli.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
 import { eventually } from '../support/operator.ts';
 import { removeDir, tempDir } from '../support/tmp.ts';
@@ -21,7 +20,6 @@ import { removeDir, tempDir } from '../support/tmp.ts';
 // with slots, update.json, a health probe and an operation handler, all in temp directories.
 
 export const APP = 'app';
-const ROOT = new URL('../..', import.meta.url).pathname;
 
 export const V1: TreeFiles = { 'bin/app': { data: '#!/bin/sh\necho v1\n', exec: true }, ok: 'healthy\n' };
 /** Over two chunks, so that a staging asks more than once. */
@@ -78,9 +76,13 @@ export interface Bed extends Target {
   /** The operator API, answering status and JSON. */
   api<T>(method: string, path: string, body?: unknown): Promise<{ status: number; json: T }>;
   /** The `vigil-gateway` CLI run as a child process against this gateway. */
-  cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
+  cli(args: string[]): Promise<CliRun>;
   label(ids: readonly string[], swarm: string): void;
   rollout(id: string): Promise<RolloutView>;
+  /** POST /v1/rollouts, which must be accepted; returns the rollout id. */
+  startRollout(body: object): Promise<string>;
+  /** POST /v1/rollouts/ID/operations, which must be refused: returns the status and the error. */
+  refusedOperation(id: string): Promise<{ status: number; code: string; message: string }>;
   /** The gateway's EAR public key, as a third party gets it (GET /v1/ear-key). */
   earKey(): Promise<KeyObject>;
   stop(): Promise<void>;
@@ -115,25 +117,7 @@ export async function startBed(rounds: object = { periodicMs: 60_000, deadlineMs
       return imported.record.digest;
     },
     api,
-    cli: (args) =>
-      new Promise((resolve) => {
-        execFile(
-          process.execPath,
-          [
-            '--import',
-            'tsx',
-            'gateway/cli.ts',
-            ...args,
-            '--dir',
-            gw.dir,
-            '--api',
-            `http://127.0.0.1:${gw.gateway.apiPort}`,
-          ],
-          { cwd: ROOT, env: { ...process.env, NO_COLOR: '1' }, timeout: 30_000 },
-          (err, stdout, stderr) =>
-            resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }),
-        );
-      }),
+    cli: (args) => gatewayCli(args, { dir: gw.dir, apiPort: gw.gateway.apiPort }),
     label(ids, swarm) {
       const [k, v] = swarm.split('=') as [string, string];
       for (const id of ids) {
@@ -145,6 +129,23 @@ export async function startBed(rounds: object = { periodicMs: 60_000, deadlineMs
       const r = await api<{ rollout: RolloutView }>('GET', `/v1/rollouts/${id}`);
       if (r.status !== 200) throw new Error(`GET rollout ${id}: ${JSON.stringify(r.json)}`);
       return r.json.rollout;
+    },
+    async startRollout(body) {
+      const r = await api<{ rollout: { id: string } }>('POST', '/v1/rollouts', body);
+      if (r.status !== 201)
+        throw new Error(`POST /v1/rollouts ${JSON.stringify(body)}: ${r.status} ${JSON.stringify(r.json)}`);
+      return r.json.rollout.id;
+    },
+    async refusedOperation(id) {
+      const r = await api<{ error?: { code: string; message: string } }>(
+        'POST',
+        `/v1/rollouts/${id}/operations`,
+        {
+          name: 'recipe',
+        },
+      );
+      if (!r.json.error) throw new Error(`operation on ${id} released: ${JSON.stringify(r.json)}`);
+      return { status: r.status, ...r.json.error };
     },
     async earKey() {
       const { json } = await api<{ jwk: object }>('GET', '/v1/ear-key');
@@ -183,36 +184,11 @@ export interface Member {
 /** A swarm member: an agent on swtpm updating `app` (slots a/b, v1 installed), connecting to `target`. */
 export async function startMember(target: Target): Promise<Member> {
   const root = tempDir('vigil-member-');
-  const dir = join(root, 'agent');
-  const slots = join(root, 'slots');
-  writeTree(join(root, 'v1'), V1);
-  adoptTree(slots, join(root, 'v1'));
-  mkdirSync(dir);
-  writeFileSync(join(root, 'restart.sh'), `#!/bin/sh\necho restarted >> ${root}/restarts\n`, { mode: 0o755 });
-  writeFileSync(
-    join(dir, UPDATE_CONFIG_FILE),
-    JSON.stringify({
-      software: {
-        name: APP,
-        version: '1.0.0',
-        slots,
-        restart: [join(root, 'restart.sh')],
-        health: ['sh', '-c', `test -f ${slots}/current/ok`],
-      },
-      healthWindowMs: 300,
-      healthIntervalMs: 50,
-      operations: {
-        recipe: {
-          run: [
-            'sh',
-            '-c',
-            `cat > ${root}/op-args; echo "$VIGIL_COMMAND_ID" >> ${root}/op-runs; printf %s "$VIGIL_OPERATE_TOKEN" > ${root}/op-token`,
-          ],
-          timeoutMs: 5000,
-        },
-      },
-    }),
-  );
+  const { dir, slots } = provisionUpdates(root, {
+    files: V1,
+    operation: `cat > ${root}/op-args; echo "$VIGIL_COMMAND_ID" >> ${root}/op-runs; printf %s "$VIGIL_OPERATE_TOKEN" > ${root}/op-token`,
+    settings: { healthWindowMs: 300 },
+  });
   const config = { releaseKeys: [trustedKey(target.releaseKey)] };
   const start = (swtpm?: TestAgent['swtpm']) =>
     startTestAgent(target, { dir, config, ...(swtpm && { swtpm }) });
@@ -293,4 +269,23 @@ export async function phase(
     timeoutMs,
   );
   return v!;
+}
+
+export interface SwarmCtx {
+  bed?: Bed;
+  members: Member[];
+}
+
+/** A suite with a bed and `n` members started before it and stopped after it. */
+export function swarmSuite(name: string, n: number) {
+  const it = suite<SwarmCtx>(name, { members: [] });
+  it.before(async (ctx) => {
+    ctx.bed = await startBed();
+    ctx.members = await startMembers(ctx.bed, n);
+  });
+  it.after(async (ctx) => {
+    await Promise.allSettled(ctx.members.map((m) => m.stop()));
+    await ctx.bed?.stop();
+  });
+  return it;
 }

@@ -1,9 +1,8 @@
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { membersDigest, verifyOperateToken } from '../../shared/protocol/operate-token.ts';
 import { toHex } from '../../shared/tpm/bytes.ts';
 import { eventually } from '../support/operator.ts';
-import { type Bed, digestOf, type Member, phase, startBed, startMembers, V1, V2 } from './support.ts';
+import { digestOf, phase, swarmSuite, V1, V2 } from './support.ts';
 
 // A swarm of five real agents on swtpm moved to a release by the operator's commands: the canary
 // first, the rest once it converged; each member counted as converged only from a swarm round
@@ -11,21 +10,7 @@ import { type Bed, digestOf, type Member, phase, startBed, startMembers, V1, V2 
 // with a token a third party verifies with the gateway's key, run once on each; then the commit,
 // after which the swarm refuses to go back to that seq.
 
-interface Ctx {
-  bed?: Bed;
-  members: Member[];
-}
-const it = suite<Ctx>('a swarm rolled to a release, then an operation behind the barrier', { members: [] });
-
-it.before(async (ctx) => {
-  ctx.bed = await startBed();
-  ctx.members = await startMembers(ctx.bed, 5);
-});
-
-it.after(async (ctx) => {
-  await Promise.allSettled(ctx.members.map((m) => m.stop()));
-  await ctx.bed?.stop();
-});
+const it = swarmSuite('a swarm rolled to a release, then an operation behind the barrier', 5);
 
 it('canary, then the rest; convergence from swarm rounds; the operation once on each; commit', async (ctx) => {
   const bed = ctx.bed!;
