@@ -236,7 +236,6 @@ export class RolloutEngine {
           'no-match',
           `required member${strangers.length > 1 ? 's' : ''} ${strangers.join(', ')} not in swarm ${req.swarm}`,
         );
-      this.#checkFree(req.swarm, members);
       const { name, version } = req.release;
       const release = (await store.releaseManifests(name)).find((m) => m.version === version);
       if (!release)
@@ -254,6 +253,7 @@ export class RolloutEngine {
           'release-not-found',
           `the artifact of ${name} ${version} is ${size === undefined ? 'missing' : `${size} bytes, not ${release.artifact.size}`} at ${file}: import the bundle again`,
         );
+      this.#checkFree(req.swarm, members);
       const floor = (await store.swarmFloors(req.swarm)).find((f) => f.name === name);
       const decision = checkFloor({ name, seq: release.seq, floor: floor?.seq, force: req.force });
       if (!decision.ok) throw new RolloutError('rollback-refused', `swarm ${req.swarm}: ${decision.detail}`);

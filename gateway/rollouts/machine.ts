@@ -431,7 +431,8 @@ export function step(rollout: Rollout, event: RolloutEvent, ctx: StepContext): S
       break;
     }
     case 'cancel':
-      if (!ACTIVE.has(rollout.phase)) return refuse(`the rollout is ${rollout.phase} already`);
+      if (!ACTIVE.has(rollout.phase) && rollout.phase !== 'aborted')
+        return refuse(`the rollout is ${rollout.phase} already`);
       for (const m of Object.values(s.members))
         if ((m.state === 'staging' || m.state === 'staged') && m.command)
           s.send(m.id, { op: 'cancel', command: m.command.id });

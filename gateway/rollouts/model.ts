@@ -163,5 +163,15 @@ export const FINISHED: ReadonlySet<MemberState> = new Set([
 ]);
 export const FAILED: ReadonlySet<MemberState> = new Set(['failed', 'rolled-back']);
 
-/** Phases in which a rollout holds its swarm: no other rollout may start on it or its members. */
-export const HOLDING: ReadonlySet<RolloutPhase> = new Set(['running', 'paused', 'completed', 'rolling-back']);
+/**
+ * Phases in which a rollout holds its swarm: no other rollout may start on it or its members. An
+ * aborted rollout holds it until an operator rolls it back or cancels it: its members may run the
+ * release, and a rollback sent later must not land in another rollout.
+ */
+export const HOLDING: ReadonlySet<RolloutPhase> = new Set([
+  'running',
+  'paused',
+  'completed',
+  'aborted',
+  'rolling-back',
+]);

@@ -144,6 +144,8 @@ it('health failures roll back; the abort share stops the rollout after its minim
   assert.equal(d.sent('m4', 'stage').length, 0, 'the next wave never started');
   d.operate('go', d.now);
   assert.ok(d.refused);
+  d.on({ kind: 'cancel' });
+  assert.is(d.r.phase, 'cancelled', 'an aborted rollout is cancelled to free its swarm without rolling back');
 });
 
 it('an absent member: the barrier fails under all, holds under a quorum; back online it joins', () => {

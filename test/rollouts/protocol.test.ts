@@ -180,8 +180,14 @@ it('one rollout per swarm and per device; pause, resume, cancel; every refusal w
     // Cancelled: the swarm is free for another rollout.
     const next = await post({ swarm: 'line=v', release: 'app@2.0.0' });
     assert.is(next.status, 201);
-    // A device labelled into the swarm now joins it at its next good round, in the trailing wave.
+    // A device labelled into the swarm now joins it at its next good round, in the trailing wave,
+    // once the aborted rollout that held it is cancelled.
     const late = ctx.plain!.agent.deviceId;
+    const aborted = (await bed.api<{ rollouts: RolloutNotice[] }>('GET', '/v1/rollouts')).json.rollouts.find(
+      (r) => r.swarm === 'line=u',
+    )!;
+    assert.is(aborted.phase, 'aborted');
+    assert.is((await bed.api('POST', `/v1/rollouts/${aborted.id}/cancel`)).status, 200);
     const p = bed.gw.gateway.fleet.get(late)!;
     bed.gw.gateway.fleet.save({ ...p, labels: { ...p.labels, line: 'v' } });
     assert.is((await bed.api('POST', '/v1/batches', { ids: [late] })).status, 201);
