@@ -44,8 +44,6 @@ export interface AgentOptions {
   readonly reconnect?: BackoffPolicy;
   /** A connection that lasted this long resets the reconnect backoff (ms, default 30 s). */
   readonly stableMs?: number;
-  /** How the agent exits to be restarted into a release of itself (default process.exit). */
-  readonly exit?: (code: number) => void;
 }
 
 export interface AgentEvents extends InboxEvents {
@@ -160,7 +158,6 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
           await tpm.run((t) => swLog.record(t, m));
         },
         report: (r) => link.report(r),
-        ...(opts.exit && { exit: opts.exit }),
       });
       link.use(update.executor);
       const { slot, content } = update.running;

@@ -83,7 +83,8 @@ export class UpdateLink {
     }
     session.publish(encodeMessage(r)).then(
       () => {
-        this.#logger.info(
+        // One line per outcome; a staging's many `fetching` reports only at debug.
+        this.#logger[r.state === 'fetching' ? 'debug' : 'info'](
           { command: id, state: r.state, code: 'code' in r ? r.code : undefined },
           'reported',
         );
