@@ -128,8 +128,8 @@ it('canary, then the rest; convergence from swarm rounds; the operation once on 
   assert.ok(operated.operations.length === 1);
   for (const m of members) assert.equal(m.operationRuns().length, 1, `${m.id}: the handler ran once`);
 
-  // Status as the operator reads it.
-  const status = await bed.cli(['rollout', 'status', id]);
+  // Status as the operator reads it (a watch stops once nothing moves without an operator).
+  const status = await bed.cli(['rollout', 'status', id, '--watch']);
   assert.is(status.code, 0, status.stderr);
   assert.match(status.stdout, new RegExp(`Rollout ${id}: app 2\\.0\\.0 \\(seq 2\\) to line=a, completed`));
   assert.match(status.stdout, /Barrier \(all\): holds, 5 converged and fresh, 5 needed/);
