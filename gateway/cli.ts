@@ -48,6 +48,18 @@ Releases as signed bundles (docs/rollouts.md):
       On the gateway's host: check it against DIR/release-keys/*.pem, keep the artifact in
       DIR/artifacts/, register (name, version, digest) as a reference value.
 
+Rollouts (docs/rollouts.md):
+  vigil-gateway rollout start --swarm K=V --release NAME@VERSION [--waves 1,50%,100%]
+                [--success P%] [--abort P%,min=N] [--barrier all|N|P%] [--required ID,...]
+                [--timeout stage=30m,activate=10m,command=10m] [--force] [--json]
+      Move a swarm to an imported release in waves; prints the rollout id.
+  vigil-gateway rollout status ID [--json] [--watch]
+  vigil-gateway rollout list [--json]
+  vigil-gateway rollout pause|resume|cancel|rollback|commit ID
+  vigil-gateway operate ROLLOUT NAME [--args JSON] [--at TIME|+30s] [--json]
+      Release an operation to the converged swarm; exit 1, naming who is missing, when the
+      barrier does not hold.
+
   vigil-gateway help | --version
 
 DIR defaults to $VIGIL_GATEWAY_DIR, else ./vigil-gateway. Exit codes: 0 success, 1 failure
@@ -70,6 +82,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   backup: async () => (await import('./commands/backup.ts')).backup,
   restore: async () => (await import('./commands/restore.ts')).restore,
   mcu: async () => (await import('./commands/mcu.ts')).mcu,
+  rollout: async () => (await import('./commands/rollout.ts')).rollout,
+  operate: async () => (await import('./commands/operate.ts')).operate,
 };
 
 async function main(argv: string[]): Promise<number | undefined> {

@@ -18,6 +18,7 @@ import { EventBus } from './events.ts';
 import { PolicyFile } from './policy/policy-file.ts';
 import { buildRuntimePolicy, type RuntimePolicy } from './policy/runtime-policy.ts';
 import { Fleet } from './posture/fleet.ts';
+import { RolloutEngine } from './rollouts/engine.ts';
 import { Attestation, type AttestationObserver } from './rounds/attestation.ts';
 import { BatchTracker } from './rounds/batches.ts';
 import { recoverPendingRounds } from './rounds/recovery.ts';
@@ -58,6 +59,8 @@ export interface Gateway {
   /** Where every payload a device publishes on `out` goes (tests drive it directly). */
   readonly router: MessageRouter;
   readonly batches: BatchTracker;
+  /** Rollouts: swarms moved to a release, operations released behind the barrier. */
+  readonly rollouts: RolloutEngine;
   readonly events: EventBus;
   readonly metrics: GatewayMetrics;
   readonly log: Logger;
@@ -188,6 +191,23 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     );
     const retention = startRetention(store, () => policyFile.current().retention.roundsDays, log);
     closers.push(() => retention.close());
+    const rollouts = await RolloutEngine.open({
+      dir: config.dir,
+      store,
+      fleet,
+      connections,
+      replies,
+      startRound: (conn) => attestation.start(conn, 'swarm'),
+      ear,
+      artifactBytesPerSecond: () => runtime.artifactBytesPerSecond,
+      publish: (notice) => events.publish({ kind: 'rollout', notice }),
+      clock,
+      random,
+      log,
+    });
+    rollouts.register(router);
+    observers.push({ roundSettled: (r) => rollouts.roundSettled(r) });
+    closers.push(() => rollouts.close());
 
     // 5. The broker: MQTT over TLS 1.3, every device connection a DeviceConnection.
     const byClient = new Map<Client, DeviceConnection>();
@@ -214,7 +234,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
           // Shutting down: pending rounds stay pending in the store, so the next start re-arms
           // their deadlines instead of forgetting them.
           if (closing) attestation.shutdown(conn);
-          else attestation.closed(conn);
+          else {
+            attestation.closed(conn);
+            rollouts.closed(conn);
+          }
         },
         deviceMessage(client, payload) {
           const conn = byClient.get(client);
@@ -230,8 +253,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       await broker.close();
     });
     const unsubscribe = events.subscribe((e) => {
-      if (e.kind === 'posture')
+      if (e.kind === 'posture') {
         broker.publishRetained(topics.fleet(e.notice.id), Buffer.from(JSON.stringify(e.notice)));
+        rollouts.postureChanged(e.notice);
+      } else if (e.kind === 'rollout')
+        broker.publishRetained(topics.rollout(e.notice.id), Buffer.from(JSON.stringify(e.notice)));
     });
     closers.push(unsubscribe);
     await new Promise<void>((resolve, reject) => {
@@ -259,6 +285,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       attestation,
       router,
       batches,
+      rollouts,
       events,
       metrics,
       log,

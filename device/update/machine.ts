@@ -497,12 +497,17 @@ function onStarted(s0: UpdateState, ctx: MachineContext, actual: SlotName, now: 
   const recordCurrent = (): Effect[] =>
     current ? [{ kind: 'record', slot: s.current, name: current.name, version: current.version }] : [];
   // Operations that were running when the agent stopped are not run again: once per command id.
+  // Those whose time passed while the agent was not running are not run late either: an operation
+  // is coordinated in time with the rest of the swarm, and the gateway may have called it off.
   for (const [id, op] of Object.entries(s.operations)) {
-    if (op.phase !== 'running') continue;
+    if (op.phase === 'scheduled' && op.at > now) continue;
     const { [id]: _, ...operations } = s.operations;
     const r = settle({ ...s, operations }, ctx, id, {
       state: 'failed',
-      detail: 'interrupted by a restart of the agent; not run again',
+      detail:
+        op.phase === 'running'
+          ? 'interrupted by a restart of the agent; not run again'
+          : `the agent was not running at ${new Date(op.at).toISOString()}; not run late`,
     });
     s = r.state;
     effects.push(...r.effects);

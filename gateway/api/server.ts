@@ -16,6 +16,7 @@ import { deviceRoutes } from './routes/devices.ts';
 import { healthRoutes } from './routes/health.ts';
 import { mcuRoutes } from './routes/mcus.ts';
 import { releaseRoutes } from './routes/releases.ts';
+import { rolloutRoutes } from './routes/rollouts.ts';
 import { roundRoutes } from './routes/rounds.ts';
 
 // The operator API and the dashboard: plain node:http, JSON, every route but signing in and the
@@ -54,6 +55,7 @@ export function buildRouter(ctx: ApiContext, dashboard: Dashboard): Router {
   batchRoutes(router, ctx);
   admissionRoutes(router, ctx);
   releaseRoutes(router, ctx);
+  rolloutRoutes(router, ctx);
   roundRoutes(router, ctx);
   dashboard.routes(router);
   healthRoutes(router, ctx);

@@ -63,6 +63,8 @@ export interface Policy {
   readonly retention: { readonly roundsDays: number };
   /** MCU sub-attesters: reference firmware, what a failing one does to its device, expected slots. */
   readonly mcus: McuPolicySettings;
+  /** Rollouts: the gateway-wide rate at which artifact bytes go out, so attestation keeps its share. */
+  readonly rollouts: { readonly artifactBytesPerSecond: number };
 }
 
 const MINUTE = 60_000;
@@ -98,6 +100,9 @@ export function defaultPolicy(): Policy {
     // that is about 0.3 MB per device a day, so a week is 2 MB per device.
     retention: { roundsDays: 7 },
     mcus: defaultMcuPolicy(),
+    // 4 MiB/s: a 20 MB release reaches 100 devices in about 8 minutes, and a round's few hundred
+    // bytes never wait behind a chunk for long.
+    rollouts: { artifactBytesPerSecond: 4 * 1024 * 1024 },
   };
 }
 
@@ -111,6 +116,7 @@ const KEYS = [
   'maxPayload',
   'retention',
   'mcus',
+  'rollouts',
 ] as const;
 const MAX_PCR = PCR_COUNT - 1;
 
@@ -223,6 +229,18 @@ export function parsePolicy(json: unknown, source: string): Policy {
     maxPayload: m.get('maxPayload')?.integer(4096, 16 * 1024 * 1024, 'bytes') ?? d.maxPayload,
     retention: parseRetention(m.get('retention')),
     mcus: parseMcuPolicy(m.get('mcus')),
+    rollouts: parseRollouts(m.get('rollouts')),
+  };
+}
+
+function parseRollouts(f: Field | undefined): Policy['rollouts'] {
+  const d = defaultPolicy().rollouts;
+  if (!f) return d;
+  const m = f.object(['artifactBytesPerSecond']);
+  return {
+    artifactBytesPerSecond:
+      m.get('artifactBytesPerSecond')?.integer(65_536, 10 * 1024 * 1024 * 1024, 'bytes/s') ??
+      d.artifactBytesPerSecond,
   };
 }
 

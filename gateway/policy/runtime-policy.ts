@@ -27,6 +27,8 @@ export interface RuntimePolicy {
   readonly reference: ReferenceValues;
   /** MCU sub-attesters: admissions, reference firmware, expected slots, what a failure does. */
   readonly mcus: McuPolicy;
+  /** Policy `rollouts.artifactBytesPerSecond`. */
+  readonly artifactBytesPerSecond: number;
 }
 
 export function buildRuntimePolicy(
@@ -57,5 +59,6 @@ export function buildRuntimePolicy(
     },
     reference: new ReferenceValues(pcrRefs, software),
     mcus: new McuPolicy(policy.mcus, mcuAdmissions),
+    artifactBytesPerSecond: policy.rollouts.artifactBytesPerSecond,
   };
 }

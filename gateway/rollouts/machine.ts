@@ -1,18 +1,26 @@
+import type { RoundReason } from '../../shared/protocol/index.ts';
 import {
+  type CommandEffect,
   FAILED,
   FINISHED,
+  type InFlight,
   type Member,
   type MemberState,
   type Operation,
   type Rollout,
+  type RolloutPhase,
   type RolloutSpec,
 } from './model.ts';
 import { barrierSize, waveSizes } from './quota.ts';
 
+export type { CommandEffect } from './model.ts';
+
 // The rollout state machine (PROTOCOL.md §6.4), pure: (rollout, event, context) → (rollout,
-// effects). The executor (rollouts.ts) turns effects into commands and swarm rounds and feeds
-// back what happens. Convergence comes only from an appraised round issued after a member's
-// `activate`; a report alone never converges anyone.
+// effects). The engine (engine.ts) turns effects into commands and swarm rounds and feeds back
+// what happens. Convergence comes only from an appraised round of reason `swarm` issued after a
+// member's `activate`; a report alone never converges anyone. Every command sent stays in
+// `inflight` until a report ends it or its deadline passes, so that the state alone says what a
+// restarted gateway must send again, with the same id.
 
 export type ReportState =
   | 'fetching'
@@ -36,17 +44,22 @@ export type RolloutEvent =
       readonly code?: string;
       readonly detail?: string;
     }
-  /** An appraised round of the member settled; `measured` is the digest of the release's name in its log. */
+  /** A round of the member settled; `measured` is the digest of the release's name in its log. */
   | {
       readonly kind: 'round';
       readonly member: string;
       readonly issuedAt: number;
+      readonly reason: RoundReason;
+      /** False when no evidence came (deadline passed, connection closed): it shows nothing. */
+      readonly answered?: boolean;
       readonly affirming: boolean;
       readonly measured?: string;
       readonly code?: string;
     }
   /** The member attested on a connection (after a restart, or back online). */
   | { readonly kind: 'attested'; readonly member: string }
+  /** A device that joined the swarm after the start attested: it joins the trailing wave. */
+  | { readonly kind: 'join'; readonly member: string }
   /** The member's posture is no longer fresh and good, or its attested connection is gone. */
   | { readonly kind: 'lost'; readonly member: string }
   /** Time passed: deadlines due now fail their step. */
@@ -56,15 +69,14 @@ export type RolloutEvent =
       readonly kind: 'operate';
       readonly name: string;
       readonly at: number;
+      readonly exp: number;
+      /** CBOR of the args, hex. */
+      readonly args: string;
+      /** The operate token, hex, signed over `members`. */
+      readonly token: string;
+      /** The members the token names: the barrier's converged members when it was signed. */
+      readonly members: readonly string[];
     };
-
-export type CommandEffect =
-  | { readonly op: 'stage' }
-  | { readonly op: 'activate'; readonly at: number }
-  | { readonly op: 'commit' }
-  | { readonly op: 'rollback' }
-  | { readonly op: 'cancel'; readonly command: string }
-  | { readonly op: 'operate'; readonly operation: string; readonly name: string; readonly at: number };
 
 export type Effect =
   | { readonly kind: 'send'; readonly member: string; readonly id: string; readonly command: CommandEffect }
@@ -86,6 +98,19 @@ export interface Step {
   readonly refused?: string;
 }
 
+/** Report states that end a command of each op (a `cancel` is answered under its own id only when refused). */
+const TERMINAL: Readonly<Record<CommandEffect['op'], ReadonlySet<ReportState>>> = {
+  stage: new Set(['staged', 'failed', 'cancelled', 'rolled-back']),
+  activate: new Set(['activated', 'rolled-back', 'failed', 'cancelled']),
+  commit: new Set(['committed', 'failed']),
+  rollback: new Set(['rolled-back', 'failed']),
+  operate: new Set(['done', 'failed', 'cancelled']),
+  cancel: new Set(['failed']),
+};
+
+/** Phases in which operator actions other than rollback apply. */
+const ACTIVE = new Set<RolloutPhase>(['running', 'paused', 'completed']);
+
 /** A new rollout over `members` (sorted: the canary is the first). */
 export function createRollout(spec: RolloutSpec, members: readonly string[], now: number): Rollout {
   const sorted = [...new Set(members)].sort();
@@ -95,14 +120,28 @@ export function createRollout(spec: RolloutSpec, members: readonly string[], now
   sizes.forEach((size, wave) => {
     for (let k = 0; k < size; k++, i++) all[sorted[i]!] = { id: sorted[i]!, wave, state: 'waiting' };
   });
-  return { spec, phase: 'running', wavesStarted: 0, members: all, operations: [], updatedAt: now };
+  return {
+    spec,
+    phase: 'running',
+    waves: sizes.length,
+    wavesStarted: 0,
+    members: all,
+    operations: [],
+    inflight: {},
+    updatedAt: now,
+  };
 }
 
 /** The barrier: enough members (and every required one) converged on the target and fresh. */
 export function barrier(
   r: Rollout,
   fresh: (member: string) => boolean,
-): { readonly holds: boolean; readonly good: readonly string[]; readonly missing: readonly string[] } {
+): {
+  readonly holds: boolean;
+  readonly good: readonly string[];
+  readonly missing: readonly string[];
+  readonly needed: number;
+} {
   const members = Object.values(r.members);
   const good = members
     .filter(
@@ -115,16 +154,38 @@ export function barrier(
   const goodSet = new Set(good);
   const missing = members.filter((m) => !goodSet.has(m.id)).map((m) => m.id);
   const requiredOk = r.spec.required.every((id) => goodSet.has(id));
-  return {
-    holds: requiredOk && good.length >= barrierSize(r.spec, members.length) && good.length > 0,
-    good,
-    missing,
-  };
+  const needed = barrierSize(r.spec, members.length);
+  return { holds: requiredOk && good.length >= needed && good.length > 0, good, missing, needed };
 }
+
+/** The earliest time a tick has something to do: a step's or a command's deadline. */
+export function nextDeadline(r: Rollout): number | undefined {
+  const times = Object.values(r.inflight).map((f) => f.deadlineAt);
+  for (const m of Object.values(r.members))
+    if (m.deadlineAt !== undefined && TIMED.has(m.state)) times.push(m.deadlineAt);
+  return times.length === 0 ? undefined : Math.min(...times);
+}
+
+/**
+ * What is in flight for a member and must go out again when it attests: every command sent to it
+ * whose deadline has not passed, except the `operate` of an operation no longer released (its
+ * `cancel` goes instead).
+ */
+export function outstanding(r: Rollout, member: string, now: number): [string, InFlight][] {
+  return Object.entries(r.inflight).filter(([, f]) => {
+    if (f.member !== member || f.deadlineAt <= now) return false;
+    const c = f.command;
+    return c.op !== 'operate' || r.operations.some((o) => o.id === c.operation && o.state === 'released');
+  });
+}
+
+/** Member states a deadline applies to. */
+const TIMED: ReadonlySet<MemberState> = new Set(['staging', 'activating', 'verifying']);
 
 class Stepper {
   readonly effects: Effect[] = [];
-  members: Record<string, Member>;
+  readonly members: Record<string, Member>;
+  readonly inflight: Record<string, InFlight>;
   r: Rollout;
 
   constructor(
@@ -133,6 +194,7 @@ class Stepper {
   ) {
     this.r = rollout;
     this.members = { ...rollout.members };
+    this.inflight = { ...rollout.inflight };
   }
 
   set(id: string, change: Partial<Member> & { state: MemberState }): void {
@@ -143,10 +205,28 @@ class Stepper {
   send(member: string, command: CommandEffect): string {
     const id = this.ctx.newId();
     this.effects.push({ kind: 'send', member, id, command });
+    this.inflight[id] = { member, command, deadlineAt: this.deadline(command) };
     return id;
   }
 
+  private deadline(c: CommandEffect): number {
+    const { now } = this.ctx;
+    const t = this.r.spec.timeouts;
+    if (c.op === 'stage') return now + t.stageMs;
+    if (c.op === 'activate') return now + t.activateMs;
+    if (c.op === 'operate') return Math.max(now, c.at) + t.commandMs;
+    return now + t.commandMs;
+  }
+
   stage(id: string): void {
+    if (!this.ctx.fresh(id)) {
+      this.set(id, {
+        state: 'absent',
+        code: 'absent',
+        detail: 'no attested connection in good standing when its wave started',
+      });
+      return;
+    }
     const cmd = this.send(id, { op: 'stage' });
     this.set(id, {
       state: 'staging',
@@ -169,12 +249,17 @@ class Stepper {
     this.set(id, { state, code, ...(detail !== undefined && { detail }) });
   }
 
+  /** Drops a command from the in-flight set, with the cancels aimed at it. */
+  answered(id: string): void {
+    delete this.inflight[id];
+    for (const [cid, f] of Object.entries(this.inflight))
+      if (f.command.op === 'cancel' && f.command.command === id) delete this.inflight[cid];
+  }
+
   /** Starts waves while the current one has met its success share; aborts past the abort share. */
   advance(): void {
     if (this.r.phase !== 'running') return;
-    const list = Object.values(this.members);
-    const started = list.filter((m) => m.wave < this.r.wavesStarted);
-    const finished = started.filter((m) => FINISHED.has(m.state));
+    const finished = Object.values(this.members).filter((m) => FINISHED.has(m.state));
     const failed = finished.filter((m) => FAILED.has(m.state));
     const { percent, min } = this.r.spec.abort;
     if (finished.length >= min && finished.length > 0 && (failed.length / finished.length) * 100 > percent) {
@@ -185,19 +270,27 @@ class Stepper {
       };
       return;
     }
-    const waves = Math.max(...list.map((m) => m.wave), -1) + 1;
-    while (this.r.wavesStarted < waves) {
+    while (this.r.wavesStarted < this.r.waves) {
       const current = this.r.wavesStarted - 1;
       if (current >= 0) {
-        const wave = list.filter((m) => m.wave === current);
-        const converged = wave.filter((m) => m.state === 'converged').length;
-        if ((converged / wave.length) * 100 < this.r.spec.successPercent) break;
+        const wave = Object.values(this.members).filter((m) => m.wave === current);
+        const converged = wave.filter((m) => m.state === 'converged' || m.state === 'committed').length;
+        if (wave.length > 0 && (converged / wave.length) * 100 < this.r.spec.successPercent) break;
       }
       this.r = { ...this.r, wavesStarted: this.r.wavesStarted + 1 };
-      for (const m of list) if (m.wave === this.r.wavesStarted - 1 && m.state === 'waiting') this.stage(m.id);
+      for (const m of Object.values(this.members))
+        if (m.wave === this.r.wavesStarted - 1 && m.state === 'waiting') this.stage(m.id);
     }
+    // The trailing wave (members back from absence, late joiners) follows the planned ones.
+    if (this.r.wavesStarted >= this.r.waves)
+      for (const m of Object.values(this.members))
+        if (m.wave === this.r.waves && m.state === 'waiting') this.stage(m.id);
+    for (const m of Object.values(this.members)) if (m.state === 'staged') this.activate(m.id);
     const rest = Object.values(this.members);
-    if (this.r.wavesStarted >= waves && rest.every((m) => FINISHED.has(m.state) || m.state === 'absent'))
+    if (
+      this.r.wavesStarted >= this.r.waves &&
+      rest.every((m) => FINISHED.has(m.state) || m.state === 'absent')
+    )
       this.r = { ...this.r, phase: 'completed' };
   }
 
@@ -209,10 +302,14 @@ class Stepper {
       ...this.r,
       operations: this.r.operations.map((op) => {
         if (op.state !== 'released' || op.at <= this.ctx.now) return op;
-        for (const [member, command] of Object.entries(op.told)) this.send(member, { op: 'cancel', command });
+        const cancels: Record<string, string> = {};
+        for (const [member, command] of Object.entries(op.told))
+          if (op.results[member] === undefined)
+            cancels[member] = this.send(member, { op: 'cancel', command });
         return {
           ...op,
           state: 'cancelled',
+          cancels,
           reasons: [
             `the barrier broke before ${new Date(op.at).toISOString()}: ${b.missing.slice(0, 5).join(', ')} not converged and fresh`,
           ],
@@ -221,26 +318,84 @@ class Stepper {
     };
   }
 
+  /** A member's report on an operation it was told. */
+  operationReport(opId: string, member: string, e: Extract<RolloutEvent, { kind: 'report' }>): void {
+    if (!TERMINAL.operate.has(e.state)) return;
+    this.r = {
+      ...this.r,
+      operations: this.r.operations.map((op) => {
+        if (op.id !== opId || op.told[member] !== e.command) return op;
+        const outcome = {
+          state: e.state,
+          ...(e.code !== undefined && { code: e.code }),
+          ...(e.detail !== undefined && { detail: e.detail }),
+        };
+        const results = { ...op.results, [member]: outcome };
+        const all = Object.keys(op.told).every((k) => results[k] !== undefined);
+        return { ...op, results, ...(all && op.state === 'released' && { state: 'done' as const }) };
+      }),
+    };
+  }
+
+  tick(): void {
+    const { now } = this.ctx;
+    for (const m of Object.values(this.members)) {
+      if (m.deadlineAt === undefined || m.deadlineAt > now || !TIMED.has(m.state)) continue;
+      const staging = m.state === 'staging';
+      this.fail(
+        m.id,
+        'failed',
+        'timed-out',
+        `no ${staging ? 'staged report' : 'converged quote'} by the deadline`,
+      );
+      if (m.command) this.answered(m.command.id);
+      // A staging left running would hold the device busy: it is called off.
+      if (staging && m.command) this.send(m.id, { op: 'cancel', command: m.command.id });
+    }
+    for (const [id, f] of Object.entries(this.inflight)) {
+      if (f.deadlineAt > now) continue;
+      delete this.inflight[id];
+      const c = f.command;
+      if (c.op === 'operate')
+        this.operationReport(c.operation, f.member, {
+          kind: 'report',
+          member: f.member,
+          command: id,
+          state: 'failed',
+          code: 'timed-out',
+          detail: 'no report on the operation by its deadline',
+        });
+      const m = this.members[f.member];
+      if (c.op === 'rollback' && m && m.command?.id === id && m.state !== 'rolled-back')
+        this.fail(m.id, 'failed', 'timed-out', 'no rolled-back report by the deadline');
+    }
+  }
+
   done(): Step {
-    return { rollout: { ...this.r, members: this.members, updatedAt: this.ctx.now }, effects: this.effects };
+    return {
+      rollout: { ...this.r, members: this.members, inflight: this.inflight, updatedAt: this.ctx.now },
+      effects: this.effects,
+    };
   }
 }
 
-const ACTIVE = new Set<Rollout['phase']>(['running', 'paused', 'completed']);
+const sameSet = (a: readonly string[], b: readonly string[]) =>
+  a.length === b.length && [...a].sort().every((x, i) => x === [...b].sort()[i]);
 
 export function step(rollout: Rollout, event: RolloutEvent, ctx: StepContext): Step {
   const s = new Stepper(rollout, ctx);
   const refuse = (why: string): Step => ({ rollout, effects: [], refused: why });
   const member = 'member' in event ? s.members[event.member] : undefined;
-  if ('member' in event && !member) return { rollout, effects: [] };
+  if ('member' in event && !member && event.kind !== 'join') return { rollout, effects: [] };
   switch (event.kind) {
     case 'start':
       if (rollout.wavesStarted > 0) return refuse('the rollout has started already');
-      s.advance();
       break;
     case 'unreachable':
-      if (member!.state === 'staging' || member!.state === 'waiting')
+      if (member!.state === 'staging' || member!.state === 'waiting') {
+        if (member!.command) s.answered(member!.command.id);
         s.set(member!.id, { state: 'absent', code: 'absent', detail: event.detail });
+      }
       break;
     case 'report':
       onReport(s, member!, event);
@@ -249,45 +404,49 @@ export function step(rollout: Rollout, event: RolloutEvent, ctx: StepContext): S
       onRound(s, member!, event);
       break;
     case 'attested':
-      if (member!.state === 'absent' && rollout.phase === 'running') s.stage(member!.id);
-      else if (member!.state === 'verifying') s.effects.push({ kind: 'swarm-round', member: member!.id });
+      if (member!.state === 'absent' && ACTIVE.has(rollout.phase)) {
+        // Back online: it joins the trailing wave.
+        s.set(member!.id, { state: 'waiting', wave: rollout.waves });
+        if (rollout.phase === 'completed') s.r = { ...s.r, phase: 'running' };
+      } else if (member!.state === 'verifying') s.effects.push({ kind: 'swarm-round', member: member!.id });
+      break;
+    case 'join':
+      if (member || !ACTIVE.has(rollout.phase)) return { rollout, effects: [] };
+      s.members[event.member] = { id: event.member, wave: rollout.waves, state: 'waiting' };
+      if (rollout.phase === 'completed') s.r = { ...s.r, phase: 'running' };
       break;
     case 'lost':
       break;
     case 'tick':
-      for (const m of Object.values(s.members)) {
-        if (
-          m.deadlineAt !== undefined &&
-          m.deadlineAt <= ctx.now &&
-          (m.state === 'staging' || m.state === 'activating' || m.state === 'verifying')
-        )
-          s.fail(
-            m.id,
-            'failed',
-            'timed-out',
-            `no ${m.state === 'staging' ? 'staged report' : 'converged quote'} by the deadline`,
-          );
-      }
+      s.tick();
       break;
     case 'pause':
       if (rollout.phase !== 'running') return refuse(`the rollout is ${rollout.phase}, not running`);
       s.r = { ...s.r, phase: 'paused', why: 'paused by an operator' };
       break;
-    case 'resume':
+    case 'resume': {
       if (rollout.phase !== 'paused') return refuse(`the rollout is ${rollout.phase}, not paused`);
-      s.r = { ...s.r, phase: 'running' };
-      delete (s.r as { why?: string }).why;
+      const { why: _why, ...rest } = s.r;
+      s.r = { ...rest, phase: 'running' };
       break;
+    }
     case 'cancel':
-      if (!ACTIVE.has(rollout.phase)) return refuse(`the rollout is ${rollout.phase} already`);
+      if (!ACTIVE.has(rollout.phase) && rollout.phase !== 'aborted')
+        return refuse(`the rollout is ${rollout.phase} already`);
       for (const m of Object.values(s.members))
-        if (m.state === 'staging' && m.command) s.send(m.id, { op: 'cancel', command: m.command.id });
+        if ((m.state === 'staging' || m.state === 'staged') && m.command)
+          s.send(m.id, { op: 'cancel', command: m.command.id });
       s.r = { ...s.r, phase: 'cancelled', why: 'cancelled by an operator' };
       break;
     case 'rollback': {
       if (!ACTIVE.has(rollout.phase) && rollout.phase !== 'aborted')
         return refuse(`the rollout is ${rollout.phase}: nothing to roll back`);
       for (const m of Object.values(s.members)) {
+        if ((m.state === 'staging' || m.state === 'staged') && m.command?.op === 'stage') {
+          // Never activated: the staging is called off, nothing is switched back.
+          s.send(m.id, { op: 'cancel', command: m.command.id });
+          continue;
+        }
         if (m.activatedAt === undefined || m.state === 'rolled-back') continue;
         const cmd = s.send(m.id, { op: 'rollback' });
         s.set(m.id, { state: m.state, command: { id: cmd, op: 'rollback' } });
@@ -308,53 +467,71 @@ export function step(rollout: Rollout, event: RolloutEvent, ctx: StepContext): S
     case 'operate': {
       if (!ACTIVE.has(rollout.phase)) return refuse(`the rollout is ${rollout.phase}`);
       const b = barrier(rollout, ctx.fresh);
-      if (!b.holds)
+      if (!b.holds) {
+        const total = Object.keys(rollout.members).length;
+        const required = rollout.spec.required.filter((id) => !b.good.includes(id));
         return refuse(
-          `the barrier does not hold: ${b.good.length} converged and fresh of ${Object.keys(rollout.members).length}, ${barrierSize(rollout.spec, Object.keys(rollout.members).length)} needed${
-            rollout.spec.required.filter((id) => !b.good.includes(id)).length > 0
-              ? `; required but not converged: ${rollout.spec.required.filter((id) => !b.good.includes(id)).join(', ')}`
-              : ''
-          }`,
+          `the barrier does not hold: ${b.good.length} converged and fresh of ${total}, ${b.needed} needed` +
+            (required.length > 0 ? `; required but not converged: ${required.join(', ')}` : '') +
+            (b.missing.length > 0
+              ? `; missing: ${b.missing.slice(0, 10).join(', ')}${b.missing.length > 10 ? ', …' : ''}`
+              : ''),
         );
+      }
+      if (!sameSet(b.good, event.members))
+        return refuse('the barrier changed while the operation was being signed; ask again');
       const opId = ctx.newId();
       const told: Record<string, string> = {};
       for (const id of b.good)
         told[id] = s.send(id, { op: 'operate', operation: opId, name: event.name, at: event.at });
-      const op: Operation = { id: opId, name: event.name, at: event.at, told, state: 'released' };
+      const op: Operation = {
+        id: opId,
+        name: event.name,
+        at: event.at,
+        exp: event.exp,
+        args: event.args,
+        token: event.token,
+        told,
+        results: {},
+        state: 'released',
+      };
       s.r = { ...s.r, operations: [...s.r.operations, op] };
       return s.done();
     }
   }
   s.advance();
   s.guardOperations();
+  const members = Object.values(s.members);
   if (
     s.r.phase === 'rolling-back' &&
-    Object.values(s.members).every(
-      (m) => m.activatedAt === undefined || m.state === 'rolled-back' || m.state === 'failed',
-    )
+    members.every((m) => m.activatedAt === undefined || m.state === 'rolled-back' || m.state === 'failed')
   )
     s.r = { ...s.r, phase: 'rolled-back' };
-  if (
-    Object.values(s.members).some((m) => m.state === 'committed') &&
-    Object.values(s.members).every((m) => m.state !== 'converged')
-  )
+  if (members.some((m) => m.state === 'committed') && members.every((m) => m.state !== 'converged'))
     s.r = { ...s.r, phase: 'committed' };
   return s.done();
 }
 
 function onReport(s: Stepper, m: Member, e: Extract<RolloutEvent, { kind: 'report' }>): void {
+  const sent = s.inflight[e.command];
+  if (sent?.member === m.id && TERMINAL[sent.command.op].has(e.state)) s.answered(e.command);
+  if (sent?.command.op === 'operate') {
+    s.operationReport(sent.command.operation, m.id, e);
+    return;
+  }
   const current = m.command?.id === e.command;
+  if (!current) return;
   switch (e.state) {
     case 'fetching':
-      return; // the executor serves the bytes asked for; the deadline stays
+      return; // the engine serves the bytes asked for; the deadline stays
     case 'staged':
-      if (current && m.state === 'staging') {
+      if (m.state === 'staging') {
         if (s.r.phase === 'running') s.activate(m.id);
-        else s.set(m.id, { state: 'staging', command: m.command! });
+        else s.set(m.id, { state: 'staged', command: m.command! });
       }
       return;
     case 'activated':
-      if (current && m.state === 'activating') {
+      if (m.state === 'activating') {
         s.set(m.id, {
           state: 'verifying',
           command: m.command!,
@@ -365,16 +542,16 @@ function onReport(s: Stepper, m: Member, e: Extract<RolloutEvent, { kind: 'repor
       }
       return;
     case 'rolled-back':
-      if (current) s.fail(m.id, 'rolled-back', e.code ?? 'rolled-back', e.detail);
+      s.fail(m.id, 'rolled-back', e.code ?? 'rolled-back', e.detail);
       return;
     case 'failed':
-      if (current) s.fail(m.id, 'failed', e.code ?? 'failed', e.detail);
+      s.fail(m.id, 'failed', e.code ?? 'failed', e.detail);
       return;
     case 'committed':
-      if (current && m.command?.op === 'commit') s.set(m.id, { state: 'committed', command: m.command });
+      if (m.command?.op === 'commit') s.set(m.id, { state: 'committed', command: m.command });
       return;
     case 'cancelled':
-      if (current && m.state === 'staging') s.fail(m.id, 'failed', 'cancelled', e.detail);
+      if (m.state === 'staging' || m.state === 'staged') s.fail(m.id, 'failed', 'cancelled', e.detail);
       return;
     case 'done':
       return;
@@ -385,7 +562,13 @@ function onRound(s: Stepper, m: Member, e: Extract<RolloutEvent, { kind: 'round'
   const target = s.r.spec.release.digest;
   const measured = e.measured ?? m.measured;
   const { id } = m;
-  if (m.state === 'verifying' && m.activatedAt !== undefined && e.issuedAt >= m.activatedAt) {
+  const counts =
+    m.state === 'verifying' &&
+    m.activatedAt !== undefined &&
+    e.issuedAt >= m.activatedAt &&
+    e.reason === 'swarm' &&
+    e.answered !== false;
+  if (counts) {
     if (!e.affirming)
       s.fail(
         id,
@@ -403,7 +586,11 @@ function onRound(s: Stepper, m: Member, e: Extract<RolloutEvent, { kind: 'round'
       );
       if (s.r.phase === 'running') s.r = { ...s.r, phase: 'paused', why: `claim-mismatch on ${id}` };
     } else
-      s.set(id, { state: 'converged', activatedAt: m.activatedAt, ...(m.command && { command: m.command }) });
+      s.set(id, {
+        state: 'converged',
+        activatedAt: m.activatedAt!,
+        ...(m.command && { command: m.command }),
+      });
   }
   const now = s.members[id]!;
   s.members[id] = { ...now, ...(measured !== undefined && { measured }) };

@@ -34,6 +34,8 @@ export interface RolloutSpec {
     readonly stageMs: number;
     /** From `activate` sent to convergence shown by a quote (restart and health window included). */
     readonly activateMs: number;
+    /** For `commit`, `rollback` and `cancel` to be reported, and for an operation after its `at`. */
+    readonly commandMs: number;
   };
   readonly createdAt: number;
 }
@@ -43,6 +45,8 @@ export type MemberState =
   | 'waiting'
   /** `stage` sent: the device checks the manifest and fetches the artifact. */
   | 'staging'
+  /** It reported `staged` while the rollout was paused: activated on resume. */
+  | 'staged'
   /** `activate` sent after it reported `staged`. */
   | 'activating'
   /** It reported `activated`: a swarm round must show the digest. */
@@ -56,7 +60,10 @@ export type MemberState =
 
 export interface Member {
   readonly id: string;
-  /** The wave it belongs to (absent members move to the trailing wave). */
+  /**
+   * The wave it belongs to. `Rollout.waves` is the trailing wave: members absent when their wave
+   * started, once back, and devices that joined the swarm after the start.
+   */
   readonly wave: number;
   readonly state: MemberState;
   /** A code of PROTOCOL.md §6.3 or §6.5 for failed, rolled-back and absent members. */
@@ -83,14 +90,52 @@ export type RolloutPhase =
   | 'rolled-back'
   | 'committed';
 
+/** What a device reported on a command, as the rollout records it. */
+export interface Outcome {
+  readonly state: string;
+  readonly code?: string;
+  readonly detail?: string;
+}
+
 export interface Operation {
   readonly id: string;
   readonly name: string;
   readonly at: number;
+  /** The token's expiry (Unix ms). */
+  readonly exp: number;
+  /** The operation's args, CBOR, hex: sent to each member as they are. */
+  readonly args: string;
+  /** The operate token (PROTOCOL.md §6.2), hex: the gateway's signed statement that the barrier held. */
+  readonly token: string;
   /** Members told, with the command id of their `operate`. */
   readonly told: Readonly<Record<string, string>>;
+  /** The `cancel` sent to each member told, when the barrier broke before `at`. */
+  readonly cancels?: Readonly<Record<string, string>>;
+  /** What each member told reported (done, failed, cancelled), or timed-out. */
+  readonly results: Readonly<Record<string, Outcome>>;
   readonly state: 'released' | 'cancelled' | 'done';
   readonly reasons?: readonly string[];
+}
+
+/** A command the rollout sent, as the executor builds it. */
+export type CommandEffect =
+  | { readonly op: 'stage' }
+  | { readonly op: 'activate'; readonly at: number }
+  | { readonly op: 'commit' }
+  | { readonly op: 'rollback' }
+  | { readonly op: 'cancel'; readonly command: string }
+  | { readonly op: 'operate'; readonly operation: string; readonly name: string; readonly at: number };
+
+/**
+ * A command sent and not yet answered by a report that ends it. Kept in the rollout itself, so that
+ * a restarted gateway sends it again with the same id (the device answers a repeated id with the
+ * state reached, never acting twice) and knows a late report from an unknown one.
+ */
+export interface InFlight {
+  readonly member: string;
+  readonly command: CommandEffect;
+  /** When the device must have reported the outcome (also the command's `deadline`). */
+  readonly deadlineAt: number;
 }
 
 export interface Rollout {
@@ -98,10 +143,14 @@ export interface Rollout {
   readonly phase: RolloutPhase;
   /** Why it is paused or aborted, for operators. */
   readonly why?: string;
-  /** Waves started so far (the current wave is `wavesStarted - 1`). */
+  /** Planned waves; a member in wave `waves` is in the trailing wave. */
+  readonly waves: number;
+  /** Planned waves started so far (the current wave is `wavesStarted - 1`). */
   readonly wavesStarted: number;
   readonly members: Readonly<Record<string, Member>>;
   readonly operations: readonly Operation[];
+  /** Commands sent and not yet answered, by command id. */
+  readonly inflight: Readonly<Record<string, InFlight>>;
   readonly updatedAt: number;
 }
 
@@ -113,3 +162,16 @@ export const FINISHED: ReadonlySet<MemberState> = new Set([
   'committed',
 ]);
 export const FAILED: ReadonlySet<MemberState> = new Set(['failed', 'rolled-back']);
+
+/**
+ * Phases in which a rollout holds its swarm: no other rollout may start on it or its members. An
+ * aborted rollout holds it until an operator rolls it back or cancels it: its members may run the
+ * release, and a rollback sent later must not land in another rollout.
+ */
+export const HOLDING: ReadonlySet<RolloutPhase> = new Set([
+  'running',
+  'paused',
+  'completed',
+  'aborted',
+  'rolling-back',
+]);

@@ -177,6 +177,32 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE rounds ADD COLUMN mcus TEXT;
     `,
   },
+  {
+    // The rollout engine (gateway/rollouts/): each rollout's whole state after every step, and the
+    // release each swarm committed per software (its anti-rollback floor).
+    version: 7,
+    description: 'rollouts and swarm floors',
+    sql: `
+      CREATE TABLE rollouts (
+        id TEXT PRIMARY KEY,
+        swarm TEXT NOT NULL,
+        phase TEXT NOT NULL,
+        state TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX rollouts_by_swarm ON rollouts(swarm, updated_at);
+
+      CREATE TABLE swarm_floors (
+        swarm TEXT NOT NULL,
+        name TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        digest TEXT NOT NULL,
+        rollout TEXT NOT NULL,
+        committed_at INTEGER NOT NULL,
+        PRIMARY KEY (swarm, name)
+      ) STRICT;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

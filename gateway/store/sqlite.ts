@@ -4,10 +4,12 @@ import Database from 'better-sqlite3';
 import type { McuAdmission } from '../mcus/model.ts';
 import type { BatchRecord, DeviceRecord, PostureEvent, Release, RoundRecord } from '../model.ts';
 import type { ReleaseManifestRecord } from '../releases/model.ts';
+import type { Rollout } from '../rollouts/model.ts';
 import { allowlistEntry } from './allowlist.ts';
 import type { McuAdmissionRow } from './mcu-admission-rows.ts';
 import { migrate, SCHEMA_VERSION } from './migrations.ts';
 import type { ReleaseManifestRow } from './release-manifest-rows.ts';
+import type { RolloutRow, SwarmFloor, SwarmFloorRow } from './rollout-rows.ts';
 import type { BatchRow, DeviceRow, PostureEventRow, ReleaseRow, RoundRow } from './rows.ts';
 import { backupDatabase, StoreFileError } from './sqlite-file.ts';
 import type { Store, StoreHealth } from './store.ts';
@@ -19,7 +21,9 @@ import {
   POSTURE_EVENTS,
   RELEASE_MANIFESTS,
   RELEASES,
+  ROLLOUTS,
   ROUNDS,
+  SWARM_FLOORS,
   type Table,
 } from './tables.ts';
 import { type QueueEvent, type Write, WriteQueue } from './write-queue.ts';
@@ -197,6 +201,14 @@ function prepareStatements(db: Database.Database) {
 
     upsertBatch: upsert(BATCHES),
     batch: db.prepare<[string], BatchRow>('SELECT * FROM batches WHERE id = ?'),
+
+    upsertRollout: upsert(ROLLOUTS),
+    rollout: db.prepare<[string], RolloutRow>('SELECT * FROM rollouts WHERE id = ?'),
+    rollouts: db.prepare<[], RolloutRow>('SELECT * FROM rollouts ORDER BY updated_at DESC, rowid DESC'),
+    upsertSwarmFloor: upsert(SWARM_FLOORS),
+    swarmFloors: db.prepare<[string], SwarmFloorRow>(
+      'SELECT * FROM swarm_floors WHERE swarm = ? ORDER BY name',
+    ),
   };
 }
 
@@ -406,6 +418,19 @@ export class SqliteStore implements Store {
     this.write('mcu_admissions', what, () => this.sql.revokeMcu.run(identity), mcuKey(identity));
   }
 
+  saveRollout(r: Rollout): void {
+    const row = ROLLOUTS.toRow(r);
+    const what = `saveRollout ${r.spec.id}`;
+    this.write('rollouts', what, () => this.sql.upsertRollout.run(row), `rollout ${r.spec.id}`, r);
+  }
+
+  saveSwarmFloor(f: SwarmFloor): void {
+    const row = SWARM_FLOORS.toRow(f);
+    const what = `saveSwarmFloor ${f.swarm} ${f.name}`;
+    const key = `swarm floor ${JSON.stringify([f.swarm, f.name])}`;
+    this.write('swarm_floors', what, () => this.sql.upsertSwarmFloor.run(row), key);
+  }
+
   // Queries: SQLite answers at once; each sees the writes made before it.
 
   async devices(): Promise<DeviceRecord[]> {
@@ -520,6 +545,24 @@ export class SqliteStore implements Store {
   async mcuAdmissions(): Promise<McuAdmission[]> {
     this.readable('mcu_admissions');
     return this.sql.mcuAdmissions.all().map(MCU_ADMISSIONS.fromRow);
+  }
+
+  async rollout(id: string): Promise<Rollout | undefined> {
+    const queued = this.queuedRecord<Rollout>(`rollout ${id}`);
+    if (queued) return queued;
+    this.open();
+    const row = this.sql.rollout.get(id);
+    return row && ROLLOUTS.fromRow(row);
+  }
+
+  async rollouts(): Promise<Rollout[]> {
+    this.readable('rollouts');
+    return this.sql.rollouts.all().map(ROLLOUTS.fromRow);
+  }
+
+  async swarmFloors(swarm: string): Promise<SwarmFloor[]> {
+    this.readable('swarm_floors');
+    return this.sql.swarmFloors.all(swarm).map(SWARM_FLOORS.fromRow);
   }
 
   async pruneRounds(before: number, limit: number): Promise<number> {

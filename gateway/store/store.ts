@@ -1,6 +1,8 @@
 import type { McuAdmission } from '../mcus/model.ts';
 import type { BatchRecord, DeviceRecord, PostureEvent, Release, RoundRecord } from '../model.ts';
 import type { ReleaseManifestRecord } from '../releases/model.ts';
+import type { Rollout } from '../rollouts/model.ts';
+import type { SwarmFloor } from './rollout-rows.ts';
 
 // The gateway's store, as two sides with different contracts.
 //
@@ -42,6 +44,10 @@ export interface StoreWriter {
   /** Admit an MCU identity (insert or replace: re-admitting changes its device and note). */
   admitMcu(a: McuAdmission): void;
   revokeMcu(identity: string): void;
+  /** Insert or replace the rollout with this id (its whole state). */
+  saveRollout(r: Rollout): void;
+  /** Insert or replace a swarm's floor for a software. */
+  saveSwarmFloor(f: SwarmFloor): void;
 }
 
 export interface StoreQueries {
@@ -67,6 +73,11 @@ export interface StoreQueries {
   batch(id: string): Promise<BatchRecord | undefined>;
   /** Admitted MCU identities, by identity. */
   mcuAdmissions(): Promise<McuAdmission[]>;
+  rollout(id: string): Promise<Rollout | undefined>;
+  /** Every rollout, newest first. */
+  rollouts(): Promise<Rollout[]>;
+  /** A swarm's committed floors, by software name. */
+  swarmFloors(swarm: string): Promise<SwarmFloor[]>;
 }
 
 /**

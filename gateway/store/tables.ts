@@ -1,12 +1,22 @@
 import type { McuAdmission } from '../mcus/model.ts';
 import type { BatchRecord, DeviceRecord, PostureEvent, Release, RoundRecord } from '../model.ts';
 import type { ReleaseManifestRecord } from '../releases/model.ts';
+import type { Rollout } from '../rollouts/model.ts';
 import { type McuAdmissionRow, mcuAdmissionFromRow, mcuAdmissionToRow } from './mcu-admission-rows.ts';
 import {
   type ReleaseManifestRow,
   releaseManifestFromRow,
   releaseManifestToRow,
 } from './release-manifest-rows.ts';
+import {
+  type RolloutRow,
+  rolloutFromRow,
+  rolloutToRow,
+  type SwarmFloor,
+  type SwarmFloorRow,
+  swarmFloorFromRow,
+  swarmFloorToRow,
+} from './rollout-rows.ts';
 import {
   type BatchRow,
   batchFromRow,
@@ -168,4 +178,22 @@ export const MCU_ADMISSIONS: Table<McuAdmission, McuAdmissionRow> = {
   key: ['identity'],
   toRow: mcuAdmissionToRow,
   fromRow: mcuAdmissionFromRow,
+};
+
+/** Rollouts, each stored whole (its state as JSON) after every step; `phase` and `swarm` to filter on. */
+export const ROLLOUTS: Table<Rollout, RolloutRow> = {
+  name: 'rollouts',
+  columns: ['id', 'swarm', 'phase', 'state', 'updated_at'],
+  key: ['id'],
+  toRow: rolloutToRow,
+  fromRow: rolloutFromRow,
+};
+
+/** The seq each swarm committed per software (gateway/releases/floor.ts decides with it). */
+export const SWARM_FLOORS: Table<SwarmFloor, SwarmFloorRow> = {
+  name: 'swarm_floors',
+  columns: ['swarm', 'name', 'seq', 'digest', 'rollout', 'committed_at'],
+  key: ['swarm', 'name'],
+  toRow: swarmFloorToRow,
+  fromRow: swarmFloorFromRow,
 };

@@ -55,6 +55,7 @@ test('an empty policy is the default policy, and the default is what the docs pr
     maxPayload: 1024 * 1024,
     retention: { roundsDays: 7 },
     mcus: { firmware: {}, onFailure: 'submodule', slots: {}, models: {}, expect: [] },
+    rollouts: { artifactBytesPerSecond: 4 * 1024 * 1024 },
   });
 });
 
@@ -83,6 +84,7 @@ test('a full policy parses; hex is normalised; expiry follows the interval unles
       allowSim: true,
       maxPayload: 4096,
       retention: { roundsDays: 30 },
+      rollouts: { artifactBytesPerSecond: 1_000_000 },
     },
     'policy.json',
   );
@@ -99,6 +101,7 @@ test('a full policy parses; hex is normalised; expiry follows the interval unles
     maxPayload: 4096,
     retention: { roundsDays: 30 },
     mcus: { firmware: {}, onFailure: 'submodule', slots: {}, models: {}, expect: [] },
+    rollouts: { artifactBytesPerSecond: 1_000_000 },
   } satisfies Policy);
 });
 
@@ -109,6 +112,11 @@ const WRONG: [unknown, string, RegExp][] = [
   [{ admision: {} }, 'admision', /unknown key \(allowed here: admission, pcrs,/],
   [{ retention: { roundsDays: 0 } }, 'retention.roundsDays', /whole number of days from 1 to 3650, got 0/],
   [{ retention: { rounds: 7 } }, 'retention.rounds', /unknown key \(allowed here: roundsDays\)/],
+  [
+    { rollouts: { artifactBytesPerSecond: 1000 } },
+    'rollouts.artifactBytesPerSecond',
+    /bytes\/s from 65536 to 10737418240, got 1000/,
+  ],
   [{ admission: 'open' }, 'admission', /expected an object with keys mode, ekCa, got "open"/],
   [
     { admission: { mode: 'tofu' } },

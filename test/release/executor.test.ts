@@ -1,14 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import {
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -16,7 +8,6 @@ import { replaySoftwareLog, SoftwareLog } from '../../device/software-log.ts';
 import { TpmAccess } from '../../device/tpm-access.ts';
 import { parseUpdateConfig, UPDATE_CONFIG_FILE } from '../../device/update/config.ts';
 import { UpdateExecutor } from '../../device/update/executor.ts';
-import { adoptTree } from '../../device/update/slots.ts';
 import { encodeMessage } from '../../shared/protocol/envelope.ts';
 import type { Command, Report } from '../../shared/protocol/messages.ts';
 import { trustedKey } from '../../shared/protocol/release-manifest.ts';
@@ -32,6 +23,7 @@ import {
   lastReport,
   makeRelease,
   operateCmd,
+  provisionUpdates,
   releaseKey,
   stageCmd,
   type TestRelease,
@@ -83,35 +75,11 @@ async function device(opts: { agent?: boolean } = {}): Promise<Env> {
   await ctx.swtpm!.restart();
   const root = tempDir('update');
   ctx.dirs.push(root);
-  const dir = join(root, 'agent');
-  const slots = join(root, 'slots');
-  writeTree(join(root, 'v1'), V1);
-  adoptTree(slots, join(root, 'v1'));
-  writeFileSync(join(root, 'restart.sh'), `#!/bin/sh\necho restarted >> ${root}/restarts\n`, { mode: 0o755 });
-  mkdirSync(dir);
-  writeFileSync(
-    join(dir, UPDATE_CONFIG_FILE),
-    JSON.stringify({
-      software: {
-        name: 'app',
-        version: '1.0.0',
-        slots,
-        restart: [join(root, 'restart.sh')],
-        health: ['sh', '-c', `test -f ${slots}/current/ok`],
-        agent: opts.agent ?? false,
-      },
-      healthIntervalMs: 50,
-      operations: {
-        recipe: {
-          run: [
-            'sh',
-            '-c',
-            `cat > ${root}/op-args; echo "$VIGIL_OPERATION $VIGIL_OPERATE_AT" >> ${root}/op-runs`,
-          ],
-        },
-      },
-    }),
-  );
+  const { dir, slots } = provisionUpdates(root, {
+    files: V1,
+    agent: opts.agent ?? false,
+    operation: `cat > ${root}/op-args; echo "$VIGIL_OPERATION $VIGIL_OPERATE_AT" >> ${root}/op-runs`,
+  });
   const env = { dir, slots, reports: [] as Report[] } as unknown as Env;
   env.reopen = async () => {
     env.tpm = new TpmAccess(ctx.swtpm!.tcti);

@@ -374,6 +374,17 @@ it('operations: once per id, at their time, cancellable until they start, unknow
   assert.equal(interrupted.state.operations, {});
   const other = operateCmd('recipe', NOW + 5000);
   const scheduled = step(initial, command(other), ctx).state;
+  // The agent was down at its time: not run late, reported failed; still ahead: kept.
+  const missed = step(scheduled, { kind: 'started', now: NOW + 6000, current: 'a' }, ctx);
+  assert.equal(kinds(missed.effects), ['report', 'record']);
+  assert.equal(
+    [onlyReport(missed.effects).state, onlyReport(missed.effects).detail],
+    ['failed', `the agent was not running at ${new Date(NOW + 5000).toISOString()}; not run late`],
+  );
+  assert.equal(missed.state.operations, {});
+  const kept = step(scheduled, { kind: 'started', now: NOW + 4000, current: 'a' }, ctx);
+  assert.equal(kept.state.operations, scheduled.operations);
+  assert.is(nextDue(kept.state), NOW + 5000);
   const c = step(scheduled, command(cancelCmd(other.id)), ctx);
   assert.equal(
     [onlyReport(c.effects).state, toHex(onlyReport(c.effects).command)],

@@ -1,6 +1,8 @@
 import { createHash, generateKeyPairSync, type KeyObject, randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { UPDATE_CONFIG_FILE } from '../../device/update/config.ts';
+import { adoptTree } from '../../device/update/slots.ts';
 import type { Command, Report } from '../../shared/protocol/messages.ts';
 import { signRelease } from '../../shared/protocol/release-manifest.ts';
 import { formatManifest, manifestDigest } from '../../shared/protocol/software-manifest.ts';
@@ -131,4 +133,39 @@ export const hexId = (c: Command | Uint8Array) => toHex(c instanceof Uint8Array 
 export function lastReport(reports: readonly Report[], id: string): Report | undefined {
   for (let i = reports.length - 1; i >= 0; i--) if (toHex(reports[i]!.command) === id) return reports[i];
   return undefined;
+}
+
+/**
+ * A device's update side on disk under `root`: slot `a` holding `files` as `app` 1.0.0, a restart
+ * script counting restarts in ROOT/restarts, a health probe passing while `current/ok` exists, and
+ * an operation `recipe` running the shell line `operation`. Returns the agent directory (holding
+ * update.json) and the slots.
+ */
+export function provisionUpdates(
+  root: string,
+  o: { files: TreeFiles; operation: string; agent?: boolean; settings?: object },
+): { dir: string; slots: string } {
+  const dir = join(root, 'agent');
+  const slots = join(root, 'slots');
+  writeTree(join(root, 'v1'), o.files);
+  adoptTree(slots, join(root, 'v1'));
+  writeFileSync(join(root, 'restart.sh'), `#!/bin/sh\necho restarted >> ${root}/restarts\n`, { mode: 0o755 });
+  mkdirSync(dir);
+  writeFileSync(
+    join(dir, UPDATE_CONFIG_FILE),
+    JSON.stringify({
+      software: {
+        name: 'app',
+        version: '1.0.0',
+        slots,
+        restart: [join(root, 'restart.sh')],
+        health: ['sh', '-c', `test -f ${slots}/current/ok`],
+        agent: o.agent ?? false,
+      },
+      healthIntervalMs: 50,
+      operations: { recipe: { run: ['sh', '-c', o.operation], timeoutMs: 5000 } },
+      ...o.settings,
+    }),
+  );
+  return { dir, slots };
 }
