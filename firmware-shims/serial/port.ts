@@ -1,6 +1,6 @@
 import { read } from 'node:fs';
 import { promisify } from 'node:util';
-import { SerialPort } from 'serialport';
+import type { SerialPort } from 'serialport';
 
 // Opening a serial port for the MCU link, and one fix under it. serialport 13's Unix binding
 // reads again at once when read() returns 0 bytes; on Linux that is what a tty whose other end
@@ -52,8 +52,26 @@ function hangUpOnEof(binding: UnixPortBinding, path: string): void {
   };
 }
 
+let serialport: Promise<typeof import('serialport')> | undefined;
+
+/**
+ * serialport, loaded when a port is first opened: an agent without MCUs never needs its compiled
+ * binding, which a Pi installs as a package of its own (vigil-agent-serial, one per architecture).
+ */
+function loadSerialport(): Promise<typeof import('serialport')> {
+  serialport ??= import('serialport').catch((e: unknown) => {
+    serialport = undefined;
+    throw new Error(
+      `serial MCUs are configured but serial support is not installed (${(e as Error).message}): ` +
+        'install the vigil-agent-serial package (or serialport beside the agent), or remove "mcus" from agent.json',
+    );
+  });
+  return serialport;
+}
+
 /** Opens `path` (8N1, raw), rejecting with the system's reason when it cannot. */
 export async function openSerialPort(path: string, baudRate: number): Promise<SerialPort> {
+  const { SerialPort } = await loadSerialport();
   const port = new SerialPort({ path, baudRate, autoOpen: false });
   await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
   if (isUnixPortBinding(port.port)) hangUpOnEof(port.port, path);

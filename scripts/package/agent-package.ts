@@ -1,10 +1,12 @@
 import * as fs from 'node:fs';
-import { readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildManifest, formatManifest } from '../../shared/protocol/software-manifest.ts';
 import { bundleAgent, writeAgentPackageJson } from './bundle.ts';
 import type { Release } from './context.ts';
 import { buildDeb, put, putGzip } from './deb.ts';
+import { hostArch, shlibDepends } from './gateway-package.ts';
 import { maintainerScripts } from './maintainer-scripts.ts';
 import {
   checkNativeArch,
@@ -17,10 +19,13 @@ import {
 } from './node-modules.ts';
 import { copyrightFile } from './notices.ts';
 
-// vigil-agent: what a Pi installs. The agent directory (/usr/lib/vigil-agent) holds the bundle,
-// its package.json and any native module beside it, and nothing else: the software manifest
-// covers that directory whole. Around it: a command on PATH, the systemd unit, the tmpfiles.d
-// entries and udev rule that make the kernel's event logs readable to tss, a manual page.
+// vigil-agent: what a Pi installs. The agent directory (/usr/lib/vigil-agent) holds the bundle
+// and its package.json, and nothing else: the software manifest covers that directory whole.
+// Around it: a command on PATH, the systemd unit, the tmpfiles.d entries and udev rule that make
+// the kernel's event logs readable to tss, a manual page. The agent's one native module (the
+// serial binding, for MCUs on UARTs) is a package of its own per architecture,
+// vigil-agent-serial, installed into the same directory: a Pi without MCUs installs no compiled
+// code at all, and vigil-agent stays Architecture: all.
 
 export const FILES = join(import.meta.dirname, 'files');
 export const AGENT_LIB = 'usr/lib/vigil-agent';
@@ -38,7 +43,10 @@ export interface AgentDir {
   readonly natives: readonly string[];
 }
 
-/** Fills `dir` with the agent (or another `entry`): bundle, package.json, native externals for `arches`. */
+/**
+ * Fills `dir` with the agent (or another `entry`): bundle, package.json, and the native externals
+ * for `arches` beside it (none: `arches` empty, for the package that leaves them to another).
+ */
 export async function stageAgentDir(
   r: Release,
   dir: string,
@@ -48,7 +56,7 @@ export async function stageAgentDir(
   const bundle = await bundleAgent(r.root, dir, entry);
   writeAgentPackageJson(dir, r.version);
   const lock = readLock(r.root);
-  const copied = dependencyClosure(lock, bundle.externals);
+  const copied = arches.length > 0 ? dependencyClosure(lock, bundle.externals) : [];
   copyPackages(r.root, copied, dir, arches);
   checkNativeArch(dir, arches);
   const inlined = lockedPackages(lock, bundle.inlined);
@@ -62,14 +70,8 @@ export async function stageAgentDir(
 }
 
 export async function buildAgentDeb(r: Release, staging: string, out: string): Promise<string> {
-  const agent = await stageAgentDir(r, join(staging, AGENT_LIB));
-  if (agent.natives.length > 0) {
-    // Prebuilds for several architectures in one Architecture: all package would be wrong for
-    // dpkg and lintian alike; build one package per architecture when that day comes.
-    throw new Error(
-      `the agent now loads native modules (${agent.natives.join(', ')}): make buildAgentDeb build one package per architecture`,
-    );
-  }
+  // No compiled code: an Architecture: all package (the serial binding is vigil-agent-serial).
+  const agent = await stageAgentDir(r, join(staging, AGENT_LIB), []);
   // The release's manifest beside the package, for `vigil-gateway release add --manifest FILE`:
   // exactly what the installed agent will measure (its directory, whole).
   const manifest = formatManifest(buildManifest(fs, agent.dir, { name: 'vigil-agent', version: r.version }));
@@ -113,4 +115,50 @@ export async function buildAgentDeb(r: Release, staging: string, out: string): P
     copyrightFile(r.root, 'vigil-agent', agent.thirdParty),
     out,
   );
+}
+
+/**
+ * vigil-agent-serial: the agent's native modules (serialport's binding) for this machine's
+ * architecture, into the agent's directory. Beside it, the manifest of the agent directory with
+ * it installed: what a Pi with serial support measures, a release of its own for the gateway.
+ */
+export async function buildAgentSerialDeb(r: Release, staging: string, out: string): Promise<string> {
+  const arch = hostArch();
+  const whole = mkdtempSync(join(tmpdir(), 'vigil-agent-serial-'));
+  try {
+    const agent = await stageAgentDir(r, whole, [arch]);
+    if (agent.natives.length === 0)
+      throw new Error('the agent loads no native module: vigil-agent-serial has nothing to hold');
+    const modules = join(staging, AGENT_LIB, 'node_modules');
+    cpSync(join(whole, 'node_modules'), modules, { recursive: true });
+    const manifest = formatManifest(buildManifest(fs, whole, { name: 'vigil-agent', version: r.version }));
+    put(out, `vigil-agent_${r.version}+serial_${arch}.manifest`, manifest);
+    const natives = new Set(agent.natives);
+    const compiled = checkNativeArch(modules, [arch]);
+    const copied = agent.thirdParty.filter((p) => existsSync(join(whole, p.path)));
+    return buildDeb(
+      {
+        name: 'vigil-agent-serial',
+        version: r.version,
+        arch,
+        // nodejs: node-gyp-build's scripts name it; libc and the rest: what the module links.
+        depends: [`vigil-agent (= ${r.version})`, AGENT_DEPENDS[0], ...shlibDepends(compiled)],
+        section: 'admin',
+        synopsis: 'Vigil device agent: serial support for microcontroller attesters',
+        description: [
+          "The compiled serial-port binding the agent uses to ask microcontrollers on this device's " +
+            'UARTs for evidence (the "mcus" of agent.json). Without it the agent runs as before and ' +
+            `refuses a configuration with MCUs. Holds ${[...natives].join(', ')} for ${arch}.`,
+        ],
+        maintainer: r.maintainer,
+        time: r.time,
+        scripts: {},
+      },
+      staging,
+      copyrightFile(r.root, 'vigil-agent-serial', copied),
+      out,
+    );
+  } finally {
+    rmSync(whole, { recursive: true, force: true });
+  }
 }

@@ -114,7 +114,7 @@ export async function stageGatewayDir(r: Release, dir: string, arch: DebianArch)
 }
 
 /** Shared-library dependencies of the native modules, as dpkg-shlibdeps works them out. */
-function shlibDepends(modules: readonly string[]): string[] {
+export function shlibDepends(modules: readonly string[]): string[] {
   if (modules.length === 0) return [];
   // dpkg-shlibdeps wants a source-package layout around it: debian/control and nothing else.
   const src = mkdtempSync(join(tmpdir(), 'vigil-shlibdeps-'));

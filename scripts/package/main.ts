@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildAgentDeb } from './agent-package.ts';
+import { buildAgentDeb, buildAgentSerialDeb } from './agent-package.ts';
 import { release } from './context.ts';
 import { buildGatewayDeb } from './gateway-package.ts';
 import { buildAgentTarball } from './tarball.ts';
@@ -13,6 +13,7 @@ import { buildAgentTarball } from './tarball.ts';
 
 const ARTEFACTS = {
   agent: buildAgentDeb,
+  serial: buildAgentSerialDeb,
   gateway: buildGatewayDeb,
   tarball: buildAgentTarball,
 } as const;

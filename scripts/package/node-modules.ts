@@ -148,7 +148,9 @@ export function copyPackages(
         const base = rel[rel.length - 1]!;
         if (statSync(src).isDirectory() ? DEV_DIR.test(base) : DEV_FILE.test(base)) return false;
         if (!native) return true;
-        if (rel[0] === 'prebuilds') return rel.length === 1 || keepPrebuilds.has(rel[1]!);
+        // Debian is glibc: a prebuild for musl would only be dead weight (and lintian's error).
+        if (rel[0] === 'prebuilds')
+          return rel.length === 1 || (keepPrebuilds.has(rel[1]!) && !base.includes('.musl.'));
         if (rel[0] === 'build') {
           if (rel.length <= 2) return rel.length === 1 || rel[1] === 'Release';
           return rel.length === 3 && rel[2]!.endsWith('.node') && !rel[2]!.startsWith('test_');

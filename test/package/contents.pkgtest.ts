@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -14,7 +14,14 @@ import { build, HOST_NODE, nodeExec, ROOT, unitCommand, unpackDeb } from './supp
 // systemd-tmpfiles to a scratch root), lintian at warning level, and the tarball's install.sh
 // (into a DESTDIR).
 
-const ctx: { out?: string; agent?: string; gateway?: string; tarball?: string; dirs: string[] } = {
+const ctx: {
+  out?: string;
+  agent?: string;
+  serial?: string;
+  gateway?: string;
+  tarball?: string;
+  dirs: string[];
+} = {
   dirs: [],
 };
 const test = suite('package contents', ctx);
@@ -23,6 +30,7 @@ const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as
 test.before(async () => {
   ctx.out = tempDir('packages');
   ctx.agent = await build('agent', ctx.out);
+  ctx.serial = await build('serial', ctx.out);
   ctx.gateway = await build('gateway', ctx.out);
   ctx.tarball = await build('tarball', ctx.out);
 });
@@ -226,10 +234,39 @@ test('vigil-gateway: built gateway, production node_modules for this architectur
   assert.ok(securityScore(unit) <= 2.0);
 });
 
-test('lintian: no error or warning on either package', () => {
+test('vigil-agent-serial: the serial binding for this architecture, into the agent directory', () => {
+  const arch = execFileSync('dpkg', ['--print-architecture'], { encoding: 'utf8' }).trim();
+  assert.ok(ctx.serial!.endsWith(`vigil-agent-serial_${VERSION}_${arch}.deb`), ctx.serial);
+  assert.is(field(ctx.serial!, 'Architecture'), arch);
+  const depends = field(ctx.serial!, 'Depends');
+  assert.ok(depends.startsWith(`vigil-agent (= ${VERSION}), nodejs (>= 18.19), libc6`), depends);
+  const paths = files(ctx.serial!).map((f) => f.path);
+  const natives = paths.filter((p) => p.endsWith('.node'));
+  assert.ok(natives.length > 0, 'a compiled module');
+  for (const p of natives)
+    assert.match(
+      p,
+      /^\/usr\/lib\/vigil-agent\/node_modules\/@serialport\/bindings-cpp\/prebuilds\/linux-(x64|arm64|arm)\//,
+    );
+  const nodeArch = { amd64: 'x64', arm64: 'arm64', armhf: 'arm' }[arch];
+  assert.ok(
+    natives.every((p) => p.includes(`/linux-${nodeArch}/`)),
+    'only this architecture',
+  );
+  assert.not.ok(
+    paths.some((p) => p.endsWith('vigil-agent.mjs')),
+    'the agent itself is vigil-agent',
+  );
+  assert.ok(
+    readdirSync(ctx.out!).includes(`vigil-agent_${VERSION}+serial_${arch}.manifest`),
+    'the manifest of the agent with serial support, beside the package',
+  );
+});
+
+test('lintian: no error or warning on any package', () => {
   const r = spawnSync(
     'lintian',
-    ['--fail-on', 'error,warning', '--display-level', '>=warning', ctx.agent!, ctx.gateway!],
+    ['--fail-on', 'error,warning', '--display-level', '>=warning', ctx.agent!, ctx.serial!, ctx.gateway!],
     {
       encoding: 'utf8',
     },

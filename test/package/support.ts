@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } 
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
-import { buildAgentDeb } from '../../scripts/package/agent-package.ts';
+import { buildAgentDeb, buildAgentSerialDeb } from '../../scripts/package/agent-package.ts';
 import { release } from '../../scripts/package/context.ts';
 import { buildGatewayDeb } from '../../scripts/package/gateway-package.ts';
 import { buildAgentTarball } from '../../scripts/package/tarball.ts';
@@ -22,8 +22,13 @@ export const CACHE = process.env.VIGIL_CACHE_DIR ?? join(ROOT, '.vigil/cache');
 
 const run = promisify(execFile);
 
-export type Artefact = 'agent' | 'gateway' | 'tarball';
-const BUILDERS = { agent: buildAgentDeb, gateway: buildGatewayDeb, tarball: buildAgentTarball } as const;
+export type Artefact = keyof typeof BUILDERS;
+const BUILDERS = {
+  agent: buildAgentDeb,
+  serial: buildAgentSerialDeb,
+  gateway: buildGatewayDeb,
+  tarball: buildAgentTarball,
+} as const;
 
 /** Builds one artefact into `out` (a fresh staging directory each time); returns its path. */
 export async function build(what: Artefact, out: string): Promise<string> {
