@@ -1,18 +1,15 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadConfig } from '../../gateway/config.ts';
 import { importBundle } from '../../gateway/releases/import.ts';
 import type { RolloutView } from '../../gateway/rollouts/view.ts';
-import { readRunFile } from '../../gateway/run-file.ts';
-import { initGateway } from '../../gateway/setup/init.ts';
 import { SqliteStore } from '../../gateway/store/sqlite.ts';
 import type { Command } from '../../shared/protocol/index.ts';
 import { toHex } from '../../shared/tpm/bytes.ts';
+import { type GatewayProcess, gatewayDir, startGatewayProcess } from '../support/gateway-process.ts';
 import { eventually, settle } from '../support/operator.ts';
-import { freePort } from '../support/ports.ts';
 import { removeDir, tempDir } from '../support/tmp.ts';
 import {
   digestOf,
@@ -31,13 +28,13 @@ import {
 // ids as the members reconnect and attest, and no member acts twice: one switch, one restart, one
 // measurement of the release each.
 
-const ROOT = new URL('../..', import.meta.url).pathname;
+const _ROOT = new URL('../..', import.meta.url).pathname;
 
 interface Ctx {
   dir: string;
   work: string;
   port: number;
-  child?: ChildProcess;
+  gateway?: GatewayProcess;
   members: Member[];
 }
 const it = suite<Ctx>('gateway killed with SIGKILL mid-rollout', { dir: '', work: '', port: 0, members: [] });
@@ -45,71 +42,19 @@ const it = suite<Ctx>('gateway killed with SIGKILL mid-rollout', { dir: '', work
 it.before(async (ctx) => {
   ctx.dir = tempDir('vigil-kill-rollout-');
   ctx.work = tempDir('vigil-kill-work-');
-  ctx.port = await freePort();
-  initGateway({ dir: ctx.dir, hosts: ['localhost'], mqttPort: ctx.port, apiPort: 0 });
-  const file = join(ctx.dir, 'gateway.json');
-  const json = JSON.parse(readFileSync(file, 'utf8'));
-  json.mqtt.host = '127.0.0.1';
-  json.api.host = '127.0.0.1';
-  writeFileSync(file, JSON.stringify(json));
-  writeFileSync(
-    join(ctx.dir, 'policy.json'),
-    JSON.stringify({
-      admission: { mode: 'open' },
-      rounds: { periodicMs: 60_000, deadlineMs: 2000 },
-      referenceValues: REFERENCE(),
-    }),
-  );
+  ({ port: ctx.port } = await gatewayDir(ctx.dir, {
+    admission: { mode: 'open' },
+    rounds: { periodicMs: 60_000, deadlineMs: 2000 },
+    referenceValues: REFERENCE(),
+  }));
 });
 
 it.after(async (ctx) => {
   await Promise.allSettled(ctx.members.map((m) => m.stop()));
-  await kill(ctx);
+  await ctx.gateway?.kill();
   removeDir(ctx.dir);
   removeDir(ctx.work);
 });
-
-async function kill(ctx: Ctx): Promise<void> {
-  const child = ctx.child;
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGKILL');
-  await exited;
-}
-
-/** `vigil-gateway start` as a child process; resolves with its API's base URL once it runs. */
-async function startGateway(ctx: Ctx): Promise<string> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      'gateway/cli.ts',
-      'start',
-      '--dir',
-      ctx.dir,
-      '--port',
-      String(ctx.port),
-      '--api-port',
-      '0',
-    ],
-    { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  ctx.child = child;
-  await eventually(
-    () => {
-      if (child.exitCode !== null) throw new Error(`gateway exited with ${child.exitCode}: ${stderr}`);
-      return readRunFile(ctx.dir)?.pid === child.pid;
-    },
-    'the gateway runs',
-    20_000,
-  );
-  return `http://127.0.0.1:${readRunFile(ctx.dir)!.apiPort}`;
-}
 
 it('kill -9 while members activate: the rollout resumes, the same command ids, no member acts twice', async (ctx) => {
   const key = trustReleaseKey(ctx.dir);
@@ -118,7 +63,8 @@ it('kill -9 while members activate: the rollout resumes, the same command ids, n
   const v2 = (await importBundle({ dir: ctx.dir, bundle, store, now: Date.now() })).record.digest;
   await store.close();
 
-  let base = await startGateway(ctx);
+  ctx.gateway = await startGatewayProcess(ctx.dir, ctx.port);
+  let base = ctx.gateway.api;
   const token = readFileSync(join(ctx.dir, 'operator.token'), 'utf8').trim();
   const api = async <T>(method: string, path: string, body?: unknown) => {
     const res = await fetch(`${base}${path}`, {
@@ -167,10 +113,11 @@ it('kill -9 while members activate: the rollout resumes, the same command ids, n
     'the second wave activating',
     20_000,
   );
-  await kill(ctx);
-  assert.is(ctx.child!.signalCode, 'SIGKILL');
+  await ctx.gateway.kill();
+  assert.is(ctx.gateway.child.signalCode, 'SIGKILL');
 
-  base = await startGateway(ctx);
+  ctx.gateway = await startGatewayProcess(ctx.dir, ctx.port);
+  base = ctx.gateway.api;
   await eventually(
     async () => (await rollout()).phase === 'completed',
     'the rollout completed after the restart',
