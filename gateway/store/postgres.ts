@@ -78,6 +78,8 @@ export type StoredRound = RoundRecord & { readonly requested: boolean };
 /** What the scale-out layer uses beyond Store (gateway/scale). */
 export interface SharedStore extends Store {
   readonly gatewayId: string;
+  /** False while commits fail (the server is unreachable): writes wait and are retried. */
+  readonly healthy: boolean;
   /** Reads these devices and hands over, synchronously, those with no write of this gateway pending. */
   reloadDevices(ids: readonly string[] | 'all', accept: (records: DeviceRecord[]) => void): Promise<void>;
   /** The gateway that wrote this device's row last, as far as this gateway has seen. */
@@ -245,6 +247,10 @@ export class PostgresStore implements SharedStore {
       );
     }
     return new PostgresStore(pool, opts);
+  }
+
+  get healthy(): boolean {
+    return !this.failing && !this.closed;
   }
 
   stats(): StoreStats & { readonly conflicts: number } {
