@@ -35,6 +35,9 @@ export interface FleetRoundsDeps {
   readonly settled: (round: RoundRecord) => void;
 }
 
+/** How long a withdrawn round's row outlives the withdrawal (see SharedStore.withdrawRequested). */
+const FORGET_AFTER_MS = 5000;
+
 interface Asked {
   readonly rounds: Set<string>;
   readonly answered: Set<string>;
@@ -135,7 +138,7 @@ export class FleetRounds {
       const held = only ?? [...new Set([...connections.all()].map((c) => c.deviceId))];
       const askable = held.filter((id) => connections.askable(id) !== undefined);
       try {
-        for (const r of await store.takeRequested(askable)) this.issue(r);
+        for (const r of await store.takeRequested(askable, this.deps.clock.now())) this.issue(r);
       } catch (err) {
         log.warn({ err: (err as Error).message }, 'taking requested rounds failed; taken at the next scan');
       }
@@ -203,10 +206,17 @@ export class FleetRounds {
     const a = this.asked.get(batchId);
     if (!a || this.stopped) return;
     a.timer?.cancel();
-    this.deps.store.withdrawRequested([...a.rounds]).then(
+    const { store, clock } = this.deps;
+    store.withdrawRequested([...a.rounds], clock.now()).then(
       (gone) => {
         this.asked.delete(batchId);
         for (const r of gone) this.deps.batches.settledElsewhere(r.id);
+        const ids = gone.map((r) => r.id);
+        clock.after(FORGET_AFTER_MS, () => {
+          store.forgetWithdrawn(ids, clock.now()).catch(() => {
+            // Left for a later withdrawal of the same batch (restart, adoption) to delete.
+          });
+        });
         if (gone.length > 0)
           this.deps.log.info(
             { batch: batchId, unreachable: gone.map((r) => r.deviceId) },

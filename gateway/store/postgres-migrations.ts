@@ -151,16 +151,17 @@ export async function migratePostgres(
   where: string,
   migrations: readonly PgMigration[] = PG_MIGRATIONS,
 ): Promise<number[]> {
-  await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
-    version INTEGER PRIMARY KEY,
-    description TEXT NOT NULL,
-    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
-  )`);
   const applied: number[] = [];
   for (;;) {
     await client.query('BEGIN');
     try {
       await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+      // Under the lock: two first starts racing on CREATE TABLE IF NOT EXISTS would collide.
+      await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+        version INTEGER PRIMARY KEY,
+        description TEXT NOT NULL,
+        applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+      )`);
       const { rows } = await client.query<{ v: number | null }>(
         'SELECT max(version) AS v FROM schema_migrations',
       );

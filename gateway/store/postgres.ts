@@ -86,13 +86,17 @@ export interface SharedStore extends Store {
   lastWriter(id: string): string | undefined;
   /** Queues a requested round: one asked of whichever gateway holds the device. */
   requestRound(r: RoundRecord): void;
-  /** Takes the requested rounds of these devices for this gateway (each goes to one gateway only). */
-  takeRequested(deviceIds: readonly string[]): Promise<RoundRecord[]>;
+  /** Takes the requested rounds of these devices not past their deadline (each goes to one gateway only). */
+  takeRequested(deviceIds: readonly string[], now: number): Promise<RoundRecord[]>;
   /**
-   * Withdraws requested rounds nobody took: deletes them and lists their devices as unreachable
-   * in their batches, in one transaction. Returns the rounds withdrawn.
+   * Withdraws requested rounds nobody took: lists their devices as unreachable in their batches
+   * and makes the rounds untakeable, in one transaction. Returns the rounds withdrawn. Their rows
+   * stay until forgetWithdrawn, so that a reader of a batch and then of its rounds, on either
+   * side of this commit, never finds a round listed and missing.
    */
-  withdrawRequested(roundIds: readonly string[]): Promise<RoundRecord[]>;
+  withdrawRequested(roundIds: readonly string[], now: number): Promise<RoundRecord[]>;
+  /** Deletes withdrawn requested rounds (a few seconds after withdrawRequested). */
+  forgetWithdrawn(roundIds: readonly string[], now: number): Promise<void>;
   /** The requested rounds this gateway owns (it asked for them, or adopted them). */
   ownRequested(): Promise<RoundRecord[]>;
   /** Records this gateway alive; resolves with the gateways seen within `leaseMs` (this one included). */
@@ -753,20 +757,20 @@ export class PostgresStore implements SharedStore {
 
   // Several gateways (SharedStore).
 
-  async takeRequested(deviceIds: readonly string[]): Promise<RoundRecord[]> {
+  async takeRequested(deviceIds: readonly string[], now: number): Promise<RoundRecord[]> {
     if (deviceIds.length === 0) return [];
     await this.visible('rounds');
     // One UPDATE: two gateways that both think they hold a device cannot both take its round.
     const rows = await this.rows<RoundRow>(
       `UPDATE rounds SET owner = $1, requested = false
-        WHERE requested AND device_id = ANY($2)
+        WHERE requested AND device_id = ANY($2) AND deadline_at > $3
         RETURNING ${ROUNDS.columns.join(', ')}`,
-      [this.gatewayId, deviceIds],
+      [this.gatewayId, deviceIds, now],
     );
     return rows.map(ROUNDS.fromRow);
   }
 
-  async withdrawRequested(roundIds: readonly string[]): Promise<RoundRecord[]> {
+  async withdrawRequested(roundIds: readonly string[], now: number): Promise<RoundRecord[]> {
     if (roundIds.length === 0) return [];
     await this.visible('rounds', 'batches');
     const client = await this.pool.connect();
@@ -775,8 +779,9 @@ export class PostgresStore implements SharedStore {
       await client.query('BEGIN');
       const gone = (
         await client.query<RoundRow>(
-          `DELETE FROM rounds WHERE requested AND id = ANY($1) RETURNING ${ROUNDS.columns.join(', ')}`,
-          [roundIds],
+          `UPDATE rounds SET deadline_at = LEAST(deadline_at, $2) WHERE requested AND id = ANY($1)
+           RETURNING ${ROUNDS.columns.join(', ')}`,
+          [roundIds, now],
         )
       ).rows.map(ROUNDS.fromRow);
       const byBatch = new Map<string, RoundRecord[]>();
@@ -814,6 +819,14 @@ export class PostgresStore implements SharedStore {
     } finally {
       client.release(broken);
     }
+  }
+
+  async forgetWithdrawn(roundIds: readonly string[], now: number): Promise<void> {
+    if (roundIds.length === 0) return;
+    await this.pool.query('DELETE FROM rounds WHERE requested AND id = ANY($1) AND deadline_at <= $2', [
+      roundIds,
+      now,
+    ]);
   }
 
   async ownRequested(): Promise<RoundRecord[]> {

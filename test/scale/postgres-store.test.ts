@@ -213,7 +213,11 @@ it('a requested round is taken by one gateway only; one nobody takes is withdraw
     [roundId(1), roundId(2)],
   );
 
-  const [tookB, tookC] = await Promise.all([b.takeRequested([DEVICE_ID]), c.takeRequested([DEVICE_ID])]);
+  const now = Date.now();
+  const [tookB, tookC] = await Promise.all([
+    b.takeRequested([DEVICE_ID], pendingRound(0).issuedAt),
+    c.takeRequested([DEVICE_ID], pendingRound(0).issuedAt),
+  ]);
   assert.is(tookB.length + tookC.length, 1, 'exactly one gateway took it');
   const taker = tookB.length === 1 ? b : c;
   assert.equal(
@@ -221,13 +225,15 @@ it('a requested round is taken by one gateway only; one nobody takes is withdraw
     [roundId(1)],
   );
 
-  const withdrawn = await a.withdrawRequested([roundId(1), roundId(2)]);
+  const withdrawn = await a.withdrawRequested([roundId(1), roundId(2)], now);
   assert.equal(
     withdrawn.map((r) => r.id),
     [roundId(2)],
     'a taken round cannot be withdrawn',
   );
   assert.equal(await a.batch('b1'), { ...batch('b1', [roundId(1)]), unreachable: [other] });
+  assert.equal(await b.takeRequested([other], now), [], 'a withdrawn round cannot be taken');
+  await a.forgetWithdrawn([roundId(2)], now);
   assert.is(await a.round(roundId(2)), undefined);
 });
 
