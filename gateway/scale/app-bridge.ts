@@ -66,7 +66,7 @@ export class AppBridge {
     bus.on('interest', (m) => {
       if (m.from !== me) this.remote.set(m.from, { filters: m.filters, seen: deps.clock.now() });
     });
-    void bus.subscribeRaw(appChannel(me), (message) => this.deliver(message));
+    bus.subscribeRaw(appChannel(me), (message) => this.deliver(message));
     bus.onUp(() => this.announce());
   }
 

@@ -40,8 +40,11 @@ export class ControlBus {
   private readonly handlers = new Map<BusMessage['t'], ((m: BusMessage) => void)[]>();
   private readonly upListeners: (() => void)[] = [];
   private wasUp = false;
+  private ups = 0;
   private closed = false;
   private downSince: number | undefined = Date.now();
+  /** Channels wanted, with their listener, and whether Redis confirmed the subscription. */
+  private readonly channels = new Map<string, { listener: (m: Buffer) => void; confirmed: boolean }>();
 
   constructor(private readonly opts: BusOptions) {
     const options = { ...redisOptions(opts.url), disableOfflineQueue: true };
@@ -49,7 +52,10 @@ export class ControlBus {
     this.subscriber = createClient({ ...options, name: `vigil-${opts.gatewayId}-sub` });
     for (const c of [this.commands, this.subscriber]) {
       c.on('error', (err: Error) => this.down(err));
-      c.on('ready', () => this.changed());
+      c.on('ready', () => {
+        if (c === this.subscriber) this.subscribeAll();
+        this.changed();
+      });
       c.on('end', () => this.changed());
       c.on('reconnecting', () => this.changed());
     }
@@ -57,13 +63,27 @@ export class ControlBus {
 
   /** Starts connecting (and reconnecting); resolves at once, Redis there or not. */
   start(): void {
-    const text = (channel: string) => (raw: string) => this.deliver(channel, raw);
-    for (const c of [this.commands, this.subscriber]) c.connect().catch((err: Error) => this.down(err));
-    // Subscriptions are restored by node-redis after each reconnect.
     for (const channel of [FLEET_CHANNEL, gatewayChannel(this.opts.gatewayId)])
-      this.subscriber.subscribe(channel, text(channel)).catch(() => {
-        // Not connected yet: node-redis subscribes once it is.
-      });
+      this.channels.set(channel, { listener: (m) => this.deliver(channel, m.toString()), confirmed: false });
+    for (const c of [this.commands, this.subscriber]) c.connect().catch((err: Error) => this.down(err));
+  }
+
+  /**
+   * Subscribes to the channels Redis has not confirmed yet (node-redis restores confirmed ones
+   * after a reconnect by itself; one asked for while disconnected is not kept).
+   */
+  private subscribeAll(): void {
+    for (const [channel, c] of this.channels) {
+      if (c.confirmed) continue;
+      this.subscriber.subscribe(channel, c.listener, true).then(
+        () => {
+          c.confirmed = true;
+        },
+        () => {
+          // Disconnected again: the next 'ready' tries again.
+        },
+      );
+    }
   }
 
   /** Whether both connections are ready now. */
@@ -71,9 +91,18 @@ export class ControlBus {
     return this.commands.isReady && this.subscriber.isReady;
   }
 
-  /** Called each time the bus comes (back) up: listeners catch up on what they may have missed. */
+  /** How many times the bus came up: what was checked at one coming-up is stale at the next. */
+  get generation(): number {
+    return this.ups;
+  }
+
+  /**
+   * Called each time the bus comes (back) up, and now if it is up: listeners catch up on what
+   * they may have missed.
+   */
   onUp(listener: () => void): void {
     this.upListeners.push(listener);
+    if (this.wasUp) queueMicrotask(() => this.notify([listener]));
   }
 
   on<T extends BusMessage['t']>(type: T, handler: (m: Extract<BusMessage, { t: T }>) => void): void {
@@ -103,9 +132,10 @@ export class ControlBus {
     }
   }
 
-  /** Subscribes to a channel of raw messages (application traffic). */
-  async subscribeRaw(channel: string, listener: (message: Buffer) => void): Promise<void> {
-    await this.subscriber.subscribe(channel, listener, true).catch(() => {});
+  /** Subscribes to a channel of raw messages (application traffic), now or once connected. */
+  subscribeRaw(channel: string, listener: (message: Buffer) => void): void {
+    this.channels.set(channel, { listener, confirmed: false });
+    if (this.subscriber.isReady) this.subscribeAll();
   }
 
   private deliver(channel: string, raw: string): void {
@@ -147,7 +177,12 @@ export class ControlBus {
       'control bus (Redis) connected',
     );
     this.downSince = undefined;
-    for (const l of this.upListeners) {
+    this.ups++;
+    this.notify(this.upListeners);
+  }
+
+  private notify(listeners: readonly (() => void)[]): void {
+    for (const l of listeners) {
       try {
         l();
       } catch (err) {

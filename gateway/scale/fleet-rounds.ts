@@ -93,9 +93,14 @@ export class FleetRounds {
     const round = requestedRound(toHex(random(16)), deviceId, batchId, now, requestTtlMs);
     store.requestRound(round);
     this.track(batchId, [round]);
-    if (this.toRing.size === 0) clock.after(0, () => this.ring());
-    this.toRing.add(batchId);
+    this.ringSoon(batchId);
     return { id: round.id, deadlineAt: round.deadlineAt };
+  }
+
+  /** Rings for this batch once the batch that is being built is queued (after the current tick). */
+  private ringSoon(batchId: string): void {
+    if (this.toRing.size === 0) this.deps.clock.after(0, () => this.ring());
+    this.toRing.add(batchId);
   }
 
   /** Rings the doorbell for the batches requested since, once their rows are committed. */
@@ -239,9 +244,17 @@ export class FleetRounds {
     for (const r of rounds) if (r.batchId) byBatch.set(r.batchId, [...(byBatch.get(r.batchId) ?? []), r]);
     for (const [batchId, list] of byBatch) {
       this.track(batchId, list);
-      if (this.toRing.size === 0) this.deps.clock.after(0, () => this.ring());
-      this.toRing.add(batchId);
+      this.ringSoon(batchId);
     }
+  }
+
+  /**
+   * The bus is back: take what was requested meanwhile, and ring again for this gateway's open
+   * requests (their doorbells may have been lost, and the answers with them).
+   */
+  busUp(): void {
+    void this.scan();
+    for (const batchId of this.asked.keys()) this.ringSoon(batchId);
   }
 
   close(): void {

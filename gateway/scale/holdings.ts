@@ -30,6 +30,8 @@ export class Holdings {
   private readonly held = new Set<string>();
   private epoch: string | undefined;
   private holdOffUntil = 0;
+  /** The bus generation whose epoch was checked: until then, new connections wait. */
+  private checked = -1;
   private timer: Timer | undefined;
   private stopped = false;
 
@@ -44,6 +46,7 @@ export class Holdings {
       deviceId,
       me,
       busUp: bus.up,
+      checked: this.checked === bus.generation,
       holdOffUntil: this.holdOffUntil,
       now: clock.now(),
       holder,
@@ -95,9 +98,9 @@ export class Holdings {
     return this.held.size;
   }
 
-  /** Whether new connections wait (Redis came back empty). */
+  /** Whether new connections wait (the bus just came back, or came back empty). */
   holdingOff(now: number): boolean {
-    return now < this.holdOffUntil;
+    return this.checked !== this.deps.bus.generation || now < this.holdOffUntil;
   }
 
   /** Refreshes the claims every third of their expiry; call once. */
@@ -114,6 +117,7 @@ export class Holdings {
   /** The bus is (back) up: notice an emptied Redis, claim everything again. */
   async busUp(): Promise<void> {
     const { bus, clock, random, claimTtlMs, log } = this.deps;
+    const generation = bus.generation;
     const fresh = toHex(random(8));
     const set = await bus.commands.set(EPOCH_KEY, fresh, { condition: 'NX' });
     const epoch = set === 'OK' ? fresh : ((await bus.commands.get(EPOCH_KEY)) as string | null);
@@ -125,6 +129,7 @@ export class Holdings {
       );
     }
     this.epoch = epoch ?? undefined;
+    this.checked = generation;
     await this.refresh();
   }
 

@@ -15,6 +15,8 @@ export interface ConnectInput {
   readonly me: string;
   /** Whether the control bus can be asked now. */
   readonly busUp: boolean;
+  /** Whether, since the bus last came up, this gateway checked that Redis kept its claims. */
+  readonly checked: boolean;
   /**
    * Until this Unix ms new connections wait: Redis came back empty and the gateways are still
    * claiming again what they hold (0: not holding off).
@@ -31,6 +33,11 @@ export function connectDecision(i: ConnectInput): ConnectRefusal | undefined {
     return {
       returnCode: 3,
       reason: `cannot check where device ${i.deviceId} is attested: the control bus (Redis) is unreachable; retry later`,
+    };
+  if (!i.checked)
+    return {
+      returnCode: 3,
+      reason: 'the control bus (Redis) just came back and its claims are being checked; retry in a moment',
     };
   if (i.now < i.holdOffUntil)
     return {

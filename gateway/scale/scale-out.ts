@@ -164,7 +164,7 @@ export class ScaleOut {
         .catch((err: Error) => log.warn({ err: err.message }, 'claiming again failed'));
       sync.reload('all');
       sync.policyChanged();
-      void rounds.scan();
+      rounds.busUp();
     });
     rounds.resume(await store.ownRequested());
     this.holdings.start();

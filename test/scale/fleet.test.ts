@@ -36,6 +36,7 @@ async function connect(ctx: Ctx, i: number, seed: string): Promise<SimDevice> {
   const d = SimDevice.create({ seed });
   ctx.devices.push(d);
   const first = d.nextResult();
+  first.catch(() => {}); // awaited below, unless connect fails first
   await d.connect(url(ctx, i), ctx.env.ca);
   assert.is((await first).status, 'affirming', `${seed} affirmed on gw${i + 1}`);
   return d;

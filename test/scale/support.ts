@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { type Gateway, startGateway } from '../../gateway/gateway.ts';
 import { initGateway } from '../../gateway/setup/init.ts';
+import { onProcessEnd } from '../support/cleanup.ts';
 import { settle } from '../support/operator.ts';
 import { freePort } from '../support/ports.ts';
 import { startPostgres, type TestPostgres } from '../support/postgres.ts';
@@ -99,12 +100,22 @@ export async function startFleetEnv(opts: FleetEnvOptions): Promise<FleetEnv> {
   };
 }
 
-/** A gateway of the fleet in this process. */
-export function startInProcess(d: FleetDir): Promise<Gateway> {
-  return startGateway({
+/** A gateway of the fleet in this process; resolves once it admits device connections. */
+export async function startInProcess(d: FleetDir): Promise<Gateway> {
+  const gw = await startGateway({
     dir: d.dir,
     logger: pino({ level: process.env.VIGIL_TEST_LOG ?? 'silent' }),
   });
+  // A fresh Redis makes the first gateway hold new connections off for one claim expiry.
+  const until = Date.now() + 30_000;
+  while (!gw.scale?.report().admitting) {
+    if (Date.now() > until) {
+      await gw.close();
+      throw new Error(`${d.name} does not admit connections: ${JSON.stringify(gw.scale?.report())}`);
+    }
+    await settle(50);
+  }
+  return gw;
 }
 
 /** A gateway of the fleet as a child process of the CLI; its log goes to DIR/gateway.log. */
@@ -150,7 +161,8 @@ export async function spawnGateway(d: FleetDir): Promise<GatewayProcess> {
       await exited;
     },
   };
-  process.once('exit', () => child.kill('SIGKILL'));
+  const forget = onProcessEnd(() => child.kill('SIGKILL'));
+  child.once('exit', forget);
   const until = Date.now() + 30_000;
   for (;;) {
     if (child.exitCode !== null)

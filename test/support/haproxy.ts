@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { onProcessEnd } from './cleanup.ts';
 import { freePort } from './ports.ts';
 import { removeDir, tempDir } from './tmp.ts';
 
@@ -82,8 +83,7 @@ export async function startHaproxy(servers: readonly HaproxyServer[]): Promise<T
   child.stderr?.on('data', (d: Buffer) => {
     output = (output + d.toString()).slice(-20_000);
   });
-  const kill = () => child.kill('SIGKILL');
-  process.once('exit', kill);
+  const forget = onProcessEnd(() => child.kill('SIGKILL'));
 
   const admin = (command: string) =>
     new Promise<string>((resolve, reject) => {
@@ -98,7 +98,7 @@ export async function startHaproxy(servers: readonly HaproxyServer[]): Promise<T
     });
 
   const stop = async () => {
-    process.off('exit', kill);
+    forget();
     if (child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');

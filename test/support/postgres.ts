@@ -4,6 +4,7 @@ import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { onProcessEnd } from './cleanup.ts';
 import { freePort } from './ports.ts';
 import { removeDir, tempDir } from './tmp.ts';
 
@@ -69,7 +70,7 @@ export async function startPostgres(): Promise<TestPostgres> {
       }
     }
   };
-  process.once('exit', onExit);
+  const forget = onProcessEnd(onExit);
   const startServer = async () => {
     await server('pg_ctl', [
       '-D',
@@ -91,7 +92,7 @@ export async function startPostgres(): Promise<TestPostgres> {
     await server('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8']);
     await startServer();
   } catch (err) {
-    process.off('exit', onExit);
+    forget();
     onExit();
     removeDir(dir);
     throw err;
@@ -121,7 +122,7 @@ export async function startPostgres(): Promise<TestPostgres> {
     halt: stopServer,
     resume: startServer,
     async stop() {
-      process.off('exit', onExit);
+      forget();
       try {
         if (pid !== undefined) await stopServer();
       } finally {

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { connect } from 'node:net';
+import { onProcessEnd } from './cleanup.ts';
 import { freePort } from './ports.ts';
 import { removeDir, tempDir } from './tmp.ts';
 
@@ -36,7 +37,7 @@ export async function startRedis(): Promise<TestRedis> {
   const port = await freePort();
   let child: ChildProcess | undefined;
   const kill = () => child?.kill('SIGKILL');
-  process.once('exit', kill);
+  const forget = onProcessEnd(kill);
 
   const start = async () => {
     let stderr = '';
@@ -84,7 +85,7 @@ export async function startRedis(): Promise<TestRedis> {
     await start();
   } catch (err) {
     kill();
-    process.off('exit', kill);
+    forget();
     removeDir(dir);
     throw err;
   }
@@ -98,7 +99,7 @@ export async function startRedis(): Promise<TestRedis> {
     stop,
     async close() {
       await stop();
-      process.off('exit', kill);
+      forget();
       removeDir(dir);
     },
   };
