@@ -14,6 +14,7 @@ import {
   StoreVersionError,
 } from '../../gateway/store/migrations.ts';
 import { SqliteStore, type SqliteStoreOptions, StoreWriteError } from '../../gateway/store/sqlite.ts';
+import { sqliteSpecific } from '../support/gateway.ts';
 import {
   appraisedRound,
   batch,
@@ -25,6 +26,11 @@ import {
   postureEvent,
   roundId,
 } from './fixtures/store-records.ts';
+
+sqliteSpecific(
+  'test/gateway/store.test.ts',
+  'the SQLite engine: its file, pragmas, migrations, SIGKILL safety; PostgreSQL: test/scale/postgres-store.test.ts',
+);
 
 const dirs: string[] = [];
 const open: SqliteStore[] = [];

@@ -5,6 +5,9 @@ import { loadConfig } from '../../gateway/config.ts';
 import { type Gateway, startGateway } from '../../gateway/gateway.ts';
 import type { AttestationObserver } from '../../gateway/rounds/attestation.ts';
 import { initGateway } from '../../gateway/setup/init.ts';
+import { PostgresStore } from '../../gateway/store/postgres.ts';
+import { SqliteStore } from '../../gateway/store/sqlite.ts';
+import type { Store } from '../../gateway/store/store.ts';
 import { freePort } from './ports.ts';
 import { sharedPostgres } from './postgres.ts';
 import { removeDir, tempDir } from './tmp.ts';
@@ -22,6 +25,30 @@ async function testDatabase(): Promise<{ url: string; drop: () => Promise<void> 
   const server = await sharedPostgres();
   const url = await server.createDatabase('gw');
   return { url, drop: () => server.dropDatabase(url) };
+}
+
+/** A store of the engine under test, on a fresh database: SQLite in a temp dir, or PostgreSQL. */
+export async function openTestStore(): Promise<{ store: Store; close(): Promise<void> }> {
+  const database = await testDatabase();
+  if (database) {
+    const store = await PostgresStore.open({ url: database.url, gatewayId: 'test' });
+    return {
+      store,
+      async close() {
+        await store.close();
+        await database.drop();
+      },
+    };
+  }
+  const dir = tempDir('store-');
+  const store = new SqliteStore(`${dir}/vigil.db`);
+  return {
+    store,
+    async close() {
+      await store.close();
+      removeDir(dir);
+    },
+  };
 }
 
 /**

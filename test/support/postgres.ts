@@ -49,7 +49,15 @@ async function server(bin: string, args: string[]): Promise<void> {
 
 let databases = 0;
 
-export async function startPostgres(): Promise<TestPostgres> {
+export interface PostgresOptions {
+  /**
+   * fsync and synchronous commit as a production server has them (benchmarks); tests run
+   * without (default), a test never survives a power cut.
+   */
+  readonly durable?: boolean;
+}
+
+export async function startPostgres(opts: PostgresOptions = {}): Promise<TestPostgres> {
   const dir = tempDir('pg-');
   if (asRoot) {
     const { stdout } = await run('id', ['-u', 'postgres']);
@@ -76,7 +84,7 @@ export async function startPostgres(): Promise<TestPostgres> {
       '-D',
       data,
       '-o',
-      `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`,
+      `-c listen_addresses=127.0.0.1 -p ${port} -k ${dir} -c max_connections=200${opts.durable ? '' : ' -c fsync=off -c synchronous_commit=off -c full_page_writes=off'}`,
       '-l',
       join(dir, 'server.log'),
       '-w',
