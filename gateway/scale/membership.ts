@@ -22,6 +22,7 @@ export class Membership {
   private liveSet: ReadonlySet<string>;
   private timer: Timer | undefined;
   private stopped = false;
+  private beating = true;
 
   constructor(private readonly deps: MembershipDeps) {
     this.liveSet = new Set([deps.store.gatewayId]);
@@ -29,6 +30,11 @@ export class Membership {
 
   get live(): ReadonlySet<string> {
     return this.liveSet;
+  }
+
+  /** Whether the last heartbeat reached the store. */
+  get healthy(): boolean {
+    return this.beating;
   }
 
   /**
@@ -53,6 +59,7 @@ export class Membership {
     const { store, leaseMs, log } = this.deps;
     try {
       const live = new Set(await store.heartbeat(leaseMs));
+      this.beating = true;
       const gone = [...this.liveSet].filter((id) => !live.has(id));
       this.liveSet = live;
       if (gone.length > 0) {
@@ -65,7 +72,9 @@ export class Membership {
         this.deps.adopted(adopted);
       }
     } catch (err) {
-      log.warn({ err: (err as Error).message }, 'heartbeat failed (the store is unreachable?); retried');
+      if (this.beating)
+        log.warn({ err: (err as Error).message }, 'heartbeat failed (the store is unreachable?); retried');
+      this.beating = false;
     }
   }
 

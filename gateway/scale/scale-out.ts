@@ -221,11 +221,12 @@ export class ScaleOut {
   report(): HealthReport {
     const store = this.opts.store;
     const now = this.opts.clock.now();
-    const admitting = !this.draining && store.healthy && this.bus.up && !this.holdings.holdingOff(now);
+    const storeOk = store.healthy && this.membership.healthy;
+    const admitting = !this.draining && storeOk && this.bus.up && !this.holdings.holdingOff(now);
     return {
       admitting,
       gateway: this.me,
-      store: store.healthy ? 'ok' : 'failing',
+      store: storeOk ? 'ok' : 'failing',
       bus: this.bus.up ? 'up' : 'down',
       ...(this.holdings.holdingOff(now) && { holdingOff: true }),
       ...(this.draining && { draining: true }),
