@@ -8,6 +8,9 @@ import type { ControlBus } from './bus.ts';
 // reads it back; batched, one bus message per commit. Best effort like the EventBus itself: a
 // view that missed one reads the store.
 
+/** Longest the events wait for the commit of what they describe. */
+const COMMIT_WAIT_MS = 1000;
+
 /** Events per bus message: keeps a message well under Redis' and the receivers' comfort. */
 const MAX_PER_MESSAGE = 500;
 
@@ -15,8 +18,8 @@ export interface EventBridgeDeps {
   readonly me: string;
   readonly bus: ControlBus;
   readonly events: EventBus;
-  /** Resolves once what was written before is committed. */
-  readonly flushed: () => Promise<void>;
+  /** Resolves once what was written before is committed (at the store's own pace). */
+  readonly committed: () => Promise<void>;
   /** Every event heard from another gateway, after it was published here. */
   readonly heard?: (event: GatewayEvent) => void;
   readonly log: Logger;
@@ -49,9 +52,9 @@ export class EventBridge {
     this.sending = true;
     try {
       while (this.outbox.length > 0) {
-        await this.deps.flushed().catch(() => {
-          // Not committed yet: the events still go; a view that reads the store finds it later.
-        });
+        // A store that cannot commit does not hold the events back for long: they describe
+        // what will be there, and a view that reads the store too early reads it again.
+        await Promise.race([this.deps.committed(), new Promise((r) => setTimeout(r, COMMIT_WAIT_MS))]);
         const batch = this.outbox.splice(0, MAX_PER_MESSAGE);
         if (!this.deps.bus.up) continue; // dropped: at most once, like every live event
         await this.deps.bus.toFleet({ t: 'events', from: this.deps.me, events: batch });

@@ -137,7 +137,7 @@ export class ScaleOut {
       me: this.me,
       bus: this.bus,
       events: parts.events,
-      flushed: () => store.flush(),
+      committed: () => store.caughtUp(),
       heard: (e) => {
         if (e.kind === 'round' && e.round.state !== 'pending') parts.batches.settledElsewhere(e.round.id);
       },

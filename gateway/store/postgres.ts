@@ -80,6 +80,11 @@ export interface SharedStore extends Store {
   readonly gatewayId: string;
   /** False while commits fail (the server is unreachable): writes wait and are retried. */
   readonly healthy: boolean;
+  /**
+   * Resolves once every write made before the call is committed, at the queue's own pace (unlike
+   * flush, it hands nothing over early: the batching stays what it would be).
+   */
+  caughtUp(): Promise<void>;
   /** Reads these devices and hands over, synchronously, those with no write of this gateway pending. */
   reloadDevices(ids: readonly string[] | 'all', accept: (records: DeviceRecord[]) => void): Promise<void>;
   /** The gateway that wrote this device's row last, as far as this gateway has seen. */
@@ -176,6 +181,8 @@ type Buckets = { [K in Kind]: OpOf<K>[] };
 
 interface Batch {
   readonly ops: Buckets;
+  /** The sequence number of the last write it holds. */
+  readonly upTo: number;
   readonly tables: Set<string>;
   readonly devices: Set<string>;
   size: number;
@@ -202,6 +209,10 @@ export class PostgresStore implements SharedStore {
   private building: Batch | undefined;
   private pumping = false;
   private waiters: Waiter[] = [];
+  /** Writes made so far, and the last of them committed. */
+  private written = 0;
+  private committedUpTo = 0;
+  private catchingUp: { readonly upTo: number; readonly resolve: () => void }[] = [];
   private failing = false;
   private closed = false;
   private readonly base = new Map<string, BaseVersion>();
@@ -269,6 +280,7 @@ export class PostgresStore implements SharedStore {
 
   private write(op: Op, table: string, key?: string): void {
     if (this.closed) throw new Error(`posture store ${this.describe} is closed: cannot ${op.what}`);
+    this.written++;
     const write: Write = {
       table,
       what: op.what,
@@ -350,7 +362,7 @@ export class PostgresStore implements SharedStore {
       release: [],
       batch: [],
     };
-    const batch: Batch = { ops, tables: new Set(), devices: new Set(), size: 0 };
+    const batch: Batch = { ops, upTo: this.written, tables: new Set(), devices: new Set(), size: 0 };
     this.building = batch;
     try {
       for (const w of writes) {
@@ -575,6 +587,10 @@ export class PostgresStore implements SharedStore {
 
   private committedBatch(batch: Batch, o: Outcome): void {
     this.counters.commits++;
+    this.committedUpTo = batch.upTo;
+    const caught = this.catchingUp.filter((c) => c.upTo <= batch.upTo);
+    this.catchingUp = this.catchingUp.filter((c) => c.upTo > batch.upTo);
+    for (const c of caught) c.resolve();
     this.counters.writes += batch.size - o.refused.length;
     for (const [id, w] of o.written) {
       this.base.set(id, { version: w.version, writer: this.gatewayId, labels: w.labels });
@@ -597,6 +613,12 @@ export class PostgresStore implements SharedStore {
       );
     }
     this.opts.onCommit?.({ devices: [...o.written.keys()], tables: batch.tables });
+  }
+
+  caughtUp(): Promise<void> {
+    const upTo = this.written;
+    if (this.committedUpTo >= upTo) return Promise.resolve();
+    return new Promise((resolve) => this.catchingUp.push({ upTo, resolve }));
   }
 
   // Queries: each first waits for the commit of queued writes to the tables it reads.
