@@ -4,7 +4,7 @@ import { allowlistEntry } from './allowlist.ts';
 import { migratePostgres, PG_SCHEMA_VERSION } from './postgres-migrations.ts';
 import { insertRows, rowValues, type Statement, selectFrom, upsertTail } from './postgres-statements.ts';
 import type { BatchRow, DeviceRow, PostureEventRow, ReleaseRow, RoundRow } from './rows.ts';
-import { type StoreStats, StoreWriteError } from './sqlite.ts';
+import { deviceKey, releaseKey, roundKey, type StoreStats, StoreWriteError } from './sqlite.ts';
 import type { Store } from './store.ts';
 import {
   ALLOWLIST,
@@ -795,10 +795,7 @@ export class PostgresStore implements SharedStore {
   async withdrawRequested(roundIds: readonly string[], now: number): Promise<RoundRecord[]> {
     if (roundIds.length === 0) return [];
     await this.visible('rounds', 'batches');
-    const client = await this.pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
+    return this.transaction(async (client) => {
       const gone = (
         await client.query<RoundRow>(
           `UPDATE rounds SET deadline_at = LEAST(deadline_at, $2) WHERE requested AND id = ANY($1)
@@ -831,16 +828,8 @@ export class PostgresStore implements SharedStore {
           updated.unreachable,
         ]);
       }
-      await client.query('COMMIT');
       return gone;
-    } catch (err) {
-      await client.query('ROLLBACK').catch((e: Error) => {
-        broken = e;
-      });
-      throw err;
-    } finally {
-      client.release(broken);
-    }
+    });
   }
 
   async forgetWithdrawn(roundIds: readonly string[], now: number): Promise<void> {
@@ -877,10 +866,7 @@ export class PostgresStore implements SharedStore {
 
   async adoptRounds(leaseMs: number): Promise<StoredRound[]> {
     await this.visible('rounds');
-    const client = await this.pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
+    return this.transaction(async (client) => {
       // Locking the rows of the gateways found dead orders this against their heartbeats: a
       // gateway coming back either renews its row first (and is not dead here) or waits until
       // this commits, and then finds its rounds adopted.
@@ -891,18 +877,30 @@ export class PostgresStore implements SharedStore {
           [this.gatewayId, leaseMs],
         )
       ).rows.map((r) => r.id);
-      const rows =
-        dead.length === 0
-          ? []
-          : (
-              await client.query<StoredRoundRow>(
-                `UPDATE rounds SET owner = $1 WHERE state = 'pending' AND owner = ANY($2)
-                 RETURNING ${ROUND_SELECT.join(', ')}`,
-                [this.gatewayId, dead],
-              )
-            ).rows;
-      await client.query('COMMIT');
+      if (dead.length === 0) return [];
+      const { rows } = await client.query<StoredRoundRow>(
+        `UPDATE rounds SET owner = $1 WHERE state = 'pending' AND owner = ANY($2)
+         RETURNING ${ROUND_SELECT.join(', ')}`,
+        [this.gatewayId, dead],
+      );
       return rows.map((row) => ({ ...ROUNDS.fromRow(row), requested: row.requested }));
+    });
+  }
+
+  async leave(): Promise<void> {
+    // Marked gone rather than deleted: the row is what adoption locks (see adoptRounds).
+    await this.pool.query("UPDATE gateways SET seen_at = '-infinity' WHERE id = $1", [this.gatewayId]);
+  }
+
+  /** Runs `fn` in a transaction on one connection; a connection that broke is not reused. */
+  private async transaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const result = await fn(client);
+      await client.query('COMMIT');
+      return result;
     } catch (err) {
       await client.query('ROLLBACK').catch((e: Error) => {
         broken = e;
@@ -911,11 +909,6 @@ export class PostgresStore implements SharedStore {
     } finally {
       client.release(broken);
     }
-  }
-
-  async leave(): Promise<void> {
-    // Marked gone rather than deleted: the row is what adoption locks (see adoptRounds).
-    await this.pool.query("UPDATE gateways SET seen_at = '-infinity' WHERE id = $1", [this.gatewayId]);
   }
 
   // Life cycle.
@@ -981,15 +974,4 @@ interface Outcome {
     string,
     { refused?: DeviceRecord; baseLabels?: string; events: PostureEvent[] }
   >;
-}
-
-// Queue keys: saves with the same key coalesce.
-function deviceKey(id: string): string {
-  return `device ${id}`;
-}
-function roundKey(id: string): string {
-  return `round ${id}`;
-}
-function releaseKey(name: string, version: string): string {
-  return `release ${JSON.stringify([name, version])}`;
 }

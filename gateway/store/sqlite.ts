@@ -372,13 +372,14 @@ export class SqliteStore implements Store {
   }
 }
 
-// Queue keys: saves with the same key coalesce, and a keyed lookup reads the queued record.
-function deviceKey(id: string): string {
+// Queue keys (shared with postgres.ts): saves with the same key coalesce, and a keyed lookup reads
+// the queued record.
+export function deviceKey(id: string): string {
   return `device ${id}`;
 }
-function roundKey(id: string): string {
+export function roundKey(id: string): string {
   return `round ${id}`;
 }
-function releaseKey(name: string, version: string): string {
+export function releaseKey(name: string, version: string): string {
   return `release ${JSON.stringify([name, version])}`;
 }

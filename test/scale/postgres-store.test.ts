@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import pg from 'pg';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -10,7 +9,6 @@ import {
   type PostgresStoreOptions,
 } from '../../gateway/store/postgres.ts';
 import { PG_SCHEMA_VERSION } from '../../gateway/store/postgres-migrations.ts';
-import { SqliteStore } from '../../gateway/store/sqlite.ts';
 import {
   batch,
   DEVICE_ID,
@@ -22,34 +20,11 @@ import {
   roundId,
 } from '../gateway/fixtures/store-records.ts';
 import { sharedPostgres, startPostgres } from '../support/postgres.ts';
-import { removeDir, tempDir } from '../support/tmp.ts';
-import { storeContract } from './store-contract.ts';
+import { storeContract } from '../support/store-contract.ts';
 
-// The PostgreSQL store: the Store contract against both engines side by side, then what only the
-// shared engine has (owners, versions, requested rounds, adoption, migrations by several
+// The PostgreSQL store: the Store contract (SQLite runs it in test/gateway/store.test.ts), then
+// what only the shared engine has (owners, versions, requested rounds, adoption, migrations by several
 // gateways at once, a server that goes away and comes back).
-
-const sqliteFiles = new Map<SqliteStore, string>();
-const sqliteDir = tempDir('contract-');
-storeContract({
-  name: 'SQLite',
-  async open(o = {}) {
-    const file = join(sqliteDir, `${sqliteFiles.size}.db`);
-    const s = new SqliteStore(file, { flushDelayMs: 60_000, ...o });
-    sqliteFiles.set(s, file);
-    return s;
-  },
-  async reopen(s) {
-    await s.close();
-    const file = sqliteFiles.get(s as SqliteStore)!;
-    const r = new SqliteStore(file, { flushDelayMs: 60_000 });
-    sqliteFiles.set(r, file);
-    return r;
-  },
-  async cleanup() {
-    removeDir(sqliteDir);
-  },
-});
 
 const pgUrls = new Map<PostgresStore, string>();
 storeContract({

@@ -1,7 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { entriesAdmitting } from '../../gateway/store/allowlist.ts';
-import type { StoreStats } from '../../gateway/store/sqlite.ts';
+import { type StoreStats, StoreWriteError } from '../../gateway/store/sqlite.ts';
 import type { Store } from '../../gateway/store/store.ts';
 import {
   appraisedRound,
@@ -179,6 +179,7 @@ export function storeContract(engine: Engine): void {
     store.revoke(EK_HASH);
     assert.not.ok(await admits(store, EK_HASH));
     assert.throws(() => store.admit('xyz'), /allowlist entry: expected an EK hash \(64 hex digits\).*"xyz"/);
+    assert.throws(() => store.revoke('abc'), TypeError);
   });
 
   it('releases: added, replaced by name and version, removed; a bad digest is refused', async () => {
@@ -274,6 +275,7 @@ export function storeContract(engine: Engine): void {
     store.saveRound(pendingRound(2));
     await store.flush();
     assert.is(errors.length, 1);
+    assert.instance(errors[0], StoreWriteError);
     assert.match(String(errors[0]?.message), /saveRound 0+1: .*(FOREIGN KEY|foreign key)/);
     assert.equal(
       (await store.pendingRounds()).map((r) => r.id),
