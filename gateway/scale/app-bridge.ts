@@ -5,6 +5,7 @@ import { encodeCbor } from '../../shared/cbor/encode.ts';
 import type { CborValue } from '../../shared/cbor/value.ts';
 import type { Clock, Timer } from '../../shared/clock.ts';
 import { appChannel, type ControlBus } from './bus.ts';
+import { every } from './every.ts';
 import { anyMatches } from './topic-filter.ts';
 
 // Application traffic between gateways: device A on one gateway, its back end or device B on
@@ -32,8 +33,7 @@ export class AppBridge {
   private readonly local = new Map<Client, Set<string>>();
   private readonly remote = new Map<string, { filters: readonly string[]; seen: number }>();
   private announceTimer: Timer | undefined;
-  private ticker: Timer | undefined;
-  private stopped = false;
+  private stopTicking: (() => void) | undefined;
   forwarded = 0;
   delivered = 0;
 
@@ -70,15 +70,13 @@ export class AppBridge {
     bus.onUp(() => this.announce());
   }
 
+  /** Sends this gateway's interest again, and forgets others' not sent again, every third of the TTL. */
   start(): void {
-    const tick = () => {
-      if (this.stopped) return;
+    this.stopTicking = every(this.deps.clock, this.deps.ttlMs / 3, () => {
       const cut = this.deps.clock.now() - this.deps.ttlMs;
       for (const [gw, i] of this.remote) if (i.seen < cut) this.remote.delete(gw);
       this.announce();
-      this.ticker = this.deps.clock.after(this.deps.ttlMs / 3, tick);
-    };
-    this.ticker = this.deps.clock.after(0, tick);
+    });
   }
 
   /** The app/ filters this gateway's clients hold now. */
@@ -142,8 +140,7 @@ export class AppBridge {
   }
 
   close(): void {
-    this.stopped = true;
-    this.ticker?.cancel();
+    this.stopTicking?.();
     this.announceTimer?.cancel();
   }
 }

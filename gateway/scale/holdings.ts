@@ -1,10 +1,11 @@
 import type { Logger } from 'pino';
-import type { Clock, Random, Timer } from '../../shared/clock.ts';
+import type { Clock, Random } from '../../shared/clock.ts';
 import { toHex } from '../../shared/tpm/index.ts';
 import type { ConnectRefusal } from '../broker/broker.ts';
 import type { Connections } from '../connections/registry.ts';
 import type { ControlBus } from './bus.ts';
 import type { Claims } from './claims.ts';
+import { every } from './every.ts';
 import { connectDecision } from './ownership.ts';
 
 // The devices this gateway holds (an attested connection here), kept claimed in Redis: claimed at
@@ -32,7 +33,7 @@ export class Holdings {
   private holdOffUntil = 0;
   /** The bus generation whose epoch was checked: until then, new connections wait. */
   private checked = -1;
-  private timer: Timer | undefined;
+  private stopRefresh: (() => void) | undefined;
   private stopped = false;
 
   constructor(private readonly deps: HoldingsDeps) {}
@@ -105,13 +106,7 @@ export class Holdings {
 
   /** Refreshes the claims every third of their expiry; call once. */
   start(): void {
-    const tick = () => {
-      if (this.stopped) return;
-      this.refresh().finally(() => {
-        if (!this.stopped) this.timer = this.deps.clock.after(this.deps.claimTtlMs / 3, tick);
-      });
-    };
-    this.timer = this.deps.clock.after(this.deps.claimTtlMs / 3, tick);
+    this.stopRefresh = every(this.deps.clock, this.deps.claimTtlMs / 3, () => this.refresh());
   }
 
   /** The bus is (back) up: notice an emptied Redis, claim everything again. */
@@ -145,7 +140,7 @@ export class Holdings {
   /** Stops refreshing and gives every claim up (a clean shutdown: devices go elsewhere at once). */
   async close(): Promise<void> {
     this.stopped = true;
-    this.timer?.cancel();
+    this.stopRefresh?.();
     if (!this.deps.bus.up) return;
     await Promise.all([...this.held].map((id) => this.deps.claims.release(id).catch(() => {})));
     this.held.clear();

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
-import type { Clock, Timer } from '../../shared/clock.ts';
+import type { Clock } from '../../shared/clock.ts';
 import type { SharedStore, StoredRound } from '../store/postgres.ts';
+import { every } from './every.ts';
 
 // Which gateways are alive, by heartbeats in PostgreSQL (the database's clock, one for all
 // machines; it works with Redis away). A gateway not heard from within the lease is gone: a
@@ -20,8 +21,7 @@ export interface MembershipDeps {
 
 export class Membership {
   private liveSet: ReadonlySet<string>;
-  private timer: Timer | undefined;
-  private stopped = false;
+  private stopBeating: (() => void) | undefined;
   private beating = true;
 
   constructor(private readonly deps: MembershipDeps) {
@@ -46,13 +46,7 @@ export class Membership {
   }
 
   start(): void {
-    const tick = () => {
-      if (this.stopped) return;
-      this.beat().finally(() => {
-        if (!this.stopped) this.timer = this.deps.clock.after(this.deps.leaseMs / 3, tick);
-      });
-    };
-    this.timer = this.deps.clock.after(this.deps.leaseMs / 3, tick);
+    this.stopBeating = every(this.deps.clock, this.deps.leaseMs / 3, () => this.beat());
   }
 
   private async beat(): Promise<void> {
@@ -80,8 +74,7 @@ export class Membership {
 
   /** Stops heartbeating and says goodbye: the others adopt this gateway's rounds at once. */
   async close(): Promise<void> {
-    this.stopped = true;
-    this.timer?.cancel();
+    this.stopBeating?.();
     await this.deps.store.leave().catch(() => {});
   }
 }
