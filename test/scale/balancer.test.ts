@@ -194,6 +194,24 @@ it('an on-demand round asked of gw1 appraises devices connected to all three; gw
   );
 });
 
+it('a second connection of an attested device, arriving at another gateway, is refused there; the first survives', async (ctx) => {
+  const d = ctx.devices[ctx.devices.length - 1]!;
+  const [holder] = await whereIs(ctx, d.id);
+  const other = ctx.env.dirs.find((g) => g.name !== holder)!;
+  const twin = SimDevice.create({ seed: 'lb/fleet-8' });
+  assert.is(twin.id, d.id);
+  const refused = await twin.connect(`mqtts://localhost:${other.mqttPort}`, ctx.env.ca).then(
+    () => 'connected',
+    (e: Error) => e.message,
+  );
+  await twin.close();
+  assert.match(refused, /Identifier rejected/i, `refused by ${other.name}`);
+  assert.ok(d.connected);
+  assert.equal(await whereIs(ctx, d.id), [holder]);
+  const p = await batchOn(ctx, 0, { ids: [d.id] });
+  assert.is(p.appraised.affirming, 1, 'the attested connection still answers, through its gateway');
+});
+
 it('kill -9 of gw1: its devices reconnect elsewhere, its claims lapse, nothing is lost or appraised twice', async (ctx) => {
   const onGw1: SimDevice[] = [];
   for (const d of ctx.devices) if ((await whereIs(ctx, d.id)).includes('gw1')) onGw1.push(d);
