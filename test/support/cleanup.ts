@@ -22,12 +22,12 @@ export function onProcessEnd(stop: () => void): () => void {
   if (!hooked) {
     hooked = true;
     process.once('exit', runAll);
-    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-      process.once(signal, () => {
-        runAll();
-        // The default action now: end the process as the signal meant to.
-        process.kill(process.pid, signal);
-      });
+    for (const [signal, code] of [
+      ['SIGTERM', 143],
+      ['SIGINT', 130],
+    ] as const) {
+      // Ended as the signal meant to, through exit: the other 'exit' hooks (temp dirs) run too.
+      process.once(signal, () => process.exit(code));
     }
   }
   return () => stops.delete(stop);
