@@ -10,8 +10,10 @@ const HELP = `vigil-gateway ${VERSION}: the Vigil edge gateway (MQTT broker, ver
 
 Usage:
   vigil-gateway init  [--dir DIR] [--host NAME]... [--port N] [--api-port N]
+                      [--database postgres://...] [--redis redis://...] [--gateway-id ID] [--health-port N]
       Create (or complete) a gateway directory: CA and server certificate, EAR signing key,
-      operator token, default policy. Devices pin DIR/ca.pem. Safe to run again.
+      operator token, default policy. Devices pin DIR/ca.pem. Safe to run again. --database and
+      --redis join the gateway to a fleet sharing PostgreSQL and Redis (docs/scale.md).
   vigil-gateway start [--dir DIR] [--port N] [--api-port N]
       Run the gateway: MQTT over TLS 1.3 (default port 8883), operator API (default 8080).
   vigil-gateway backup --out FILE [--dir DIR]

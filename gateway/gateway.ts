@@ -23,9 +23,10 @@ import { Attestation, type AttestationObserver } from './rounds/attestation.ts';
 import { BatchTracker } from './rounds/batches.ts';
 import { recoverPendingRounds } from './rounds/recovery.ts';
 import { removeRunFile, writeRunFile } from './run-file.ts';
-import { logStoreHealth } from './store/health-log.ts';
+import { type HealthServer, startHealth } from './scale/health.ts';
+import { openStore } from './scale/open-store.ts';
+import { ScaleOut } from './scale/scale-out.ts';
 import { startRetention } from './store/retention.ts';
-import { SqliteStore } from './store/sqlite.ts';
 import type { Store } from './store/store.ts';
 import { EarSigner } from './verifier/ear.ts';
 import { VERSION } from './version.ts';
@@ -63,6 +64,10 @@ export interface Gateway {
   readonly rollouts: RolloutEngine;
   readonly events: EventBus;
   readonly metrics: GatewayMetrics;
+  /** Several gateways (gateway.json `redis`): this gateway's part in the fleet. */
+  readonly scale: ScaleOut | undefined;
+  /** The health port (gateway.json `health`), when there is one. */
+  readonly healthPort: number | undefined;
   readonly log: Logger;
   policy(): RuntimePolicy;
   /** Rebuilds the runtime policy after the releases or the allowlist changed in the store. */
@@ -90,11 +95,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
   try {
     // 1. The store, and the keys and secrets the gateway signs and checks with.
-    const store: Store = new SqliteStore(config.database, {
-      onWriteError: (err) => log.error({ err: err.message }, 'the store refused a write'),
-      onHealthChange: (event, health) => logStoreHealth(log, event, health),
-    });
+    const opened = await openStore(config, log);
+    const store: Store = opened.store;
     closers.push(() => store.close());
+    // Several gateways: joining the others before this one reads its own pending rounds.
+    const scale =
+      opened.shared && config.scale.redis !== undefined
+        ? await ScaleOut.start({ config, store: opened.shared, hooks: opened.hooks, log, clock, random })
+        : undefined;
+    if (scale) closers.push(() => scale.close());
     const ear = EarSigner.fromPem(readFileSync(config.earKey));
     const operatorToken = readFileSync(config.operatorToken, 'utf8').trim();
 
@@ -125,7 +134,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const events = new EventBus((err) => log.error({ err }, 'an event listener failed'));
     const fleet = new Fleet(
       store,
-      { postureChanged: (notice) => events.publish({ kind: 'posture', notice }) },
+      {
+        postureChanged: (notice) => events.publish({ kind: 'posture', notice }),
+        ...(scale && { mayLapse: scale.mayLapse }),
+      },
       () => runtime.graceMs,
       clock,
       log,
@@ -145,6 +157,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         metrics.batchCompleted(ms);
         events.publish({ kind: 'batch', batch: id, done: true, pending: 0, settled: -1 });
       },
+      ...(scale && { requestElsewhere: scale.requestElsewhere }),
       clock,
       random,
       log,
@@ -158,6 +171,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         roundSettled: (r) => events.publish({ kind: 'round', device: r.deviceId, round: roundView(r) }),
       },
       ...(opts.observe ? [opts.observe] : []),
+      ...(scale ? [scale.observer] : []),
     ];
     const observe: AttestationObserver = {
       roundIssued: (r) => {
@@ -238,12 +252,14 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
             attestation.closed(conn);
             rollouts.closed(conn);
           }
+          scale?.connectionEnded(conn.deviceId);
         },
         deviceMessage(client, payload) {
           const conn = byClient.get(client);
           if (conn) router.dispatch(conn, payload);
         },
         peer: (client) => byClient.get(client),
+        ...(scale && { mayConnect: (deviceId: string) => scale.mayConnect(deviceId) }),
       },
       log,
     );
@@ -260,6 +276,29 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         broker.publishRetained(topics.rollout(e.notice.id), Buffer.from(JSON.stringify(e.notice)));
     });
     closers.push(unsubscribe);
+    await scale?.attach({
+      fleet,
+      connections,
+      attestation,
+      batches,
+      events,
+      broker,
+      refreshPolicy,
+      policy: () => runtime,
+      settled: (r) => observe.roundSettled?.(r),
+    });
+    // The load balancer's check: closed first at shutdown, so that it stops sending devices here.
+    let health: HealthServer | undefined;
+    if (config.scale.health) {
+      const report = scale
+        ? () => scale.report()
+        : () => ({ admitting: !closing, gateway: config.scale.gatewayId, store: config.scale.engine });
+      health = await startHealth(config.scale.health, report, log);
+      closers.push(() => {
+        scale?.drain();
+        return health?.close();
+      });
+    }
     await new Promise<void>((resolve, reject) => {
       broker.server.once('error', reject);
       broker.server.listen(opts.mqttPort ?? config.mqtt.port, config.mqtt.host, () => resolve());
@@ -288,6 +327,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       rollouts,
       events,
       metrics,
+      scale,
+      healthPort: health?.port,
       log,
       policy: () => runtime,
       refreshPolicy,

@@ -25,6 +25,17 @@ export interface BrokerHandlers {
   deviceMessage(client: Client, payload: Buffer): void;
   /** The peer of a client, as access.ts judges it (read at every decision: trust changes). */
   peer(client: Client): Peer | undefined;
+  /**
+   * Several gateways (gateway/scale): asked after the local checks whether the device may connect
+   * here now; a refusal is sent as the CONNACK return code, its reason logged.
+   */
+  mayConnect?(deviceId: string): Promise<ConnectRefusal | undefined>;
+}
+
+export interface ConnectRefusal {
+  /** 2: identifier rejected (the id is attested elsewhere); 3: server unavailable (retry later). */
+  readonly returnCode: 2 | 3;
+  readonly reason: string;
 }
 
 export interface BrokerOptions {
@@ -46,7 +57,7 @@ export interface Broker {
   close(): Promise<void>;
 }
 
-function authError(returnCode: 2 | 4 | 5, message: string): AuthenticateError {
+function authError(returnCode: 2 | 3 | 4 | 5, message: string): AuthenticateError {
   return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
 }
 
@@ -88,11 +99,33 @@ export async function createBroker(
       }
       // aedes would otherwise take over the older connection: refused, so that nobody can evict
       // an attested connection by reusing its clientId.
-      if ((aedes as unknown as { clients: Record<string, Client> }).clients[client.id]) {
+      const taken = () => (aedes as unknown as { clients: Record<string, Client> }).clients[client.id];
+      if (taken()) {
         return done(authError(2, `clientId ${client.id} is connected already; use a fresh suffix`), false);
       }
-      handlers.deviceConnected(client, deviceLink(client, client.conn as tls.TLSSocket, username), username);
-      return done(null, true);
+      const admit = () => {
+        if (client.closed) return done(authError(3, 'the connection closed during CONNECT'), false);
+        if (taken())
+          return done(authError(2, `clientId ${client.id} is connected already; use a fresh suffix`), false);
+        handlers.deviceConnected(
+          client,
+          deviceLink(client, client.conn as tls.TLSSocket, username),
+          username,
+        );
+        return done(null, true);
+      };
+      if (!handlers.mayConnect) return admit();
+      handlers.mayConnect(username).then(
+        (refusal) => {
+          if (!refusal) return admit();
+          log.info(
+            { client: client.id, returnCode: refusal.returnCode, why: refusal.reason },
+            'CONNECT refused',
+          );
+          done(authError(refusal.returnCode, refusal.reason), false);
+        },
+        (err: Error) => done(authError(3, `cannot admit a connection now (${err.message}); retry`), false),
+      );
     },
     authorizePublish(client, packet, done) {
       const peer = client && peerOf(client);

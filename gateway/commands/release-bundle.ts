@@ -1,6 +1,7 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import pino from 'pino';
 import { COSE_ALG } from '../../shared/cose/sign1.ts';
 import { checkNotExpired, type SignedRelease } from '../../shared/protocol/release-manifest.ts';
 import { toHex } from '../../shared/tpm/bytes.ts';
@@ -10,7 +11,7 @@ import { generateReleaseKey, type ReleaseKeyAlg, readReleaseKey } from '../relea
 import { packRelease } from '../releases/pack.ts';
 import { readBundleFile } from '../releases/read-bundle.ts';
 import { readRunFile } from '../run-file.ts';
-import { SqliteStore } from '../store/sqlite.ts';
+import { openStore } from '../scale/open-store.ts';
 import { duration, parse, TARGET_OPTIONS, UsageError } from './args.ts';
 import { apiClient, gatewayDir } from './client.ts';
 import { json } from './output.ts';
@@ -183,12 +184,13 @@ export async function importRelease(args: string[]): Promise<number> {
   const dir = gatewayDir(values.dir);
   const config = loadConfig(dir);
   const refused: Error[] = [];
-  const store = new SqliteStore(config.database, { onWriteError: (e) => refused.push(e) });
+  // The gateway's own store, whichever engine gateway.json names (a running gateway shares it).
+  const { store } = await openStore(config, pino({ level: 'silent' }), (e) => refused.push(e));
   let imported: Awaited<ReturnType<typeof importBundle>>;
   try {
     imported = await importBundle({ dir: config.dir, bundle: positionals[0]!, store, now: Date.now() });
   } finally {
-    store.close();
+    await store.close();
   }
   if (refused.length > 0)
     throw new Error(`the store refused the import: ${refused.map((e) => e.message).join('; ')}`);

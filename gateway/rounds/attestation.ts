@@ -150,9 +150,15 @@ export class Attestation {
 
   /**
    * Issues a round on this connection, or returns the one already in flight (a device quotes one
-   * round at a time; a batch simply waits for that answer).
+   * round at a time; a batch simply waits for that answer). `roundId`: the id another gateway
+   * chose when it asked for this round (gateway/scale), instead of a fresh one.
    */
-  start(conn: DeviceConnection, reason: RoundReason, batchId?: string): ActiveRound | undefined {
+  start(
+    conn: DeviceConnection,
+    reason: RoundReason,
+    batchId?: string,
+    roundId?: string,
+  ): ActiveRound | undefined {
     const hello = conn.hello;
     if (!hello || conn.closed) return undefined;
     const inFlight = conn.rounds.values().next();
@@ -161,6 +167,7 @@ export class Attestation {
     const { round, challenge } = planRound({
       reason,
       ...(batchId && { batchId }),
+      ...(roundId && { id: roundId }),
       hello,
       device: this.deps.fleet.get(conn.deviceId)!,
       pcrs: policy.pcrs,

@@ -661,11 +661,12 @@ interface ReleaseChange {
   readonly release: Release | undefined;
 }
 
-// Queue keys: saves with the same key coalesce, and a keyed lookup reads the queued record.
-function deviceKey(id: string): string {
+// Queue keys (shared with postgres.ts): saves with the same key coalesce, and a keyed lookup reads
+// the queued record.
+export function deviceKey(id: string): string {
   return `device ${id}`;
 }
-function roundKey(id: string): string {
+export function roundKey(id: string): string {
   return `round ${id}`;
 }
 function batchKey(id: string): string {
@@ -674,6 +675,6 @@ function batchKey(id: string): string {
 function mcuKey(identity: string): string {
   return `mcu ${identity}`;
 }
-function releaseKey(name: string, version: string): string {
+export function releaseKey(name: string, version: string): string {
   return `release ${JSON.stringify([name, version])}`;
 }

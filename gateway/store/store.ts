@@ -19,12 +19,12 @@ import type { SwarmFloor } from './rollout-rows.ts';
 // `flush()` is the durability point: when it resolves, what was written survives a crash of the
 // process. Writes still queued when the process dies are lost; `close()` flushes.
 //
-// Several gateways on one database (the PostgreSQL store) add ownership: the gateway holding a
-// device's attested connection owns that device's live state and the rounds it issues. The
-// records here then need an owner (rounds.owner, devices.owner), a lease on that ownership that
-// another gateway may take over once it expires, and a version on device rows so that an update
-// from a gateway that lost ownership is refused rather than overwriting a newer one. SQLite has a
-// single owner by construction and stores none of it. docs/architecture.md has the plan.
+// Several gateways on one database (postgres.ts) add ownership: the gateway holding a device's
+// attested connection owns that device's live state and the rounds it issues. That engine keeps,
+// beyond these records, each round's owner (pendingRounds returns the caller's own) and a version
+// on device rows, so that an update from a gateway with an old copy is refused rather than
+// overwriting a newer one. SQLite has a single owner by construction and stores none of it.
+// docs/scale.md has the whole of it.
 
 export interface StoreWriter {
   /** Insert or replace the device with this id. */

@@ -10,11 +10,16 @@ import { SqliteStore } from '../../gateway/store/sqlite.ts';
 import { restoreStoreFile, StoreFileError } from '../../gateway/store/sqlite-file.ts';
 import { type SimFleet, startSimFleet } from '../equipment/sim/fleet.ts';
 import type { SimDevice } from '../equipment/sim/sim-device.ts';
-import { startTestGateway, type TestGateway } from '../support/gateway.ts';
+import { sqliteSpecific, startTestGateway, type TestGateway } from '../support/gateway.ts';
 import { freePort } from '../support/ports.ts';
 import { gatewayCli } from '../support/run.ts';
 import { simPolicy } from '../support/sim-devices.ts';
 import { tempDir } from '../support/tmp.ts';
+
+sqliteSpecific(
+  'test/durability/backup-restore.test.ts',
+  "SQLite's online backup; PostgreSQL is backed up with pg_dump",
+);
 
 // A backup taken from a running gateway while 200 sim devices attest, restored into a new
 // gateway directory: the restored gateway has every enrolment, release, label and round of the
@@ -33,7 +38,10 @@ const it = suite<Ctx>('backup while devices attest, restore into a new directory
 
 it.before(async (ctx) => {
   // Periodic rounds every few seconds: the store is written all through the backup.
-  ctx.gw = await startTestGateway({ policy: simPolicy({ periodicMs: 3000, deadlineMs: 2500 }) });
+  ctx.gw = await startTestGateway({
+    policy: simPolicy({ periodicMs: 3000, deadlineMs: 2500 }),
+    sqlite: true,
+  });
 });
 
 it.after(async (ctx) => {

@@ -3,6 +3,7 @@ import Database from 'better-sqlite3';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { type SimFleet, startSimFleet } from '../equipment/sim/fleet.ts';
+import { sqliteSpecific } from '../support/gateway.ts';
 import { type GatewayProcess, gatewayDir, startGatewayProcess } from '../support/gateway-process.ts';
 import { eventually, settle } from '../support/operator.ts';
 import { simPolicy } from '../support/sim-devices.ts';
@@ -13,6 +14,11 @@ import { removeDir, tempDir } from '../support/tmp.ts';
 // committed is lost (enrolment, AKs, history, pending deadlines), the database passes SQLite's
 // integrity_check, the deadlines of the rounds that were in flight still fire, and every device
 // re-attests.
+
+sqliteSpecific(
+  'test/faults/sigkill.test.ts',
+  "reads vigil.db and runs SQLite's integrity_check; a gateway killed on PostgreSQL: test/scale/balancer.test.ts",
+);
 
 const COUNT = 12;
 const SILENT = 4;
