@@ -22,6 +22,16 @@ export function atMost(
   return { name, value: round(value), unit, goal: `≤ ${goal}`, pass: value <= goal, ...details };
 }
 
+export function atLeast(
+  name: string,
+  value: number,
+  unit: string,
+  goal: number,
+  details: Record<string, unknown> = {},
+): Figure {
+  return { name, value: round(value), unit, goal: `≥ ${goal}`, pass: value >= goal, ...details };
+}
+
 export function info(
   name: string,
   value: number,

@@ -4,11 +4,13 @@ import pino from 'pino';
 import { startGateway } from '../gateway/gateway.ts';
 import type { RoundRecord } from '../gateway/model.ts';
 import { serve } from './ipc.ts';
+import { inSlices } from './slices.ts';
 import { percentile } from './stats.ts';
 
 // The gateway alone in its own process, so the bench reads its CPU and RSS without the fleet's.
-// Driven over IPC: `round` starts an on-demand round on every attested connection and answers
-// when the last one settled, timed inside the gateway (first challenge issued to last appraisal).
+// Driven over IPC: `round` starts an on-demand round on every attested connection, in slices (so
+// early evidence is appraised while later challenges go out), and answers when the last one
+// settled, timed inside the gateway (first challenge issued to last appraisal).
 
 const dir = process.argv[2];
 if (!dir) throw new Error('usage: gateway-process.ts GATEWAY_DIR');
@@ -20,6 +22,7 @@ interface Batch {
   failed: number;
   readonly appraisalMs: number[];
   lastAt: number;
+  earBytes: number;
   done?: () => void;
 }
 const batches = new Map<string, Batch>();
@@ -38,6 +41,7 @@ const gateway = await startGateway({
       b.settled++;
       if (record.state !== 'appraised' || record.status !== 'affirming') b.failed++;
       if (appraisalMs !== undefined) b.appraisalMs.push(appraisalMs);
+      if (record.ear) b.earBytes = record.ear.length;
       b.lastAt = performance.now();
       if (b.settled === b.expected) b.done?.();
     },
@@ -63,18 +67,31 @@ serve({
     return true;
   },
   async round(args) {
-    const { batchId } = args as { batchId: string };
+    const { batchId, slice = 256 } = args as { batchId: string; slice?: number };
     const sessions = attestedSessions();
-    const b: Batch = { id: batchId, expected: 0, settled: 0, failed: 0, appraisalMs: [], lastAt: 0 };
+    // expected counts up as rounds are issued; the batch is done once all are issued and settled.
+    let issuing = true;
+    const b: Batch = {
+      id: batchId,
+      expected: 0,
+      settled: 0,
+      failed: 0,
+      appraisalMs: [],
+      lastAt: 0,
+      earBytes: 0,
+    };
     batches.set(batchId, b);
     const done = new Promise<void>((resolve) => {
-      b.done = resolve;
+      b.done = () => {
+        if (!issuing) resolve();
+      };
     });
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
-    for (const s of sessions) {
+    await inSlices(sessions, slice, (s) => {
       if (gateway.attestation.start(s, 'on-demand', batchId) !== undefined) b.expected++;
-    }
+    });
+    issuing = false;
     const issuedMs = performance.now() - t0;
     if (b.expected > 0 && b.settled < b.expected) await done;
     const cpu = process.cpuUsage(cpu0);
@@ -88,6 +105,7 @@ serve({
       cpuS: (cpu.user + cpu.system) / 1e6,
       appraisalP50Ms: percentile(sorted, 0.5),
       appraisalP99Ms: percentile(sorted, 0.99),
+      earBytes: b.earBytes,
     };
   },
   /** Starts an on-demand round on a device's newest connection; resolves when it settled. */
