@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { BatchRecord, DeviceRecord, PostureEvent, Release, RoundRecord } from '../model.ts';
 import { allowlistEntry } from './allowlist.ts';
+import { HeldWrites } from './held-writes.ts';
 import { migrate } from './migrations.ts';
 import type { BatchRow, DeviceRow, PostureEventRow, ReleaseRow, RoundRow } from './rows.ts';
 import type { Store } from './store.ts';
@@ -27,6 +28,12 @@ export interface SqliteStoreOptions {
   readonly flushDelayMs?: number;
   /** Commit as soon as this many writes are queued (default 1000). */
   readonly maxBatch?: number;
+  /**
+   * How long a pending round's record waits for its settled record to replace it before it is
+   * written after all (held-writes.ts), in ms, and never more than a quarter of the round's
+   * deadline; 0 writes it like any other. Default 3,000.
+   */
+  readonly pendingRoundHoldMs?: number;
   /** 'NORMAL' (default) survives process crashes; 'FULL' also OS crashes, slower. */
   readonly synchronous?: 'NORMAL' | 'FULL';
   /**
@@ -133,6 +140,7 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly sql: ReturnType<typeof prepareStatements>;
   private readonly queue: WriteQueue;
+  private readonly held: HeldWrites<Write>;
   private readonly onWriteError: (err: Error) => void;
   private closed = false;
   private counters = { commits: 0, writes: 0, failedWrites: 0 };
@@ -174,6 +182,7 @@ export class SqliteStore implements Store {
       { flushDelayMs: options.flushDelayMs ?? 20, maxBatch: options.maxBatch ?? 1000 },
       (err) => this.onWriteError(err instanceof Error ? err : new Error(String(err))),
     );
+    this.held = new HeldWrites(options.pendingRoundHoldMs ?? 3000, (w, key) => this.queue.push(w, key));
   }
 
   /**
@@ -199,15 +208,16 @@ export class SqliteStore implements Store {
     this.queue.push(record === undefined ? { table, what, run } : { table, what, run, record }, key);
   }
 
-  /** The record a queued upsert with this key will write, read without a commit. */
+  /** The record a queued (or held) upsert with this key will write, read without a commit. */
   private queuedRecord<T>(key: string): T | undefined {
     if (this.closed) throw new Error(`posture store ${this.file} is closed`);
-    return this.queue.queued(key)?.record as T | undefined;
+    return (this.held.peek(key) ?? this.queue.queued(key))?.record as T | undefined;
   }
 
   /** Make queued writes to these tables visible before reading them. */
   private readable(...tables: string[]): void {
     this.open();
+    if (tables.includes('rounds')) this.held.releaseAll();
     if (this.queue.pendingFor(...tables)) this.queue.flush();
   }
 
@@ -216,7 +226,11 @@ export class SqliteStore implements Store {
   }
 
   stats(): StoreStats {
-    return { ...this.counters, coalesced: this.queue.coalesced, queued: this.queue.length };
+    return {
+      ...this.counters,
+      coalesced: this.queue.coalesced + this.held.superseded,
+      queued: this.queue.length + this.held.size,
+    };
   }
 
   // Writer: queued, synchronous.
@@ -227,8 +241,23 @@ export class SqliteStore implements Store {
   }
 
   saveRound(r: RoundRecord): void {
+    const key = roundKey(r.id);
+    if (r.state === 'pending') {
+      if (this.closed) throw new Error(`posture store ${this.file} is closed: cannot saveRound ${r.id}`);
+      // Converted to a row only if it is ever written (a round's records are never mutated).
+      const write = {
+        table: 'rounds',
+        what: `saveRound ${r.id}`,
+        run: () => this.sql.upsertRound.run(ROUNDS.toRow(r)),
+        record: r,
+      };
+      // In the store well before its deadline, so that a restart late in the round keeps it.
+      this.held.hold(key, write, (r.deadlineAt - r.issuedAt) / 4);
+      return;
+    }
+    this.held.take(key);
     const row = ROUNDS.toRow(r);
-    this.write('rounds', `saveRound ${r.id}`, () => this.sql.upsertRound.run(row), roundKey(r.id), r);
+    this.write('rounds', `saveRound ${r.id}`, () => this.sql.upsertRound.run(row), key, r);
   }
 
   addPostureEvent(e: PostureEvent): void {
@@ -347,6 +376,7 @@ export class SqliteStore implements Store {
   /** The synchronous commit SQLite allows (tests and the shutdown path). */
   flushNow(): void {
     if (this.closed) return;
+    this.held.releaseAll();
     this.queue.flush();
   }
 
@@ -363,9 +393,11 @@ export class SqliteStore implements Store {
   closeNow(): void {
     if (this.closed) return;
     try {
+      this.held.releaseAll();
       this.queue.flush();
     } finally {
       this.closed = true;
+      this.held.dispose();
       this.queue.dispose();
       this.db.close();
     }
