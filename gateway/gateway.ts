@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { availableParallelism } from 'node:os';
 import type { Client } from 'aedes';
 import pino, { type Logger } from 'pino';
 import { type Clock, type Random, systemClock, systemRandom } from '../shared/clock.ts';
@@ -25,6 +26,7 @@ import { startRetention } from './store/retention.ts';
 import { SqliteStore } from './store/sqlite.ts';
 import type { Store } from './store/store.ts';
 import { EarSigner } from './verifier/ear.ts';
+import { CryptoPool } from './verifier/pool.ts';
 import { VERSION } from './version.ts';
 
 // The composition root: the gateway's parts built in order (store, policy, posture, rounds,
@@ -42,6 +44,11 @@ export interface GatewayOptions {
   readonly observe?: AttestationObserver;
   readonly clock?: Clock;
   readonly random?: Random;
+  /**
+   * Worker threads that check quote signatures and sign EARs (verifier/pool.ts); 0 does it on the
+   * main thread. Default: one per core beyond the first, at most 4.
+   */
+  readonly cryptoThreads?: number;
 }
 
 export interface Gateway {
@@ -90,6 +97,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     });
     closers.push(() => store.close());
     const ear = EarSigner.fromPem(readFileSync(config.earKey));
+    // Closed after the broker (no evidence arrives then) and before the store: what it still
+    // has queued is run and stored.
+    const crypto = new CryptoPool(ear.key, opts.cryptoThreads ?? Math.min(4, availableParallelism() - 1));
+    closers.push(() => crypto.close());
     const operatorToken = readFileSync(config.operatorToken, 'utf8').trim();
 
     // 2. Policy: the operator's file joined with what the store holds (releases, allowlist).
@@ -164,6 +175,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       replies,
       policy: () => runtime,
       ear,
+      crypto,
       clock,
       random,
       log,

@@ -18,7 +18,8 @@ export function topicField(topic: string): Buffer {
 
 export function publishFrame(topic: Buffer, payload: Uint8Array): Buffer {
   const remaining = topic.length + payload.length;
-  if (remaining > MAX_REMAINING) throw new RangeError(`MQTT packet of ${remaining} bytes exceeds the maximum`);
+  if (remaining > MAX_REMAINING)
+    throw new RangeError(`MQTT packet of ${remaining} bytes exceeds the maximum`);
   let lengthBytes = 1;
   for (let n = remaining; n > 127; n = Math.floor(n / 128)) lengthBytes++;
   const frame = Buffer.allocUnsafe(1 + lengthBytes + remaining);

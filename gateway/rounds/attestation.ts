@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Clock, Random } from '../../shared/clock.ts';
+import { encodeSign1 } from '../../shared/cose/sign1.ts';
 import type { Evidence, Hello, ResultCode, RoundReason, Status } from '../../shared/protocol/index.ts';
 import { objectName, toHex } from '../../shared/tpm/index.ts';
 import type { ActiveRound, DeviceConnection } from '../connections/device-connection.ts';
@@ -11,9 +12,10 @@ import type { RuntimePolicy } from '../policy/runtime-policy.ts';
 import type { Fleet } from '../posture/fleet.ts';
 import { type Standing, trustedUntil } from '../posture/posture.ts';
 import type { StoreWriter } from '../store/store.ts';
-import { type Appraisal, appraise } from '../verifier/appraise.ts';
+import { type Appraisal, appraise, withSignature } from '../verifier/appraise.ts';
 import type { EarSigner } from '../verifier/ear.ts';
 import { checkHello, recordFromHello } from '../verifier/hello.ts';
+import { CryptoPool, type CryptoWork } from '../verifier/pool.ts';
 import { PeriodicRounds } from './periodic.ts';
 import { planRound } from './round-plan.ts';
 
@@ -24,6 +26,8 @@ export interface AttestationDeps {
   readonly replies: Replies;
   readonly policy: () => RuntimePolicy;
   readonly ear: EarSigner;
+  /** Where the AK's signature is checked and the EAR signed; default: here, synchronously. */
+  readonly crypto?: CryptoWork;
   readonly clock: Clock;
   readonly random: Random;
   readonly log: Logger;
@@ -60,8 +64,10 @@ const roundRecord = (conn: DeviceConnection, r: ActiveRound): RoundRecord => ({
  */
 export class Attestation {
   readonly #periodic: PeriodicRounds;
+  readonly #crypto: CryptoWork;
 
   constructor(private readonly deps: AttestationDeps) {
+    this.#crypto = deps.crypto ?? new CryptoPool(deps.ear.key, 0);
     this.#periodic = new PeriodicRounds(
       deps.clock,
       () => deps.policy(),
@@ -170,10 +176,39 @@ export class Attestation {
       this.#periodic.schedule(conn);
       return;
     }
-    const ctx = conn.hello!;
     const device = this.deps.fleet.get(conn.deviceId)!;
     const started = performance.now();
-    const appraisal = appraise(
+    const appraisal = this.appraise(conn, round, evidence, device);
+    // A body that is not a claims map fails PROTOCOL.md §2: `error`, nothing appraised, no
+    // posture change; the round stays open until its deadline like after any malformed message.
+    if (!appraisal.ok && appraisal.code === 'malformed') {
+      this.deps.replies.refuse(conn, 'malformed', appraisal.detail, evidence.round);
+      return;
+    }
+    conn.rounds.settle(id, 'answered');
+    // The time this thread spent appraising: with the signature when it was checked here.
+    let appraisalMs = performance.now() - started;
+    let checkedHere = true;
+    const settle = (valid: boolean) => {
+      if (checkedHere) appraisalMs = performance.now() - started;
+      // Another of the device's connections may have concluded a round meanwhile (the clock and
+      // log this one was judged against moved on): then it is judged again, against those.
+      const now = this.deps.fleet.get(conn.deviceId) ?? device;
+      const final = withSignature(
+        now === device ? appraisal : this.appraise(conn, round, evidence, now),
+        valid,
+      );
+      this.conclude(conn, round, evidence, final, now, appraisalMs);
+    };
+    if (appraisal.signature) this.#crypto.verify(appraisal.signature, settle);
+    else settle(true);
+    checkedHere = false;
+  }
+
+  /** Everything of §5 but the AK's signature, which the appraisal leaves to the crypto pool. */
+  private appraise(conn: DeviceConnection, round: ActiveRound, evidence: Evidence, device: DeviceRecord) {
+    const ctx = conn.hello!;
+    return appraise(
       evidence,
       {
         nonce: round.nonce,
@@ -191,15 +226,8 @@ export class Attestation {
         genuineHardware: ctx.genuineHardware,
       },
       this.deps.policy().reference,
+      { deferSignature: true },
     );
-    // A body that is not a claims map fails PROTOCOL.md §2: `error`, nothing appraised, no
-    // posture change; the round stays open until its deadline like after any malformed message.
-    if (!appraisal.ok && appraisal.code === 'malformed') {
-      this.deps.replies.refuse(conn, 'malformed', appraisal.detail, evidence.round);
-      return;
-    }
-    conn.rounds.settle(id, 'answered');
-    this.conclude(conn, round, evidence, appraisal, device, performance.now() - started);
   }
 
   private conclude(
@@ -231,7 +259,7 @@ export class Attestation {
       if (round.activation) log.info({ device: device.id }, 'AK activated and enrolled');
       if (a.rebooted) log.info({ device: device.id, resetCount: a.clock.resetCount }, 'device rebooted');
       fleet.apply(updated, { kind: 'appraised', status: a.status, expires }, round.id);
-      this.retireOlderConnections(conn);
+      if (!conn.closed) this.retireOlderConnections(conn);
     } else {
       fleet.apply(device, { kind: 'refused', code: a.code, standing: this.standing(conn) }, round.id);
     }
@@ -240,7 +268,7 @@ export class Attestation {
         ? 'device rebooted (resetCount increased); software log replayed from 0'
         : undefined
       : a.detail;
-    const ear = this.deps.ear.sign({
+    const unsigned = this.deps.ear.unsigned({
       deviceId: conn.deviceId,
       status: a.status,
       trust: a.trust,
@@ -251,20 +279,28 @@ export class Attestation {
       policyId: policy.id,
       verifierBuild: this.deps.version,
     });
-    const record: RoundRecord = {
-      ...roundRecord(conn, round),
-      state: 'appraised',
-      status: a.status,
-      codes,
-      ...(detail && { detail }),
-      evidence: { exporter: round.exporter, body: evidence.body, attest: evidence.attest, sig: evidence.sig },
-      appraisedAt: now,
-      ear,
-    };
-    this.deps.store.saveRound(record);
-    this.deps.observe?.roundSettled?.(record, appraisalMs);
-    this.sendResult(conn, round, a.status, codes, expires, ear);
-    this.#periodic.schedule(conn);
+    this.#crypto.sign(unsigned.toBeSigned, (signature) => {
+      const ear = encodeSign1(unsigned, signature);
+      const record: RoundRecord = {
+        ...roundRecord(conn, round),
+        state: 'appraised',
+        status: a.status,
+        codes,
+        ...(detail && { detail }),
+        evidence: {
+          exporter: round.exporter,
+          body: evidence.body,
+          attest: evidence.attest,
+          sig: evidence.sig,
+        },
+        appraisedAt: now,
+        ear,
+      };
+      this.deps.store.saveRound(record);
+      this.deps.observe?.roundSettled?.(record, appraisalMs);
+      this.sendResult(conn, round, a.status, codes, expires, ear);
+      this.#periodic.schedule(conn);
+    });
   }
 
   private sendResult(

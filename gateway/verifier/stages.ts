@@ -17,11 +17,14 @@ import {
   type QuoteAttest,
   type QuoteStep,
   qualifiedName,
+  quoteSignatureCheck,
+  runSignatureCheck,
+  SIGNATURE_MISMATCH,
+  type SignatureCheck,
   TPM_RH,
   type TpmPublic,
   type TpmSignature,
   toHex,
-  verifyQuoteSignature,
 } from '../../shared/tpm/index.ts';
 import type { ClockState, SwLogState } from '../model.ts';
 import type { ReferenceValues } from './reference-values.ts';
@@ -118,13 +121,41 @@ export function akStage(device: DeviceContext): NonNullable<DeviceContext['ak']>
   );
 }
 
-/** signature-invalid: `sig` verifies over `attest` with the AK. */
-export function signatureStage(ak: TpmPublic, evidence: Evidence): TpmSignature {
+/**
+ * signature-invalid, all but the arithmetic: `sig` is a signature the AK can make. Returns the
+ * parsed signature and the check still to run (checkedSignatureStage): here, or in a worker.
+ */
+export function signatureCheckStage(
+  ak: TpmPublic,
+  evidence: Evidence,
+): { readonly sig: TpmSignature; readonly check: SignatureCheck } {
   return required(
-    verifyQuoteSignature(ak, evidence.attest, evidence.sig),
+    quoteSignatureCheck(ak, evidence.attest, evidence.sig),
     'instance-identity',
     TRUST.cryptoValidationFailed,
   );
+}
+
+/** The refusal of a signature that does not verify. */
+export function signatureMismatch(): Refusal {
+  return new Refusal(
+    'signature-invalid',
+    SIGNATURE_MISMATCH,
+    'instance-identity',
+    TRUST.cryptoValidationFailed,
+  );
+}
+
+/** signature-invalid: the check verifies. */
+export function checkedSignatureStage(check: SignatureCheck): void {
+  if (!runSignatureCheck(check)) throw signatureMismatch();
+}
+
+/** signature-invalid: `sig` verifies over `attest` with the AK. */
+export function signatureStage(ak: TpmPublic, evidence: Evidence): TpmSignature {
+  const { sig, check } = signatureCheckStage(ak, evidence);
+  checkedSignatureStage(check);
+  return sig;
 }
 
 /** attest-invalid: a TPMS_ATTEST of a quote. */

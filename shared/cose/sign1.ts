@@ -77,14 +77,37 @@ function protectedHeader(alg: CoseAlg, kid: Uint8Array): Uint8Array {
   );
 }
 
+/** A COSE_Sign1 before its signature: what the signature covers, and how the message is made. */
+export interface UnsignedSign1 {
+  readonly alg: CoseAlg;
+  readonly protectedBytes: Uint8Array;
+  readonly payload: Uint8Array;
+  /** Sig_structure: the bytes to sign (ES256 hashes them with SHA-256; EdDSA signs them as they are). */
+  readonly toBeSigned: Uint8Array;
+}
+
+export function unsignedSign1(alg: CoseAlg, kid: Uint8Array, payload: Uint8Array): UnsignedSign1 {
+  const protectedBytes = protectedHeader(alg, kid);
+  return { alg, protectedBytes, payload, toBeSigned: toBeSigned(protectedBytes, payload) };
+}
+
+/** The signature of `toBeSigned` with `key` (an IEEE P1363 r||s for ES256). */
+export function signToBeSigned(key: KeyObject, alg: CoseAlg, tbs: Uint8Array): Uint8Array {
+  return new Uint8Array(
+    alg === COSE_ALG.EdDSA ? sign(null, tbs, key) : sign('sha256', tbs, { key, dsaEncoding: 'ieee-p1363' }),
+  );
+}
+
+/** The COSE_Sign1 of `m` with its signature (made here, or by a worker holding the key). */
+export function encodeSign1(m: UnsignedSign1, signature: Uint8Array): Uint8Array {
+  return encodeCbor([m.protectedBytes, new Map(), m.payload, signature]);
+}
+
 /** Signs `payload` with a private key; kid defaults to keyId of its public key. */
 export function signSign1(key: KeyObject, payload: Uint8Array, kid?: Uint8Array): Uint8Array {
   const alg = algOf(key);
-  const protectedBytes = protectedHeader(alg, kid ?? keyId(key));
-  const tbs = toBeSigned(protectedBytes, payload);
-  const signature =
-    alg === COSE_ALG.EdDSA ? sign(null, tbs, key) : sign('sha256', tbs, { key, dsaEncoding: 'ieee-p1363' });
-  return encodeCbor([protectedBytes, new Map(), payload, new Uint8Array(signature)]);
+  const m = unsignedSign1(alg, kid ?? keyId(key), payload);
+  return encodeSign1(m, signToBeSigned(key, alg, m.toBeSigned));
 }
 
 /** Parses a COSE_Sign1; checks its form, never its signature (see verifySign1). */
