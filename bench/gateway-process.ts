@@ -29,9 +29,12 @@ const batches = new Map<string, Batch>();
 /** Rounds the bench waits on one by one (figure 3): round id → resolve. */
 const single = new Map<string, (r: RoundRecord) => void>();
 
+const threads = process.env.VIGIL_BENCH_CRYPTO_THREADS;
 const gateway = await startGateway({
   dir,
   logger: pino({ level: process.env.VIGIL_BENCH_LOG ?? 'error' }),
+  // The gateway's default unless the bench is told otherwise (to compare with and without).
+  ...(threads !== undefined && { cryptoThreads: Number(threads) }),
   observe: {
     roundSettled(record, appraisalMs) {
       single.get(record.id)?.(record);
