@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { type SimFleet, startSimFleet } from '../test/equipment/sim/fleet.ts';
 import { serve } from './ipc.ts';
+import { phaseProfiler } from './phase-profile.ts';
 
 // A shard of the simulated fleet in its own process: the bench spreads a large fleet over a few
 // of these so that no single event loop holds ten thousand clients, and so that the gateway's
@@ -60,6 +61,7 @@ serve({
     return { ms: performance.now() - t0, status: r.status };
   },
   now,
+  ...phaseProfiler(),
   async close() {
     await fleet?.close();
     setImmediate(() => process.exit(0));

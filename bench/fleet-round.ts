@@ -148,10 +148,8 @@ async function measureServer(
         stats.mem && baseMem && server.responderPid === undefined
           ? {
               heapKbPerDevice: (stats.mem.heapUsed - baseMem.heapUsed) / 1024 / size,
-              externalKbPerDevice:
-                (stats.mem.external + stats.mem.arrayBuffers - baseMem.external - baseMem.arrayBuffers) /
-                1024 /
-                size,
+              // external includes arrayBuffers (Node's Buffers): counted once.
+              externalKbPerDevice: (stats.mem.external - baseMem.external) / 1024 / size,
             }
           : {};
       const fleetRssKb = shards.map((s) => procStats(s.pid).rssKb).reduce((a, b) => a + b, 0);
@@ -164,7 +162,8 @@ async function measureServer(
       const rounds: RoundRun[] = [];
       for (let i = 0; i < o.rounds; i++) {
         const profile = kind === 'vigil' && o.profileDir !== undefined && i === o.rounds - 1;
-        if (profile) await control.call('profileStart');
+        // The gateway and one fleet shard (a sample of the fleet's work).
+        if (profile) await Promise.all([control.call('profileStart'), shards[0]!.call('profileStart')]);
         const s0 = cpuOf(server.brokerPid);
         const r0 = cpuOf(server.responderPid);
         const f0 = shards.reduce((a, sh) => a + cpuOf(sh.pid), 0);
@@ -180,7 +179,10 @@ async function measureServer(
           const path = await control.call<string>('profileStop', {
             path: join(o.profileDir!, `round-${size}.cpuprofile`),
           });
-          log(`profile of this round: ${path}`);
+          const fleetPath = await shards[0]!.call<string>('profileStop', {
+            path: join(o.profileDir!, `round-${size}-fleet-shard.cpuprofile`),
+          });
+          log(`profiles of this round: ${path} (gateway), ${fleetPath} (one fleet shard)`);
         }
         rounds.push(run);
         const cpu = run.serverCpuS + run.responderCpuS;

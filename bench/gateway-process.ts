@@ -1,9 +1,9 @@
-import { writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector/promises';
+import { writeHeapSnapshot } from 'node:v8';
 import pino from 'pino';
 import { startGateway } from '../gateway/gateway.ts';
 import type { RoundRecord } from '../gateway/model.ts';
 import { serve } from './ipc.ts';
+import { phaseProfiler } from './phase-profile.ts';
 import { inSlices } from './slices.ts';
 import { percentile } from './stats.ts';
 
@@ -50,9 +50,6 @@ const gateway = await startGateway({
     },
   },
 });
-
-const inspector = new Session();
-inspector.connect();
 
 const attestedSessions = () =>
   [...gateway.connections.all()].filter((s) => s.hello && !s.closed && s.attested);
@@ -126,18 +123,11 @@ serve({
     const r = await settled;
     return { ms: performance.now() - t0, status: r.status ?? r.state };
   },
-  /** CPU profile of whatever runs between profileStart and profileStop (a phase, not the whole life). */
-  async profileStart() {
-    await inspector.post('Profiler.enable');
-    await inspector.post('Profiler.setSamplingInterval', { interval: 200 });
-    await inspector.post('Profiler.start');
-    return true;
-  },
-  async profileStop(args) {
-    const { path } = args as { path: string };
-    const { profile } = await inspector.post('Profiler.stop');
-    writeFileSync(path, JSON.stringify(profile));
-    return path;
+  ...phaseProfiler(),
+  /** A heap snapshot (what the per-connection JS memory is made of). */
+  heapSnapshot(args) {
+    (globalThis as { gc?: () => void }).gc?.();
+    return writeHeapSnapshot((args as { path: string }).path);
   },
   async close() {
     await gateway.close();

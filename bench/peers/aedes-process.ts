@@ -2,6 +2,7 @@ import { constants } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
+import { writeHeapSnapshot } from 'node:v8';
 import { Aedes } from 'aedes';
 import { parseVigilTopic, topics } from '../../shared/protocol/index.ts';
 import { serve } from '../ipc.ts';
@@ -59,6 +60,10 @@ serve({
   gc: () => {
     (globalThis as { gc?: () => void }).gc?.();
     return true;
+  },
+  heapSnapshot: (args) => {
+    (globalThis as { gc?: () => void }).gc?.();
+    return writeHeapSnapshot((args as { path: string }).path);
   },
   round: (args) => responder.round((args as { slice?: number } | undefined)?.slice),
   async close() {

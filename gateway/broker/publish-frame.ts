@@ -6,11 +6,15 @@
 /** MQTT's largest remaining length (four varint bytes). */
 const MAX_REMAINING = 268_435_455;
 
-/** The UTF-8 topic with its 2-byte length prefix, made once per connection. */
+/**
+ * The UTF-8 topic with its 2-byte length prefix, made once per connection and kept by it: in a
+ * buffer of its own (Buffer.alloc), since a small one from Node's shared pool would keep a whole
+ * 8 KB slab alive per connection.
+ */
 export function topicField(topic: string): Buffer {
   const utf8 = Buffer.from(topic, 'utf8');
   if (utf8.length > 0xffff) throw new RangeError(`MQTT topic of ${utf8.length} bytes exceeds 65,535`);
-  const field = Buffer.allocUnsafe(2 + utf8.length);
+  const field = Buffer.alloc(2 + utf8.length);
   field.writeUInt16BE(utf8.length, 0);
   utf8.copy(field, 2);
   return field;

@@ -133,7 +133,8 @@ export class Fleet {
     // A timer due no later than this expiry re-arms itself when it finds the posture renewed.
     if (armed && armed.due <= due) return;
     armed?.timer.cancel();
-    const timer = this.clock.after(due - this.clock.now(), () => this.expiryDue(d.id));
+    const id = d.id; // the timer keeps the id, not the whole record
+    const timer = this.clock.after(due - this.clock.now(), () => this.expiryDue(id));
     this.expiries.set(d.id, { timer, due });
   }
 

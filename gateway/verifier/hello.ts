@@ -27,11 +27,19 @@ export type HelloOutcome =
 const refused = (code: ResultCode, detail: string): HelloOutcome => ({ ok: false, code, detail });
 
 export function checkHello(
-  hello: Hello,
+  received: Hello,
   deviceId: string,
   admission: AdmissionPolicy,
   known: boolean,
 ): HelloOutcome {
+  // The connection keeps these for its life (and the device's record, once attested): copies of
+  // their own, not views into the message, which shares its buffer with a whole TLS read.
+  const hello: Hello = {
+    ...received,
+    ek: new Uint8Array(received.ek),
+    ak: new Uint8Array(received.ak),
+    ...(received.ekCert && { ekCert: new Uint8Array(received.ekCert) }),
+  };
   const identity = deviceIdentity(hello.ek);
   if (identity.deviceId !== deviceId) {
     return refused(

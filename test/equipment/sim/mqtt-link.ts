@@ -1,3 +1,4 @@
+import { lookup } from 'node:dns';
 import tls from 'node:tls';
 import mqttPacket, { type Packet } from 'mqtt-packet';
 
@@ -16,6 +17,45 @@ const CONNACK_REFUSALS: Readonly<Record<number, string>> = {
   4: 'bad user name or password',
   5: 'not authorized',
 };
+
+/**
+ * One TLS client context per CA for every link: a context of its own per connection would parse
+ * the CA again each time and hold an OpenSSL SSL_CTX per simulated device.
+ */
+const contexts = new Map<string, tls.SecureContext>();
+function contextFor(ca: Buffer | string): tls.SecureContext {
+  const key = ca.toString();
+  let context = contexts.get(key);
+  if (!context) {
+    context = tls.createSecureContext({ ca, minVersion: 'TLSv1.3' });
+    contexts.set(key, context);
+  }
+  return context;
+}
+
+/** Loopback names resolved once per process, not once per simulated device. */
+const resolved = new Map<string, { address: string; family: number }>();
+const cachedLookup: typeof lookup = ((
+  host: string,
+  options: { all?: boolean },
+  done: (
+    err: NodeJS.ErrnoException | null,
+    address: string | { address: string; family: number }[],
+    family?: number,
+  ) => void,
+) => {
+  const hit = resolved.get(host);
+  if (hit) {
+    if (options.all) done(null, [hit]);
+    else done(null, hit.address, hit.family);
+    return;
+  }
+  lookup(host, { ...options, all: false }, (err, address, family) => {
+    if (!err) resolved.set(host, { address, family });
+    if (err || !options.all) done(err, address, family);
+    else done(null, [{ address, family }]);
+  });
+}) as typeof lookup;
 
 export interface MqttLinkOptions {
   /** `mqtts://host:port` */
@@ -53,8 +93,8 @@ export class MqttLink {
       host: url.hostname,
       port: Number(url.port || 8883),
       servername: url.hostname,
-      ca: opts.ca,
-      minVersion: 'TLSv1.3',
+      secureContext: contextFor(opts.ca),
+      lookup: cachedLookup,
     });
     this.ready = this.#start();
     // A caller that closes before CONNACK need not await ready.
