@@ -35,7 +35,7 @@ export interface HandlerDeps {
   readonly ima?: LogSource<string>;
   readonly boot?: LogSource<Uint8Array>;
   readonly logger: Logger;
-  /** Device clock for `body.time`; informational. */
+  /** Device clock for `body.time` (the first round of a connection); informational. */
   readonly now?: () => number;
 }
 
@@ -105,7 +105,9 @@ export class ChallengeHandler implements Attester {
         sw: { name: software.name, version: software.version },
         logs: await this.#logs(c),
         ...(activation !== undefined && { activation }),
-        time: this.#now(),
+        // Informational, and the quote carries the TPM's clock: said once per connection (its
+        // first round), not paid for in every periodic round (docs/protocol.md).
+        ...(c.reason === 'onboard' && { time: this.#now() }),
       };
       const { body, qualifyingData } = bind(claims, exporter(c.nonce));
       const q = await tpm.run((t) => t.quote(this.#d.akHandle, qualifyingData, selection));
