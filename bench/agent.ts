@@ -44,6 +44,13 @@ export function unitNodeFlags(): string[] {
   return exec?.[1]?.trim().split(/\s+/).filter(Boolean) ?? [];
 }
 
+/**
+ * The environment the unit gives the agent: systemd's own and nothing of the shell's (this
+ * machine sets NODE_EXTRA_CA_CERTS, say, which would load ~140 certificates into every TLS
+ * context the agent makes).
+ */
+const UNIT_ENV = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' };
+
 /** Bundles the agent as the package ships it; returns the bundle file. */
 async function agentBundle(dir: string): Promise<string> {
   const b = await bundleAgent(ROOT, dir);
@@ -60,7 +67,10 @@ async function settledRssMb(pid: number, ms = 500): Promise<number> {
 
 /** Node itself, idle, with the given flags: what any agent on Node starts from. */
 async function idleNodeRssMb(flags: readonly string[]): Promise<number> {
-  const child = spawn(process.execPath, [...flags, '-e', 'setInterval(() => {}, 1e9)'], { stdio: 'ignore' });
+  const child = spawn(process.execPath, [...flags, '-e', 'setInterval(() => {}, 1e9)'], {
+    stdio: 'ignore',
+    env: UNIT_ENV,
+  });
   try {
     return await settledRssMb(child.pid!, 800);
   } finally {
@@ -156,7 +166,7 @@ export async function agentFigures(o: { rounds: number; log: (l: string) => void
     const startAgent = async (nodeArgs: readonly string[]): Promise<ChildProcess> => {
       const first = nextSettled(init.deviceId, 30_000);
       // biome-ignore format: argv
-      const child = spawn(process.execPath, [...nodeArgs, bundle, 'run', '--dir', agentDir, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
+      const child = spawn(process.execPath, [...nodeArgs, bundle, 'run', '--dir', agentDir, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'], env: UNIT_ENV });
       const stop = () =>
         new Promise<void>((resolve) => {
           if (child.exitCode !== null || child.signalCode !== null) return resolve();

@@ -244,6 +244,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         stopping ??= (async () => {
           await connection.stop();
           await inbox.idle();
+          state.flush();
           await tpm.close();
           logger.info('agent stopped');
         })();
