@@ -70,6 +70,11 @@ export class Pending<T extends Issued> {
     return open!.item;
   }
 
+  /** The item in flight longest, if any. */
+  oldest(): T | undefined {
+    return this.#open[0]?.item;
+  }
+
   /** The items in flight, oldest first. */
   values(): IterableIterator<T> {
     return this.#open.map((o) => o.item).values();

@@ -14,7 +14,7 @@ import { type Standing, trustedUntil } from '../posture/posture.ts';
 import type { StoreWriter } from '../store/store.ts';
 import { type Appraisal, appraise, withSignature } from '../verifier/appraise.ts';
 import type { EarSigner } from '../verifier/ear.ts';
-import { checkHello, recordFromHello } from '../verifier/hello.ts';
+import { checkHello, recordFromHello, saysHello } from '../verifier/hello.ts';
 import { CryptoPool, type CryptoWork } from '../verifier/pool.ts';
 import { PeriodicRounds } from './periodic.ts';
 import { planRound } from './round-plan.ts';
@@ -132,8 +132,8 @@ export class Attestation {
   start(conn: DeviceConnection, reason: RoundReason, batchId?: string): ActiveRound | undefined {
     const hello = conn.hello;
     if (!hello || conn.closed) return undefined;
-    const inFlight = conn.rounds.values().next();
-    if (!inFlight.done) return inFlight.value;
+    const inFlight = conn.rounds.oldest();
+    if (inFlight) return inFlight;
     const policy = this.deps.policy();
     const { round, challenge } = planRound({
       reason,
@@ -248,8 +248,9 @@ export class Attestation {
       conn.attest();
       // The attested connection's hello becomes the device's record, with the AK it just
       // activated (when it did) and what the quote established.
+      const hello = conn.hello!;
       const updated: DeviceRecord = {
-        ...recordFromHello(device, conn.hello!, now),
+        ...(saysHello(device, hello) ? device : recordFromHello(device, hello, now)),
         ...(round.activation && {
           ak: { publicArea: round.akPublicArea, name: objectName(round.akPublicArea), enrolledAt: now },
         }),

@@ -117,3 +117,19 @@ export function recordFromHello(
     lastSeen: now,
   };
 }
+
+/**
+ * Whether the record already says what this hello says: the record was made from this very hello
+ * (its bytes are the same objects), as it is at every round after a connection's first.
+ */
+export function saysHello(d: DeviceRecord, ctx: HelloContext): boolean {
+  const h = ctx.hello;
+  return (
+    d.ekPublic === h.ek &&
+    d.ekCert === h.ekCert &&
+    d.attester === h.attester &&
+    d.agent === h.agent &&
+    d.swPcr === h.swPcr &&
+    d.ekHash === ctx.ekHash
+  );
+}
