@@ -5,8 +5,10 @@ import { join } from 'node:path';
 import { type Child, startChild } from './child.ts';
 import { atLeast, atMost, type Figure, info, unmeasured } from './figure.ts';
 import { type FleetServer, SERVER_LABEL, type ServerKind, startFleetServer } from './fleet-servers.ts';
+import { benchGatewayDir } from './gateway-dir.ts';
 import { procStats } from './proc-stats.ts';
 import { median } from './stats.ts';
+import { tlsConnectionMemory } from './tls-memory.ts';
 
 // Figure 2: an on-demand round over the whole fleet, and what one gateway process holds. The
 // gateway runs alone in its process; the sim fleet in shard processes, every device its own TLS
@@ -361,6 +363,32 @@ export async function fleetRound(o: FleetRoundOptions): Promise<Figure[]> {
   const earBytes = ours?.rounds.find((r) => r.earBytes)?.earBytes;
   if (!ours || !earBytes)
     throw new Error(`no round of ours at ${o.peerSize} devices to size the peers' messages`);
+  // The floor under every Node broker: TLS 1.3 connections with nothing on top.
+  const tlsDir = mkdtempSync(join(tmpdir(), 'vigil-bench-tls-'));
+  try {
+    const gw = benchGatewayDir(tlsDir, { host: '127.0.0.1', port: 8883 });
+    const bare = await tlsConnectionMemory({
+      keyPath: gw.keyPath,
+      certPath: gw.certPath,
+      caPath: gw.caPath,
+      count: o.peerSize,
+    });
+    o.log(
+      `  [node tls] ${bare.connections} connections: ${bare.rssKbPerConnection.toFixed(1)} KB/connection (JS heap ${bare.heapKbPerConnection.toFixed(1)})`,
+    );
+    figures.push(
+      info(
+        `Node TLS 1.3 alone (no MQTT): RSS per connection, ${bare.connections}`,
+        bare.rssKbPerConnection,
+        'KB',
+        {
+          jsHeapKbPerConnection: Number(bare.heapKbPerConnection.toFixed(1)),
+        },
+      ),
+    );
+  } finally {
+    rmSync(tlsDir, { recursive: true, force: true });
+  }
   for (const kind of ['aedes', 'mosquitto'] as const) {
     try {
       const [peer] = await measureServer(kind, [o.peerSize], o, earBytes);

@@ -19,18 +19,28 @@ if (!keyPath || !certPath || !earBytes || !port)
   throw new Error('usage: aedes-process.ts KEY CERT EAR_BYTES PORT');
 
 const aedes = await Aedes.createBroker();
+// Answers are published from the next turn of the event loop, all of a turn's together: published
+// from inside aedes' own publish event, each would nest into the emitter that delivered its
+// question, and ten thousand of them overflow the stack.
+let outbox: { id: string; payload: Uint8Array }[] = [];
+const publishOutbox = () => {
+  const batch = outbox;
+  outbox = [];
+  for (const { id, payload } of batch)
+    aedes.publish(
+      {
+        cmd: 'publish',
+        topic: topics.in(id),
+        payload: Buffer.from(payload),
+        qos: 0,
+        retain: false,
+        dup: false,
+      },
+      () => {},
+    );
+};
 const responder = new Responder((id, payload) => {
-  aedes.publish(
-    {
-      cmd: 'publish',
-      topic: topics.in(id),
-      payload: Buffer.from(payload),
-      qos: 0,
-      retain: false,
-      dup: false,
-    },
-    () => {},
-  );
+  if (outbox.push({ id, payload }) === 1) setImmediate(publishOutbox);
 }, Number(earBytes));
 aedes.on('publish', (packet, client) => {
   if (!client) return;
