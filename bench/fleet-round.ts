@@ -48,6 +48,7 @@ interface RoundStats {
   appraisalP50Ms: number;
   appraisalP99Ms: number;
   earBytes?: number;
+  cryptoThreads?: { configured: number; answering: number };
 }
 
 interface RoundRun extends RoundStats {
@@ -195,7 +196,10 @@ async function measureServer(
             (typeof r.appraisalP50Ms !== 'number'
               ? ''
               : `, appraisal p50 ${r.appraisalP50Ms.toFixed(3)} ms`) +
-            `, failed ${r.failed}`,
+            `, failed ${r.failed}` +
+            (r.cryptoThreads
+              ? `, crypto threads ${r.cryptoThreads.answering}/${r.cryptoThreads.configured}`
+              : ''),
         );
         // Let the fleet settle (results delivered) before the next round.
         await new Promise((res) => setTimeout(res, 300));
@@ -234,6 +238,7 @@ function roundDetails(s: Step) {
       ...(r.responderCpuS > 0 && { responderCpuS: Number(r.responderCpuS.toFixed(2)) }),
       fleetCpuS: Number(r.fleetCpuS.toFixed(2)),
       failed: r.failed,
+      ...(r.cryptoThreads && { cryptoThreads: r.cryptoThreads }),
     })),
     onboardS: Number(s.onboardS.toFixed(1)),
     bestS: Math.min(...s.rounds.map((r) => r.allAppraisedMs)) / 1000,

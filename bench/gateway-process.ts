@@ -106,6 +106,8 @@ serve({
       appraisalP50Ms: percentile(sorted, 0.5),
       appraisalP99Ms: percentile(sorted, 0.99),
       earBytes: b.earBytes,
+      // A pool whose workers never answered runs everything on the main thread: say so.
+      cryptoThreads: { configured: gateway.crypto.threads, answering: gateway.crypto.answering },
     };
   },
   /** Starts an on-demand round on a device's newest connection; resolves when it settled. */

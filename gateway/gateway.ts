@@ -65,6 +65,8 @@ export interface Gateway {
   readonly batches: BatchTracker;
   readonly events: EventBus;
   readonly metrics: GatewayMetrics;
+  /** The worker threads that check quote signatures and sign EARs. */
+  readonly crypto: CryptoPool;
   readonly log: Logger;
   policy(): RuntimePolicy;
   /** Rebuilds the runtime policy after the releases or the allowlist changed in the store. */
@@ -266,6 +268,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       batches,
       events,
       metrics,
+      crypto,
       log,
       policy: () => runtime,
       refreshPolicy,

@@ -60,6 +60,11 @@ export class CryptoPool implements CryptoWork {
     readonly threads: number,
   ) {}
 
+  /** Workers that have answered at least once (the others may have failed to start). */
+  get answering(): number {
+    return this.#lanes.filter((l) => l.answered).length;
+  }
+
   verify(check: SignatureCheck, done: (valid: boolean) => void): void {
     this.#submit({ op: 'verify', check }, done as Done);
   }
@@ -115,11 +120,19 @@ export class CryptoPool implements CryptoWork {
   }
 
   #lane(): Lane {
-    const here = fileURLToPath(import.meta.url);
-    // The worker is this module's sibling, .ts under tsx and .js once built.
-    const worker = new Worker(new URL(`./pool-worker${extname(here)}`, import.meta.url), {
-      workerData: { signingKey: this.signingKey } satisfies CryptoPoolData,
-    });
+    // The worker is this module's sibling: .js once built, .ts when the gateway runs from source
+    // under tsx (tests, bench), whose loader Node 20 does not carry into a worker: the worker
+    // then registers it itself before it imports the module.
+    const ext = extname(fileURLToPath(import.meta.url));
+    const url = new URL(`./pool-worker${ext}`, import.meta.url);
+    const workerData: CryptoPoolData = { signingKey: this.signingKey };
+    const worker =
+      ext === '.ts'
+        ? new Worker(
+            `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(url.href)}); });`,
+            { eval: true, workerData },
+          )
+        : new Worker(url, { workerData });
     worker.unref();
     const lane: Lane = { worker, answered: false, inFlight: [], outstanding: 0 };
     worker.on('message', (results: (boolean | Uint8Array)[]) => {

@@ -59,6 +59,7 @@ test('a worker gives the same answers, in order, for a batch of mixed jobs', asy
     answers,
     jobs.map((i) => i % 3 !== 2),
   );
+  assert.is(pool.answering, 1, 'the answers came from the worker, not a fallback on this thread');
   await pool.close();
 });
 
