@@ -217,7 +217,6 @@ export class Attestation {
         ...(round.activation && { activation: round.activation }),
       },
       {
-        ek: ctx.ek,
         ekName: ctx.ekName,
         ak: { public: ctx.ak, publicArea: round.akPublicArea },
         swPcr: ctx.hello.swPcr,

@@ -73,7 +73,11 @@ export function checkHello(
     ok: true,
     context: {
       hello,
-      ek,
+      // Parsed again when asked (a credential for activation, once a device): a connection
+      // keeps the EK's bytes, not a second copy of them in pieces.
+      get ek() {
+        return parsePublic(hello.ek);
+      },
       ekName: objectName(hello.ek),
       ekHash,
       ak,

@@ -48,7 +48,8 @@ export interface RoundContext {
 
 /** What the gateway knows of the device before this round. */
 export interface DeviceContext {
-  readonly ek: TpmPublic;
+  /** The EK's public area parsed; no stage needs it (the Name stands for it). */
+  readonly ek?: TpmPublic;
   readonly ekName: Uint8Array;
   /** The AK that must have signed: the enrolled one, or the candidate being activated. */
   readonly ak?: { readonly public: TpmPublic; readonly publicArea: Uint8Array };
