@@ -132,22 +132,19 @@ export async function appraisalFigures(o: { samples: number; passes: number }): 
         wallP50Ms: percentile(t.wall, 0.5),
         wallP99Ms: percentile(t.wall, 0.99),
       };
-      figures.push(
-        atMost(
-          `gateway CPU per appraisal p50 (${what} evidence)`,
-          percentile(t.cpu, 0.5),
-          'ms',
-          0.15,
-          details,
-        ),
-        atMost(
-          `gateway CPU per appraisal p99 (${what} evidence)`,
-          percentile(t.cpu, 0.99),
-          'ms',
-          0.15,
-          details,
-        ),
-      );
+      for (const [q, label] of [
+        [0.5, 'p50'],
+        [0.99, 'p99'],
+      ] as const)
+        figures.push(
+          atMost(
+            `gateway CPU per appraisal ${label} (${what} evidence)`,
+            percentile(t.cpu, q),
+            'ms',
+            0.15,
+            details,
+          ),
+        );
     }
   } finally {
     await t.stop();

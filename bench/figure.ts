@@ -12,6 +12,18 @@ export interface Figure {
   readonly [detail: string]: unknown;
 }
 
+/** A figure with a goal: `bound` says it (e.g. "≤ 0.15"), `pass` whether the value meets it. */
+function withGoal(
+  name: string,
+  value: number,
+  unit: string,
+  bound: string,
+  pass: boolean,
+  details: Record<string, unknown>,
+): Figure {
+  return { name, value: round(value), unit, goal: bound, pass, ...details };
+}
+
 export function atMost(
   name: string,
   value: number,
@@ -19,7 +31,7 @@ export function atMost(
   goal: number,
   details: Record<string, unknown> = {},
 ): Figure {
-  return { name, value: round(value), unit, goal: `≤ ${goal}`, pass: value <= goal, ...details };
+  return withGoal(name, value, unit, `≤ ${goal}`, value <= goal, details);
 }
 
 export function atLeast(
@@ -29,7 +41,7 @@ export function atLeast(
   goal: number,
   details: Record<string, unknown> = {},
 ): Figure {
-  return { name, value: round(value), unit, goal: `≥ ${goal}`, pass: value >= goal, ...details };
+  return withGoal(name, value, unit, `≥ ${goal}`, value >= goal, details);
 }
 
 export function info(

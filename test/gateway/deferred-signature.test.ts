@@ -1,40 +1,16 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import {
-  appraise,
-  type DeviceContext,
-  type RoundContext,
-  withSignature,
-} from '../../gateway/verifier/appraise.ts';
+import { appraise, withSignature } from '../../gateway/verifier/appraise.ts';
 import { ReferenceValues } from '../../gateway/verifier/reference-values.ts';
-import type { Challenge } from '../../shared/protocol/index.ts';
-import { objectName, parsePublic, runSignatureCheck } from '../../shared/tpm/index.ts';
-import { SIM_SOFTWARE, SimAttester, softwareReference } from '../equipment/sim/attester.ts';
+import { runSignatureCheck } from '../../shared/tpm/index.ts';
+import { SIM_SOFTWARE, softwareReference } from '../equipment/sim/attester.ts';
+import { simAppraisal } from './fixtures/sim-appraisal.ts';
 
 // An appraisal that leaves the AK's signature to a worker pool must end exactly where one that
 // checks it at once ends: the same result when it verifies, and PROTOCOL.md §5's order when it
 // does not (signature-invalid over any later failure, never over an earlier one).
 
-const attester = new SimAttester({ seed: 'deferred/1' });
-const exporter = new Uint8Array(32).fill(9);
-const challenge: Challenge = {
-  t: 'challenge',
-  round: new Uint8Array(16),
-  nonce: new Uint8Array(32).fill(1),
-  reason: 'periodic',
-  pcrs: [0, 14],
-  logs: { sw: 0 },
-  deadline: 1000,
-};
-const evidence = attester.evidence(challenge, exporter);
-const round: RoundContext = { nonce: challenge.nonce, exporter, pcrs: [0, 14] };
-const device: DeviceContext = {
-  ek: parsePublic(attester.keys.ekPublicArea),
-  ekName: objectName(attester.keys.ekPublicArea),
-  ak: { public: parsePublic(attester.keys.akPublicArea), publicArea: attester.keys.akPublicArea },
-  swPcr: 14,
-  genuineHardware: false,
-};
+const { evidence, round, device } = simAppraisal('deferred/1');
 const reference = new ReferenceValues(new Map(), [softwareReference(SIM_SOFTWARE)]);
 
 /** The deferred appraisal settled with the signature's real verdict. */
