@@ -12,37 +12,28 @@ export interface Figure {
   readonly [detail: string]: unknown;
 }
 
-/** A figure with a goal: `bound` says it (e.g. "≤ 0.15"), `pass` whether the value meets it. */
-function withGoal(
-  name: string,
-  value: number,
-  unit: string,
-  bound: string,
-  pass: boolean,
-  details: Record<string, unknown>,
-): Figure {
-  return { name, value: round(value), unit, goal: bound, pass, ...details };
-}
-
-export function atMost(
+type GoalFigure = (
   name: string,
   value: number,
   unit: string,
   goal: number,
-  details: Record<string, unknown> = {},
-): Figure {
-  return withGoal(name, value, unit, `≤ ${goal}`, value <= goal, details);
+  details?: Record<string, unknown>,
+) => Figure;
+
+/** Figures with a goal of one kind: `sign` says it (e.g. "≤ 0.15"), `meets` whether a value does. */
+function withGoal(sign: string, meets: (value: number, goal: number) => boolean): GoalFigure {
+  return (name, value, unit, goal, details = {}) => ({
+    name,
+    value: round(value),
+    unit,
+    goal: `${sign} ${goal}`,
+    pass: meets(value, goal),
+    ...details,
+  });
 }
 
-export function atLeast(
-  name: string,
-  value: number,
-  unit: string,
-  goal: number,
-  details: Record<string, unknown> = {},
-): Figure {
-  return withGoal(name, value, unit, `≥ ${goal}`, value >= goal, details);
-}
+export const atMost = withGoal('≤', (value, goal) => value <= goal);
+export const atLeast = withGoal('≥', (value, goal) => value >= goal);
 
 export function info(
   name: string,
