@@ -9,7 +9,8 @@ import { percentile } from './stats.ts';
 import { swtpmWithKeys } from './swtpm-keys.ts';
 
 // Figure 1: the gateway's CPU per appraisal (quote + PCRs + software log, no IMA), in-process:
-// `appraise` alone, timed call by call, over evidence from swtpm (made through our TPM stack) and
+// `appraise` alone (its signature checked in the call, as without a crypto pool), timed call by
+// call in CPU time, over evidence from swtpm (made through our TPM stack) and
 // from the simulator. The device context is built once per device, as the gateway does per
 // connection, so what is timed is what each round costs.
 
@@ -21,17 +22,31 @@ interface Sample {
   readonly round: RoundContext;
 }
 
+/**
+ * Per call, in ms, ascending, without the first third (warm-up): the wall time, and this thread's
+ * CPU time bounded from above by the smaller of the wall time (which on a shared machine also
+ * counts moments another process had the core) and the process's CPU time (process.cpuUsage,
+ * which also counts V8's compiler and GC helper threads working meanwhile). Node 20 has no
+ * per-thread CPU clock; the bound counts every main-thread GC pause that falls in a call.
+ */
 function time(samples: readonly Sample[], device: DeviceContext, reference: ReferenceValues, passes: number) {
-  const ms: number[] = [];
+  const cpu: number[] = [];
+  const wall: number[] = [];
   for (let p = 0; p < passes; p++) {
     for (const s of samples) {
+      const c0 = process.cpuUsage();
       const t0 = performance.now();
       const a = appraise(s.evidence, s.round, device, reference);
-      ms.push(performance.now() - t0);
+      wall.push(performance.now() - t0);
+      const c = process.cpuUsage(c0);
+      cpu.push(Math.min(wall.at(-1)!, (c.user + c.system) / 1000));
       if (!a.ok) throw new Error(`bench evidence refused: ${a.code}: ${a.detail}`);
     }
   }
-  return ms.slice(Math.floor(ms.length / 10)).sort((a, b) => a - b); // first tenth: warm-up
+  // The first third warms the JIT up (the optimising compiler takes over after about two
+  // thousand calls here): a running gateway appraises warm.
+  const measured = (ms: number[]) => ms.slice(Math.floor(ms.length / 3)).sort((a, b) => a - b);
+  return { cpu: measured(cpu), wall: measured(wall) };
 }
 
 function challenge(): Challenge {
@@ -106,15 +121,30 @@ export async function appraisalFigures(o: { samples: number; passes: number }): 
       genuineHardware: false,
     };
     const passes = Math.max(1, Math.round((o.passes * o.samples) / tpmSamples.length));
-    for (const [what, ms] of [
+    for (const [what, t] of [
       ['swtpm', time(tpmSamples, tpmDevice, tpmReference, passes)],
       ['sim', time(simSamples, simDevice, reference, o.passes)],
     ] as const) {
-      const details = { samples: ms.length, pcrs: PCRS.join(','), p99Ms: percentile(ms, 0.99) };
-      figures.push(
-        atMost(`gateway CPU per appraisal p50 (${what} evidence)`, percentile(ms, 0.5), 'ms', 0.15, details),
-        atMost(`gateway CPU per appraisal p99 (${what} evidence)`, percentile(ms, 0.99), 'ms', 0.15, details),
-      );
+      const details = {
+        samples: t.cpu.length,
+        pcrs: PCRS.join(','),
+        measure: 'main-thread CPU per call, bounded: min(wall time, process CPU time)',
+        wallP50Ms: percentile(t.wall, 0.5),
+        wallP99Ms: percentile(t.wall, 0.99),
+      };
+      for (const [q, label] of [
+        [0.5, 'p50'],
+        [0.99, 'p99'],
+      ] as const)
+        figures.push(
+          atMost(
+            `gateway CPU per appraisal ${label} (${what} evidence)`,
+            percentile(t.cpu, q),
+            'ms',
+            0.15,
+            details,
+          ),
+        );
     }
   } finally {
     await t.stop();

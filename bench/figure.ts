@@ -12,15 +12,28 @@ export interface Figure {
   readonly [detail: string]: unknown;
 }
 
-export function atMost(
+type GoalFigure = (
   name: string,
   value: number,
   unit: string,
   goal: number,
-  details: Record<string, unknown> = {},
-): Figure {
-  return { name, value: round(value), unit, goal: `≤ ${goal}`, pass: value <= goal, ...details };
+  details?: Record<string, unknown>,
+) => Figure;
+
+/** Figures with a goal of one kind: `sign` says it (e.g. "≤ 0.15"), `meets` whether a value does. */
+function withGoal(sign: string, meets: (value: number, goal: number) => boolean): GoalFigure {
+  return (name, value, unit, goal, details = {}) => ({
+    name,
+    value: round(value),
+    unit,
+    goal: `${sign} ${goal}`,
+    pass: meets(value, goal),
+    ...details,
+  });
 }
+
+export const atMost = withGoal('≤', (value, goal) => value <= goal);
+export const atLeast = withGoal('≥', (value, goal) => value >= goal);
 
 export function info(
   name: string,

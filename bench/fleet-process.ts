@@ -1,6 +1,7 @@
 import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
 import { type SimFleet, startSimFleet } from '../test/equipment/sim/fleet.ts';
 import { serve } from './ipc.ts';
+import { phaseProfiler } from './phase-profile.ts';
 
 // A shard of the simulated fleet in its own process: the bench spreads a large fleet over a few
 // of these so that no single event loop holds ten thousand clients, and so that the gateway's
@@ -123,6 +124,7 @@ serve({
     challenges: fleet?.devices.reduce((n, d) => n + d.challengeCount, 0) ?? 0,
   }),
   now,
+  ...phaseProfiler(),
   async close() {
     await fleet?.close();
     await new Promise<void>((resolve) => (record ? record.end(resolve) : resolve()));

@@ -9,6 +9,9 @@ import { SIM_SOFTWARE, softwareReference } from '../test/equipment/sim/attester.
 export interface BenchGatewayDir {
   readonly dir: string;
   readonly caPath: string;
+  /** The gateway's TLS key and certificate (the peers of figure 2 serve the same). */
+  readonly keyPath: string;
+  readonly certPath: string;
   readonly port: number;
   readonly host: string;
   readonly url: string;
@@ -46,6 +49,8 @@ export function benchGatewayDir(
   return {
     dir,
     caPath: config.caCert,
+    keyPath: config.tls.key,
+    certPath: config.tls.cert,
     port: opts.port,
     host: opts.host,
     url: `mqtts://${opts.host}:${opts.port}`,

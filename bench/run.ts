@@ -25,6 +25,7 @@ const plan = quick
   ? {
       appraisal: { samples: 100, passes: 10 },
       sizes: [500],
+      peerSize: 500,
       rounds: 2,
       agentRounds: 10,
       quotes: 10,
@@ -32,7 +33,8 @@ const plan = quick
     }
   : {
       appraisal: { samples: 300, passes: 30 },
-      sizes: [1000, 5000, 10_000],
+      sizes: [1000, 5000, 10_000, 20_000],
+      peerSize: 10_000,
       rounds: 3,
       agentRounds: 40,
       quotes: 40,
@@ -64,15 +66,20 @@ const section = async (n: number, title: string, run: () => Promise<Figure[]>) =
 };
 
 await section(1, 'gateway CPU per appraisal, in-process', () => appraisalFigures(plan.appraisal));
-await section(2, `on-demand round over ${plan.sizes.join(', ')} sim devices`, () =>
-  fleetRound({
-    sizes: plan.sizes,
-    rounds: plan.rounds,
-    shardSize: 2500,
-    concurrency: 64,
-    log,
-    ...(profileDir !== undefined && { profileDir }),
-  }),
+await section(
+  2,
+  `on-demand round over ${plan.sizes.join(', ')} sim devices; beside plain aedes and mosquitto`,
+  () =>
+    fleetRound({
+      sizes: plan.sizes,
+      peerSize: plan.peerSize,
+      rounds: plan.rounds,
+      shardSize: 2500,
+      concurrency: 64,
+      slice: 256,
+      log,
+      ...(profileDir !== undefined && { profileDir }),
+    }),
 );
 await section(3, 're-attestation vs reconnect at 50 ms RTT', () =>
   reattestFigures({ samples: plan.reattest, log }),

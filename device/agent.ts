@@ -299,6 +299,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
           await inbox.idle();
           await mcus?.close();
           await update?.executor.close();
+          state.flush();
           await tpm.close();
           logger.info('agent stopped');
         })();

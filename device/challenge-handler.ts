@@ -40,7 +40,7 @@ export interface HandlerDeps {
   /** The MCU sub-attesters on the serial ports (docs/serial.md); a device without them has none. */
   readonly mcus?: Pick<McuCollector, 'collect'>;
   readonly logger: Logger;
-  /** Device clock for `body.time`; informational. */
+  /** Device clock for `body.time` (the first round of a connection); informational. */
   readonly now?: () => number;
 }
 
@@ -117,7 +117,9 @@ export class ChallengeHandler implements Attester {
         sw: { name: software.name, version: software.version },
         logs: await this.#logs(c),
         ...(activation !== undefined && { activation }),
-        time: this.#now(),
+        // Informational, and the quote carries the TPM's clock: said once per connection (its
+        // first round), not paid for in every periodic round (docs/protocol.md).
+        ...(c.reason === 'onboard' && { time: this.#now() }),
         ...(mcus && { mcus }),
       };
       const { body, qualifyingData } = bind(claims, exporter(c.nonce));

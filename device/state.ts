@@ -105,16 +105,23 @@ export function readState(dir: string): AgentState | undefined {
 }
 
 export function writeState(dir: string, state: AgentState): void {
-  // Written several times a round, and only informational (status, operators): the rename keeps
-  // it whole for readers, and losing the last update in a power cut costs nothing.
+  // Only informational (status, operators): the rename keeps it whole for readers, and losing the
+  // last update in a power cut costs nothing.
   writeFileAtomic(join(dir, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`, { durable: false });
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
-/** The running agent's state: changed in memory, persisted on every change. */
+/**
+ * Changes within this long are written as one: a round changes the state twice (answered, then
+ * its result), and a file write with its rename costs more than the rest of the round's CPU.
+ */
+export const STATE_WRITE_DELAY_MS = 250;
+
+/** The running agent's state: changed in memory, persisted shortly after every change. */
 export class StateStore {
   #state: AgentState;
+  #timer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly dir: string,
@@ -133,6 +140,14 @@ export class StateStore {
   update(change: Partial<Omit<AgentState, 'version' | 'deviceId' | 'ekHash'>>): void {
     const next: Mutable<AgentState> = { ...this.#state, ...change };
     this.#state = next;
+    this.#timer ??= setTimeout(() => this.flush(), STATE_WRITE_DELAY_MS).unref();
+  }
+
+  /** Writes a change not written yet (the agent stops). */
+  flush(): void {
+    if (this.#timer === undefined) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
     this.#persist();
   }
 

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { availableParallelism } from 'node:os';
 import type { Client } from 'aedes';
 import pino, { type Logger } from 'pino';
 import { type Clock, type Random, systemClock, systemRandom } from '../shared/clock.ts';
@@ -29,6 +30,7 @@ import { ScaleOut } from './scale/scale-out.ts';
 import { startRetention } from './store/retention.ts';
 import type { Store } from './store/store.ts';
 import { EarSigner } from './verifier/ear.ts';
+import { CryptoPool } from './verifier/pool.ts';
 import { VERSION } from './version.ts';
 
 // The composition root: the gateway's parts built in order (store, policy, posture, rounds,
@@ -46,6 +48,11 @@ export interface GatewayOptions {
   readonly observe?: AttestationObserver;
   readonly clock?: Clock;
   readonly random?: Random;
+  /**
+   * Worker threads that check quote signatures and sign EARs (verifier/pool.ts); 0 does it on the
+   * main thread. Default: one per core beyond the first, at most 4.
+   */
+  readonly cryptoThreads?: number;
 }
 
 export interface Gateway {
@@ -68,6 +75,8 @@ export interface Gateway {
   readonly scale: ScaleOut | undefined;
   /** The health port (gateway.json `health`), when there is one. */
   readonly healthPort: number | undefined;
+  /** The worker threads that check quote signatures and sign EARs. */
+  readonly crypto: CryptoPool;
   readonly log: Logger;
   policy(): RuntimePolicy;
   /** Rebuilds the runtime policy after the releases or the allowlist changed in the store. */
@@ -105,6 +114,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         : undefined;
     if (scale) closers.push(() => scale.close());
     const ear = EarSigner.fromPem(readFileSync(config.earKey));
+    // Closed after the broker (no evidence arrives then) and before the store: what it still
+    // has queued is run and stored.
+    const crypto = new CryptoPool(ear.key, opts.cryptoThreads ?? Math.min(4, availableParallelism() - 1));
+    closers.push(() => crypto.close());
     const operatorToken = readFileSync(config.operatorToken, 'utf8').trim();
 
     // 2. Policy: the operator's file joined with what the store holds (releases, allowlists).
@@ -188,6 +201,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       replies,
       policy: () => runtime,
       ear,
+      crypto,
       clock,
       random,
       log,
@@ -329,6 +343,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       metrics,
       scale,
       healthPort: health?.port,
+      crypto,
       log,
       policy: () => runtime,
       refreshPolicy,

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 
 // Time and randomness as values passed in, so that state machines built on them (rounds,
 // posture expiry, batches, rollouts) are tested with a fake clock instead of sleeps, and a
@@ -30,4 +30,19 @@ export const systemClock: Clock = {
 /** `n` random bytes. */
 export type Random = (n: number) => Uint8Array;
 
-export const systemRandom: Random = (n) => new Uint8Array(randomBytes(n));
+/** Bytes drawn from the CSPRNG in blocks, each handed out once: a round needs three small draws. */
+const POOL_BYTES = 4096;
+const pool = Buffer.allocUnsafe(POOL_BYTES);
+let used = POOL_BYTES;
+
+export const systemRandom: Random = (n) => {
+  if (n > POOL_BYTES / 4) return new Uint8Array(randomFillSync(Buffer.allocUnsafe(n)));
+  if (used + n > POOL_BYTES) {
+    randomFillSync(pool);
+    used = 0;
+  }
+  const out = new Uint8Array(pool.subarray(used, used + n));
+  pool.fill(0, used, used + n);
+  used += n;
+  return out;
+};

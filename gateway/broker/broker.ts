@@ -6,6 +6,7 @@ import { channelExporter, isDeviceId, topics } from '../../shared/protocol/index
 import type { DeviceLink } from '../connections/device-connection.ts';
 import { mayDeliver, mayPublish, maySubscribe, type Peer } from './access.ts';
 import { guardPacketSize, MAX_PACKET_BYTES } from './packet-guard.ts';
+import { publishFrame, topicField } from './publish-frame.ts';
 
 // The MQTT broker (aedes on TLS 1.3). Every rule of PROTOCOL.md §1 goes through aedes' own hooks
 // and the decisions in access.ts; this file only wires them and keeps per-connection identity.
@@ -73,7 +74,6 @@ export async function createBroker(
   log: Logger,
 ): Promise<Broker> {
   const operators = new WeakSet<Client>();
-  const direct = new WeakSet<Buffer>();
   const peerOf = (client: Client): Peer | undefined =>
     operators.has(client) ? { kind: 'operator' } : handlers.peer(client);
 
@@ -164,26 +164,31 @@ export async function createBroker(
     },
     authorizeForward(client, packet) {
       const peer = peerOf(client);
-      return peer && mayDeliver(peer, packet.topic, direct.has(packet.payload as Buffer), Date.now())
-        ? packet
-        : null;
+      // Nothing reaches aedes' fan-out as addressed to one connection: sendDirect writes to the
+      // connection itself, so an `in` topic here is always refused.
+      return peer && mayDeliver(peer, packet.topic, false, Date.now()) ? packet : null;
     },
   });
 
-  const sendDirect = (client: Client, topic: string, payload: Buffer) => {
-    direct.add(payload);
-    client.publish({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false }, (err) => {
-      if (err) log.debug({ err: err.message, client: client.id }, 'direct send failed');
-    });
+  // A PUBLISH framed here and written to this connection's socket: exactly one recipient, in
+  // order with whatever aedes itself writes there (whole packets, one write each).
+  const writeDirect = (client: Client, topic: Buffer, payload: Uint8Array) => {
+    const socket = client.conn as tls.TLSSocket;
+    if (socket.destroyed || !socket.writable) {
+      log.debug({ client: client.id }, 'direct send failed: connection closed');
+      return;
+    }
+    socket.write(publishFrame(topic, payload));
   };
+  const sendDirect = (client: Client, topic: string, payload: Buffer) =>
+    writeDirect(client, topicField(topic), payload);
   const deviceLink = (client: Client, socket: tls.TLSSocket, deviceId: string): DeviceLink => {
-    const inTopic = topics.in(deviceId);
+    const inTopic = topicField(topics.in(deviceId));
     return {
       clientId: client.id,
       remoteAddress: socket.remoteAddress,
       exporter: (nonce) => channelExporter(socket, nonce),
-      send: (payload) =>
-        sendDirect(client, inTopic, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)),
+      send: (payload) => writeDirect(client, inTopic, payload),
       disconnect: () => client.close(),
     };
   };

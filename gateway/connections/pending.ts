@@ -19,12 +19,19 @@ export type Lookup<T> =
   | { readonly kind: 'settled'; readonly how: Settlement }
   | { readonly kind: 'unknown' };
 
-/** Settled ids remembered per connection, enough to name a replay after many rounds. */
-const REMEMBERED = 32;
+/**
+ * Settled ids remembered per connection, enough to name a replay after many rounds. A replay is
+ * refused either way; the memory is only for the better error code, and every connection pays
+ * for it: a ring of 16 references to ids that exist anyway, not a map of 32.
+ */
+const REMEMBERED = 16;
 
 export class Pending<T extends Issued> {
-  readonly #open = new Map<string, { item: T; timer: Timer }>();
-  readonly #settled = new Map<string, Settlement>();
+  /** In flight, oldest first: one or two at a time (a round, a command), so a list, not a map. */
+  readonly #open: { readonly item: T; readonly timer: Timer }[] = [];
+  readonly #settledIds: string[] = [];
+  readonly #settledHow: Settlement[] = [];
+  #next = 0;
 
   /** `onDeadline` runs when an item is still open at its deadline (after it was settled as expired). */
   constructor(
@@ -34,48 +41,60 @@ export class Pending<T extends Issued> {
   ) {}
 
   open(item: T): void {
-    if (this.#open.has(item.id) || this.#settled.has(item.id))
+    if (this.#find(item.id) >= 0 || this.#settledIds.includes(item.id))
       throw new Error(`pending: id ${item.id} was issued already on this connection`);
     const timer = this.clock.after(item.deadlineAt - this.clock.now(), () => {
       if (this.settle(item.id, 'expired')) this.onDeadline(item);
     });
-    this.#open.set(item.id, { item, timer });
+    this.#open.push({ item, timer });
   }
 
   lookup(id: string): Lookup<T> {
-    const open = this.#open.get(id);
-    if (open) return { kind: 'open', item: open.item };
-    const how = this.#settled.get(id);
-    return how ? { kind: 'settled', how } : { kind: 'unknown' };
+    const i = this.#find(id);
+    if (i >= 0) return { kind: 'open', item: this.#open[i]!.item };
+    const s = this.#settledIds.indexOf(id);
+    return s >= 0 ? { kind: 'settled', how: this.#settledHow[s]! } : { kind: 'unknown' };
   }
 
   /** Settles an open item once; returns it, or undefined when it was not open. */
   settle(id: string, how: Settlement): T | undefined {
-    const open = this.#open.get(id);
-    if (!open) return undefined;
-    open.timer.cancel();
-    this.#open.delete(id);
-    this.#settled.set(id, how);
-    if (this.#settled.size > this.remember) this.#settled.delete(this.#settled.keys().next().value!);
-    return open.item;
+    const i = this.#find(id);
+    if (i < 0) return undefined;
+    const [open] = this.#open.splice(i, 1);
+    open!.timer.cancel();
+    if (this.remember > 0) {
+      this.#settledIds[this.#next] = id;
+      this.#settledHow[this.#next] = how;
+      this.#next = (this.#next + 1) % this.remember;
+    }
+    return open!.item;
+  }
+
+  /** The item in flight longest, if any. */
+  oldest(): T | undefined {
+    return this.#open[0]?.item;
   }
 
   /** The items in flight, oldest first. */
   values(): IterableIterator<T> {
-    return Array.from(this.#open.values(), (o) => o.item).values();
+    return this.#open.map((o) => o.item).values();
   }
 
   get size(): number {
-    return this.#open.size;
+    return this.#open.length;
   }
 
   /** Stops every deadline and returns what was in flight (the connection is gone). */
   drain(): T[] {
-    const items = [...this.#open.values()].map((o) => {
+    const items = this.#open.splice(0).map((o) => {
       o.timer.cancel();
       return o.item;
     });
-    this.#open.clear();
     return items;
+  }
+
+  #find(id: string): number {
+    for (let i = 0; i < this.#open.length; i++) if (this.#open[i]!.item.id === id) return i;
+    return -1;
   }
 }

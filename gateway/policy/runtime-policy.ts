@@ -44,9 +44,10 @@ export function buildRuntimePolicy(
     ...releases.map(({ name, version, digest }) => ({ name, version, digest })),
   ];
   const pcrRefs = new Map(Object.entries(policy.referenceValues.pcrs).map(([i, v]) => [Number(i), v]));
-  const id = createHash('sha256').update(JSON.stringify({ policy, software })).digest('hex').slice(0, 16);
+  // 48 bits tell a gateway's policies apart; the id travels in every EAR, so it is kept short.
+  const id = createHash('sha256').update(JSON.stringify({ policy, software })).digest('hex').slice(0, 12);
   return {
-    id: `vigil-policy:${id}`,
+    id: `vp:${id}`,
     pcrs: policy.pcrs,
     ...policy.rounds,
     admitWarning: policy.admitWarning,

@@ -33,7 +33,7 @@ export interface FleetHooks {
  */
 export class Fleet {
   private readonly devices = new Map<string, DeviceRecord>();
-  private readonly expiries = new Map<string, Timer>();
+  private readonly expiries = new Map<string, { readonly timer: Timer; readonly due: number }>();
 
   constructor(
     private readonly store: StoreWriter,
@@ -122,21 +122,39 @@ export class Fleet {
     if (d) this.hooks.postureChanged(notice(d, this.clock.now()));
   }
 
+  /**
+   * Makes sure a fresh posture turns stale at its expiry plus grace. Every appraisal moves the
+   * expiry later, so one timer per device is kept and, when it comes due, re-armed for the expiry
+   * the device has by then: a round does not cost a timer cancelled and made again.
+   */
   private armExpiry(d: DeviceRecord): void {
-    this.expiries.get(d.id)?.cancel();
-    this.expiries.delete(d.id);
-    if ((d.posture !== 'affirming' && d.posture !== 'warning') || d.expires === undefined) return;
-    const expires = d.expires;
-    const timer = this.clock.after(expires + this.graceMs() - this.clock.now(), () => {
+    const armed = this.expiries.get(d.id);
+    if ((d.posture !== 'affirming' && d.posture !== 'warning') || d.expires === undefined) {
+      armed?.timer.cancel();
       this.expiries.delete(d.id);
-      const current = this.devices.get(d.id);
-      if (current && (this.hooks.mayLapse?.(d.id) ?? true)) this.apply(current, { kind: 'lapsed', expires });
-    });
-    this.expiries.set(d.id, timer);
+      return;
+    }
+    const due = d.expires + this.graceMs();
+    // A timer due no later than this expiry re-arms itself when it finds the posture renewed.
+    if (armed && armed.due <= due) return;
+    armed?.timer.cancel();
+    const id = d.id; // the timer keeps the id, not the whole record
+    const timer = this.clock.after(due - this.clock.now(), () => this.expiryDue(id));
+    this.expiries.set(d.id, { timer, due });
+  }
+
+  private expiryDue(id: string): void {
+    this.expiries.delete(id);
+    const current = this.devices.get(id);
+    if (!current || current.expires === undefined) return;
+    if (current.expires + this.graceMs() > this.clock.now()) this.armExpiry(current);
+    // Another gateway may be keeping the device fresh (gateway/scale): it is not lapsed here.
+    else if (this.hooks.mayLapse?.(id) ?? true)
+      this.apply(current, { kind: 'lapsed', expires: current.expires });
   }
 
   close(): void {
-    for (const t of this.expiries.values()) t.cancel();
+    for (const e of this.expiries.values()) e.timer.cancel();
     this.expiries.clear();
   }
 }

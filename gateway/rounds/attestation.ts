@@ -1,6 +1,14 @@
 import type { Logger } from 'pino';
 import type { Clock, Random } from '../../shared/clock.ts';
-import type { Evidence, Hello, ResultCode, RoundReason, Status } from '../../shared/protocol/index.ts';
+import { encodeSign1 } from '../../shared/cose/sign1.ts';
+import type {
+  Claims,
+  Evidence,
+  Hello,
+  ResultCode,
+  RoundReason,
+  Status,
+} from '../../shared/protocol/index.ts';
 import { objectName, toHex } from '../../shared/tpm/index.ts';
 import type { ActiveRound, DeviceConnection } from '../connections/device-connection.ts';
 import type { Connections } from '../connections/registry.ts';
@@ -11,10 +19,11 @@ import type { RuntimePolicy } from '../policy/runtime-policy.ts';
 import type { Fleet } from '../posture/fleet.ts';
 import { type Standing, trustedUntil } from '../posture/posture.ts';
 import type { Store, StoreWriter } from '../store/store.ts';
-import { type Appraisal, appraise } from '../verifier/appraise.ts';
+import { type Appraisal, appraise, withSignature } from '../verifier/appraise.ts';
 import type { EarSigner } from '../verifier/ear.ts';
-import { checkHello, recordFromHello } from '../verifier/hello.ts';
+import { checkHello, recordFromHello, saysHello } from '../verifier/hello.ts';
 import { appraiseRoundMcus, type McuRoundOutcome, NO_MCUS } from '../verifier/mcu-round.ts';
+import { CryptoPool, type CryptoWork } from '../verifier/pool.ts';
 import { emptyVector, type TrustVector } from '../verifier/trust-vector.ts';
 import { PeriodicRounds } from './periodic.ts';
 import { planRound } from './round-plan.ts';
@@ -27,6 +36,8 @@ export interface AttestationDeps {
   readonly replies: Replies;
   readonly policy: () => RuntimePolicy;
   readonly ear: EarSigner;
+  /** Where the AK's signature is checked and the EAR signed; default: here, synchronously. */
+  readonly crypto?: CryptoWork;
   readonly clock: Clock;
   readonly random: Random;
   readonly log: Logger;
@@ -89,8 +100,10 @@ const roundRecord = (conn: DeviceConnection, r: ActiveRound): RoundRecord => ({
  */
 export class Attestation {
   readonly #periodic: PeriodicRounds;
+  readonly #crypto: CryptoWork;
 
   constructor(private readonly deps: AttestationDeps) {
+    this.#crypto = deps.crypto ?? new CryptoPool(deps.ear.key, 0);
     this.#periodic = new PeriodicRounds(
       deps.clock,
       () => deps.policy(),
@@ -161,8 +174,8 @@ export class Attestation {
   ): ActiveRound | undefined {
     const hello = conn.hello;
     if (!hello || conn.closed) return undefined;
-    const inFlight = conn.rounds.values().next();
-    if (!inFlight.done) return inFlight.value;
+    const inFlight = conn.rounds.oldest();
+    if (inFlight) return inFlight;
     const policy = this.deps.policy();
     const { round, challenge } = planRound({
       reason,
@@ -206,10 +219,40 @@ export class Attestation {
       this.#periodic.schedule(conn);
       return;
     }
-    const ctx = conn.hello!;
     const device = this.deps.fleet.get(conn.deviceId)!;
     const started = performance.now();
-    const appraisal = appraise(
+    const appraisal = this.appraise(conn, round, evidence, device);
+    // A body that is not a claims map fails PROTOCOL.md §2: `error`, nothing appraised, no
+    // posture change; the round stays open until its deadline like after any malformed message.
+    if (!appraisal.ok && appraisal.code === 'malformed') {
+      this.deps.replies.refuse(conn, 'malformed', appraisal.detail, evidence.round);
+      return;
+    }
+    conn.rounds.settle(id, 'answered');
+    // The time this thread spent appraising: with the signature when it was checked here.
+    let appraisalMs = performance.now() - started;
+    let checkedHere = true;
+    const settle = (valid: boolean) => {
+      if (checkedHere) appraisalMs = performance.now() - started;
+      // Another of the device's connections may have concluded a round meanwhile (the clock and
+      // log this one was judged against moved on): then it is judged again, against those.
+      const current = this.deps.fleet.get(conn.deviceId) ?? device;
+      const final = withSignature(
+        current === device ? appraisal : this.appraise(conn, round, evidence, current),
+        valid,
+      );
+      const mcus = final.ok ? this.appraiseMcus(conn, round, final.claims, current) : NO_MCUS;
+      this.conclude({ conn, round, evidence, mcus, appraisalMs }, final, current);
+    };
+    if (appraisal.signature) this.#crypto.verify(appraisal.signature, settle);
+    else settle(true);
+    checkedHere = false;
+  }
+
+  /** Everything of §5 but the AK's signature, which the appraisal leaves to the crypto pool. */
+  private appraise(conn: DeviceConnection, round: ActiveRound, evidence: Evidence, device: DeviceRecord) {
+    const ctx = conn.hello!;
+    return appraise(
       evidence,
       {
         nonce: round.nonce,
@@ -218,7 +261,6 @@ export class Attestation {
         ...(round.activation && { activation: round.activation }),
       },
       {
-        ek: ctx.ek,
         ekName: ctx.ekName,
         ak: { public: ctx.ak, publicArea: round.akPublicArea },
         swPcr: ctx.hello.swPcr,
@@ -227,32 +269,22 @@ export class Attestation {
         genuineHardware: ctx.genuineHardware,
       },
       this.deps.policy().reference,
+      { deferSignature: true },
     );
-    // A body that is not a claims map fails PROTOCOL.md §2: `error`, nothing appraised, no
-    // posture change; the round stays open until its deadline like after any malformed message.
-    if (!appraisal.ok && appraisal.code === 'malformed') {
-      this.deps.replies.refuse(conn, 'malformed', appraisal.detail, evidence.round);
-      return;
-    }
-    // The MCUs the body carries are sub-attesters: appraised only once the quote vouched for it.
+  }
+
+  /** The MCUs the body carries are sub-attesters: appraised only once the quote vouched for it. */
+  private appraiseMcus(
+    conn: DeviceConnection,
+    round: ActiveRound,
+    claims: Claims,
+    device: DeviceRecord,
+  ): McuRoundOutcome {
     const policy = this.deps.policy();
-    const mcus = appraisal.ok
-      ? appraiseRoundMcus(
-          {
-            claims: appraisal.claims.mcus,
-            nonce: round.nonce,
-            deviceId: conn.deviceId,
-            labels: device.labels,
-          },
-          policy.mcus,
-          policy.id,
-        )
-      : NO_MCUS;
-    conn.rounds.settle(id, 'answered');
-    this.conclude(
-      { conn, round, evidence, mcus, appraisalMs: performance.now() - started },
-      appraisal,
-      device,
+    return appraiseRoundMcus(
+      { claims: claims.mcus, nonce: round.nonce, deviceId: conn.deviceId, labels: device.labels },
+      policy.mcus,
+      policy.id,
     );
   }
 
@@ -287,8 +319,9 @@ export class Attestation {
       conn.attest();
       // The attested connection's hello becomes the device's record, with what the quote
       // established (the AK it activated, if it did, is already in the record).
+      const hello = conn.hello!;
       const updated: DeviceRecord = {
-        ...recordFromHello(device, conn.hello!, now),
+        ...(saysHello(device, hello) ? device : recordFromHello(device, hello, now)),
         clock: a.clock,
         swLog: a.swLog,
       };
@@ -301,7 +334,7 @@ export class Attestation {
           : { kind: 'appraised', status: a.status, expires },
         round.id,
       );
-      this.retireOlderConnections(conn);
+      if (!conn.closed) this.retireOlderConnections(conn);
     } else {
       fleet.apply(device, { kind: 'refused', code: a.code, standing: this.standing(conn) }, round.id);
     }
@@ -335,7 +368,7 @@ export class Attestation {
   /** Signs the EAR, stores the appraised round, answers `result` and arms the next round. */
   private settle({ conn, round, evidence, mcus, appraisalMs }: Answered, o: Verdict): void {
     const now = this.deps.clock.now();
-    const ear = this.deps.ear.sign({
+    const unsigned = this.deps.ear.unsigned({
       deviceId: conn.deviceId,
       status: o.status,
       trust: o.trust,
@@ -347,27 +380,30 @@ export class Attestation {
       verifierBuild: this.deps.version,
       submods: mcus.submods,
     });
-    const record: RoundRecord = {
-      ...roundRecord(conn, round),
-      state: 'appraised',
-      status: o.status,
-      codes: o.codes,
-      ...(o.detail && { detail: o.detail }),
-      evidence: {
-        exporter: round.exporter,
-        body: evidence.body,
-        attest: evidence.attest,
-        sig: evidence.sig,
-        ak: round.akPublicArea,
-      },
-      appraisedAt: now,
-      ear,
-      ...(mcus.results.length > 0 && { mcus: mcus.results }),
-    };
-    this.deps.store.saveRound(record);
-    this.deps.observe?.roundSettled?.(record, appraisalMs);
-    this.sendResult(conn, round, o.status, o.codes, o.expires, ear);
-    this.#periodic.schedule(conn);
+    this.#crypto.sign(unsigned.toBeSigned, (signature) => {
+      const ear = encodeSign1(unsigned, signature);
+      const record: RoundRecord = {
+        ...roundRecord(conn, round),
+        state: 'appraised',
+        status: o.status,
+        codes: o.codes,
+        ...(o.detail && { detail: o.detail }),
+        evidence: {
+          exporter: round.exporter,
+          body: evidence.body,
+          attest: evidence.attest,
+          sig: evidence.sig,
+          ak: round.akPublicArea,
+        },
+        appraisedAt: now,
+        ear,
+        ...(mcus.results.length > 0 && { mcus: mcus.results }),
+      };
+      this.deps.store.saveRound(record);
+      this.deps.observe?.roundSettled?.(record, appraisalMs);
+      this.sendResult(conn, round, o.status, o.codes, o.expires, ear);
+      this.#periodic.schedule(conn);
+    });
   }
 
   private sendResult(

@@ -28,10 +28,11 @@ export interface RoundPlanInput {
 export function planRound(i: RoundPlanInput): { readonly round: ActiveRound; readonly challenge: Challenge } {
   const nonce = i.random(32);
   const pcrs = [...new Set([...i.pcrs, i.hello.hello.swPcr])].sort((a, b) => a - b);
-  const akName = objectName(i.hello.hello.ak);
-  const enrolled = i.device.ak !== undefined && Buffer.compare(i.device.ak.name, akName) === 0;
+  // The same public area is the same Name (its hash): compared as bytes, no hash per round.
+  const enrolled =
+    i.device.ak !== undefined && Buffer.compare(i.device.ak.publicArea, i.hello.hello.ak) === 0;
   const secret = enrolled ? undefined : i.random(32);
-  const activate = secret && makeCredential(i.hello.ek, akName, secret);
+  const activate = secret && makeCredential(i.hello.ek, objectName(i.hello.hello.ak), secret);
   // The first round of a connection replays the whole software log: a new connection may follow
   // a reboot, after which the agent's log restarts. Later rounds fetch only what is new.
   const fromScratch =

@@ -6,6 +6,7 @@ import type { BatchRecord, DeviceRecord, PostureEvent, Release, RoundRecord } fr
 import type { ReleaseManifestRecord } from '../releases/model.ts';
 import type { Rollout } from '../rollouts/model.ts';
 import { allowlistEntry } from './allowlist.ts';
+import { HeldWrites } from './held-writes.ts';
 import type { McuAdmissionRow } from './mcu-admission-rows.ts';
 import { migrate, SCHEMA_VERSION } from './migrations.ts';
 import type { ReleaseManifestRow } from './release-manifest-rows.ts';
@@ -51,6 +52,12 @@ export interface SqliteStoreOptions {
   readonly flushDelayMs?: number;
   /** Commit as soon as this many writes are queued (default 1000). */
   readonly maxBatch?: number;
+  /**
+   * How long a pending round's record waits for its settled record to replace it before it is
+   * written after all (held-writes.ts), in ms, and never more than a quarter of the round's
+   * deadline; 0 writes it like any other. Default 3,000.
+   */
+  readonly pendingRoundHoldMs?: number;
   /** 'NORMAL' (default) survives process crashes; 'FULL' also OS crashes, slower. */
   readonly synchronous?: 'NORMAL' | 'FULL';
   /**
@@ -134,6 +141,9 @@ function upsertSql(table: string, columns: readonly string[], key: readonly stri
 }
 
 /** A refusal of one statement (constraint, type) as opposed to a failure of the database. */
+/** Routine rounds are the first history dropped when the queue is over its bound. */
+const routineShed = (r: RoundRecord): 1 | 2 => (r.activate ? 2 : 1);
+
 function isRefusal(err: unknown): boolean {
   if (err instanceof Database.SqliteError) return err.code.startsWith('SQLITE_CONSTRAINT');
   return err instanceof TypeError || err instanceof RangeError;
@@ -216,6 +226,7 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly sql: ReturnType<typeof prepareStatements>;
   private readonly queue: WriteQueue;
+  private readonly held: HeldWrites<Write>;
   private readonly onWriteError: (err: Error) => void;
   private closed = false;
   private counters = { commits: 0, writes: 0, failedWrites: 0 };
@@ -264,6 +275,7 @@ export class SqliteStore implements Store {
       },
       (event) => options.onHealthChange?.(event, this.health()),
     );
+    this.held = new HeldWrites(options.pendingRoundHoldMs ?? 3000, (w, key) => this.queue.push(w, key));
   }
 
   /**
@@ -299,10 +311,10 @@ export class SqliteStore implements Store {
     );
   }
 
-  /** The record a queued upsert with this key will write, read without a commit. */
+  /** The record a queued (or held) upsert with this key will write, read without a commit. */
   private queuedRecord<T>(key: string): T | undefined {
     if (this.closed) throw new Error(`posture store ${this.file} is closed`);
-    return this.queue.queued(key)?.record as T | undefined;
+    return (this.held.peek(key) ?? this.queue.queued(key))?.record as T | undefined;
   }
 
   /**
@@ -311,6 +323,7 @@ export class SqliteStore implements Store {
    */
   private readable(...tables: string[]): void {
     this.open();
+    if (tables.includes('rounds')) this.held.releaseAll();
     if (this.queue.pendingFor(...tables) && !this.queue.failing) this.queue.flush();
   }
 
@@ -321,8 +334,8 @@ export class SqliteStore implements Store {
   stats(): StoreStats {
     return {
       ...this.counters,
-      coalesced: this.queue.coalesced,
-      queued: this.queue.length,
+      coalesced: this.queue.coalesced + this.held.superseded,
+      queued: this.queue.length + this.held.size,
       dropped: this.queue.dropped,
     };
   }
@@ -330,7 +343,7 @@ export class SqliteStore implements Store {
   health(): StoreHealth {
     return {
       writable: !this.queue.failing,
-      queued: this.queue.length,
+      queued: this.queue.length + this.held.size,
       dropped: this.queue.dropped,
       failingSince: this.queue.failingSince ?? null,
       lastError: this.queue.lastError ?? null,
@@ -345,10 +358,24 @@ export class SqliteStore implements Store {
   }
 
   saveRound(r: RoundRecord): void {
+    const key = roundKey(r.id);
+    if (r.state === 'pending') {
+      if (this.closed) throw new Error(`posture store ${this.file} is closed: cannot saveRound ${r.id}`);
+      // Converted to a row only if it is ever written (a round's records are never mutated).
+      const write = {
+        table: 'rounds',
+        what: `saveRound ${r.id}`,
+        run: () => this.sql.upsertRound.run(ROUNDS.toRow(r)),
+        record: r,
+        shed: routineShed(r),
+      };
+      // In the store well before its deadline, so that a restart late in the round keeps it.
+      this.held.hold(key, write, (r.deadlineAt - r.issuedAt) / 4);
+      return;
+    }
+    this.held.take(key);
     const row = ROUNDS.toRow(r);
-    // Routine rounds are the first history dropped when the queue is over its bound.
-    const shed = r.activate ? 2 : 1;
-    this.write('rounds', `saveRound ${r.id}`, () => this.sql.upsertRound.run(row), roundKey(r.id), r, shed);
+    this.write('rounds', `saveRound ${r.id}`, () => this.sql.upsertRound.run(row), key, r, routineShed(r));
   }
 
   addPostureEvent(e: PostureEvent): void {
@@ -599,6 +626,7 @@ export class SqliteStore implements Store {
   /** The synchronous commit SQLite allows (tests and the shutdown path). */
   flushNow(): void {
     if (this.closed) return;
+    this.held.releaseAll();
     this.queue.flush();
   }
 
@@ -633,9 +661,11 @@ export class SqliteStore implements Store {
   closeNow(): void {
     if (this.closed) return;
     try {
+      this.held.releaseAll();
       this.queue.flush();
     } finally {
       this.closed = true;
+      this.held.dispose();
       this.queue.dispose();
       this.db.close();
     }

@@ -1,4 +1,5 @@
 import type { Claims, Evidence, ResultCode } from '../../shared/protocol/index.ts';
+import type { SignatureCheck } from '../../shared/tpm/index.ts';
 import type { ClockState, SwLogState } from '../model.ts';
 import type { ReferenceValues } from './reference-values.ts';
 import {
@@ -7,6 +8,7 @@ import {
   attestStage,
   bindingStage,
   bodyStage,
+  checkedSignatureStage,
   clockStage,
   type DeviceContext,
   firmwareStage,
@@ -14,7 +16,8 @@ import {
   pcrSelectionStage,
   Refusal,
   type RoundContext,
-  signatureStage,
+  signatureCheckStage,
+  signatureMismatch,
   signerStage,
   softwareLogStage,
   softwareStage,
@@ -23,7 +26,20 @@ import { emptyVector, overallStatus, TRUST, type TrustVector } from './trust-vec
 
 export { type DeviceContext, expectedAkQualifiedName, type RoundContext } from './stages.ts';
 
-export type Appraisal =
+/**
+ * With `deferSignature`, an appraisal leaves the AK's signature to its caller (a worker pool): it
+ * carries the check in `signature`, and only `withSignature` makes it final.
+ */
+export interface AppraiseOptions {
+  readonly deferSignature?: boolean;
+}
+
+/** The signature check an appraisal still owes; settled by `withSignature`. */
+interface Owed {
+  readonly signature?: SignatureCheck;
+}
+
+export type Appraisal = (
   | {
       readonly ok: true;
       readonly status: 'affirming' | 'warning';
@@ -41,7 +57,9 @@ export type Appraisal =
       readonly code: ResultCode;
       readonly detail: string;
       readonly trust: TrustVector;
-    };
+    }
+) &
+  Owed;
 
 /**
  * Appraises one round's Evidence in the order of PROTOCOL.md §5 (after the round checks, which
@@ -53,13 +71,17 @@ export function appraise(
   round: RoundContext,
   device: DeviceContext,
   reference: ReferenceValues,
+  options: AppraiseOptions = {},
 ): Appraisal {
   const trust = emptyVector();
+  let owed: Owed = {};
   try {
     const claims = bodyStage(evidence.body); // malformed
     activationStage(claims, round); // activation-failed
     const ak = akStage(device); // ak-unknown
-    const sig = signatureStage(ak.public, evidence); // signature-invalid
+    const { sig, check } = signatureCheckStage(ak.public, evidence); // signature-invalid (its form)
+    if (options.deferSignature) owed = { signature: check };
+    else checkedSignatureStage(check); // signature-invalid
     const attest = attestStage(evidence.attest); // attest-invalid
     signerStage(attest, device, ak.publicArea); // ak-unknown
     bindingStage(attest, claims, round, evidence.body); // binding-mismatch
@@ -86,10 +108,26 @@ export function appraise(
       rebooted,
       trust,
       unmeasured: firmware.unmeasured,
+      ...owed,
     };
   } catch (e) {
     if (!(e instanceof Refusal)) throw e;
-    if (e.claim !== undefined && e.value !== undefined) trust[e.claim] = e.value;
-    return { ok: false, status: 'contraindicated', code: e.code, detail: e.detail, trust };
+    return { ...refused(e, trust), ...owed };
   }
+}
+
+function refused(e: Refusal, trust: TrustVector): Appraisal {
+  if (e.claim !== undefined && e.value !== undefined) trust[e.claim] = e.value;
+  return { ok: false, status: 'contraindicated', code: e.code, detail: e.detail, trust };
+}
+
+/**
+ * The final appraisal once the signature it owed was checked. §5's order holds: a bad signature
+ * decides over anything the later stages found, and nothing the earlier stages found is owed one.
+ */
+export function withSignature(a: Appraisal, valid: boolean): Appraisal {
+  if (a.signature === undefined) return a;
+  if (!valid) return refused(signatureMismatch(), emptyVector());
+  const { signature: _settled, ...final } = a;
+  return final;
 }

@@ -1,5 +1,14 @@
 import { createPrivateKey, createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
-import { decodeSign1, keyId, signSign1, verifySign1 } from '../../shared/cose/sign1.ts';
+import {
+  COSE_ALG,
+  decodeSign1,
+  encodeSign1,
+  keyId,
+  signToBeSigned,
+  type UnsignedSign1,
+  unsignedSign1,
+  verifySign1,
+} from '../../shared/cose/sign1.ts';
 import {
   decodeEar,
   EAR_PROFILE,
@@ -37,7 +46,8 @@ export class EarSigner {
   readonly kid: Uint8Array;
   private readonly jwtHeader: string;
 
-  constructor(private readonly key: KeyObject) {
+  /** The private key; a worker that signs for this signer holds the same (verifier/pool.ts). */
+  constructor(readonly key: KeyObject) {
     if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
       throw new Error('the EAR signing key must be an EC P-256 private key (ES256)');
     }
@@ -73,9 +83,15 @@ export class EarSigner {
     };
   }
 
-  /** The CWT a `result` carries. */
+  /** The CWT a `result` carries, before its signature: sign `toBeSigned`, then `encodeSign1`. */
+  unsigned(e: EarInput): UnsignedSign1 {
+    return unsignedSign1(COSE_ALG.ES256, this.kid, encodeEar(this.claims(e)));
+  }
+
+  /** The CWT a `result` carries, signed here. */
   sign(e: EarInput): Uint8Array {
-    return signSign1(this.key, encodeEar(this.claims(e)), this.kid);
+    const m = this.unsigned(e);
+    return encodeSign1(m, signToBeSigned(this.key, m.alg, m.toBeSigned));
   }
 
   /** An `operate` command's token (PROTOCOL.md §6.2), signed with the same key as results. */

@@ -27,11 +27,19 @@ export type HelloOutcome =
 const refused = (code: ResultCode, detail: string): HelloOutcome => ({ ok: false, code, detail });
 
 export function checkHello(
-  hello: Hello,
+  received: Hello,
   deviceId: string,
   admission: AdmissionPolicy,
   known: boolean,
 ): HelloOutcome {
+  // The connection keeps these for its life (and the device's record, once attested): copies of
+  // their own, not views into the message, which shares its buffer with a whole TLS read.
+  const hello: Hello = {
+    ...received,
+    ek: new Uint8Array(received.ek),
+    ak: new Uint8Array(received.ak),
+    ...(received.ekCert && { ekCert: new Uint8Array(received.ekCert) }),
+  };
   const identity = deviceIdentity(hello.ek);
   if (identity.deviceId !== deviceId) {
     return refused(
@@ -65,7 +73,11 @@ export function checkHello(
     ok: true,
     context: {
       hello,
-      ek,
+      // Parsed again when asked (a credential for activation, once a device): a connection
+      // keeps the EK's bytes, not a second copy of them in pieces.
+      get ek() {
+        return parsePublic(hello.ek);
+      },
       ekName: objectName(hello.ek),
       ekHash,
       ak,
@@ -108,4 +120,20 @@ export function recordFromHello(
     swPcr: ctx.hello.swPcr,
     lastSeen: now,
   };
+}
+
+/**
+ * Whether the record already says what this hello says: the record was made from this very hello
+ * (its bytes are the same objects), as it is at every round after a connection's first.
+ */
+export function saysHello(d: DeviceRecord, ctx: HelloContext): boolean {
+  const h = ctx.hello;
+  return (
+    d.ekPublic === h.ek &&
+    d.ekCert === h.ekCert &&
+    d.attester === h.attester &&
+    d.agent === h.agent &&
+    d.swPcr === h.swPcr &&
+    d.ekHash === ctx.ekHash
+  );
 }

@@ -17,11 +17,14 @@ import {
   type QuoteAttest,
   type QuoteStep,
   qualifiedName,
+  quoteSignatureCheck,
+  runSignatureCheck,
+  SIGNATURE_MISMATCH,
+  type SignatureCheck,
   TPM_RH,
   type TpmPublic,
   type TpmSignature,
   toHex,
-  verifyQuoteSignature,
 } from '../../shared/tpm/index.ts';
 import type { ClockState, SwLogState } from '../model.ts';
 import type { ReferenceValues } from './reference-values.ts';
@@ -45,7 +48,8 @@ export interface RoundContext {
 
 /** What the gateway knows of the device before this round. */
 export interface DeviceContext {
-  readonly ek: TpmPublic;
+  /** The EK's public area parsed; no stage needs it (the Name stands for it). */
+  readonly ek?: TpmPublic;
   readonly ekName: Uint8Array;
   /** The AK that must have signed: the enrolled one, or the candidate being activated. */
   readonly ak?: { readonly public: TpmPublic; readonly publicArea: Uint8Array };
@@ -118,13 +122,41 @@ export function akStage(device: DeviceContext): NonNullable<DeviceContext['ak']>
   );
 }
 
-/** signature-invalid: `sig` verifies over `attest` with the AK. */
-export function signatureStage(ak: TpmPublic, evidence: Evidence): TpmSignature {
+/**
+ * signature-invalid, all but the arithmetic: `sig` is a signature the AK can make. Returns the
+ * parsed signature and the check still to run (checkedSignatureStage): here, or in a worker.
+ */
+export function signatureCheckStage(
+  ak: TpmPublic,
+  evidence: Evidence,
+): { readonly sig: TpmSignature; readonly check: SignatureCheck } {
   return required(
-    verifyQuoteSignature(ak, evidence.attest, evidence.sig),
+    quoteSignatureCheck(ak, evidence.attest, evidence.sig),
     'instance-identity',
     TRUST.cryptoValidationFailed,
   );
+}
+
+/** The refusal of a signature that does not verify. */
+export function signatureMismatch(): Refusal {
+  return new Refusal(
+    'signature-invalid',
+    SIGNATURE_MISMATCH,
+    'instance-identity',
+    TRUST.cryptoValidationFailed,
+  );
+}
+
+/** signature-invalid: the check verifies. */
+export function checkedSignatureStage(check: SignatureCheck): void {
+  if (!runSignatureCheck(check)) throw signatureMismatch();
+}
+
+/** signature-invalid: `sig` verifies over `attest` with the AK. */
+export function signatureStage(ak: TpmPublic, evidence: Evidence): TpmSignature {
+  const { sig, check } = signatureCheckStage(ak, evidence);
+  checkedSignatureStage(check);
+  return sig;
 }
 
 /** attest-invalid: a TPMS_ATTEST of a quote. */

@@ -44,7 +44,9 @@ export function replaySwLog(
   for (const e of chunk.entries) {
     pcr = extendPcr(pcr, e.digest);
     const i = running.findIndex((r) => r.name === e.name);
-    const identity = { name: e.name, version: e.version, digest: e.digest };
+    // A copy: the entry's bytes are a view into the whole evidence message, which the device's
+    // record would otherwise keep alive until the software changes.
+    const identity = { name: e.name, version: e.version, digest: new Uint8Array(e.digest) };
     if (i < 0) running.push(identity);
     else running[i] = identity;
   }
@@ -54,5 +56,8 @@ export function replaySwLog(
       detail: `software log replays to ${toHex(pcr)} after ${chunk.from + chunk.entries.length} entries, but the quoted PCR is ${toHex(quoted)}`,
     };
   }
+  // Nothing new since the last round (the steady state): the same state, nothing to allocate.
+  if (chunk.entries.length === 0 && continues && chunk.from === previous.count)
+    return { ok: true, state: previous };
   return { ok: true, state: { resetCount, count: chunk.from + chunk.entries.length, pcr, running } };
 }

@@ -17,6 +17,17 @@ export interface CborLimits {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A short text of ASCII bytes (valid UTF-8 as it is), without a decoder call; else undefined. */
+function asciiText(buf: Uint8Array, from: number, to: number): string | undefined {
+  let s = '';
+  for (let i = from; i < to; i++) {
+    const c = buf[i]!;
+    if (c > 0x7f) return undefined;
+    s += String.fromCharCode(c);
+  }
+  return s;
+}
 const MAJOR_NAMES = ['uint', 'negative int', 'bstr', 'text', 'array', 'map', 'tag', 'simple/float'];
 
 // A strict decoder written for the protocol rather than borrowed: it rejects what vigil/1 does
@@ -60,6 +71,9 @@ class Parser {
       case 27: {
         this.need(8);
         this.pos += 8;
+        // A Unix time in ms is here every message: exact as a number without a bigint.
+        const hi = this.view.getUint32(this.pos - 8);
+        if (hi < 0x200000) return hi * 0x1_0000_0000 + this.view.getUint32(this.pos - 4);
         const big = this.view.getBigUint64(this.pos - 8);
         return big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;
       }
@@ -99,6 +113,8 @@ class Parser {
       case 3: {
         const n = this.length(arg, 'text', start);
         this.pos += n;
+        const ascii = n < 64 ? asciiText(this.buf, this.pos - n, this.pos) : undefined;
+        if (ascii !== undefined) return ascii;
         try {
           return utf8.decode(this.buf.subarray(this.pos - n, this.pos));
         } catch {

@@ -52,6 +52,30 @@ class Output {
     this.length += b.length;
   }
 
+  /** A text string's head and UTF-8 bytes; ASCII (every key, most values) is copied as is. */
+  text(s: string): void {
+    const n = s.length;
+    if (n < 64) {
+      let ascii = true;
+      for (let i = 0; i < n; i++) {
+        if (s.charCodeAt(i) > 0x7f) {
+          ascii = false;
+          break;
+        }
+      }
+      if (ascii) {
+        this.head(3, n);
+        this.reserve(n);
+        for (let i = 0; i < n; i++) this.buf[this.length + i] = s.charCodeAt(i);
+        this.length += n;
+        return;
+      }
+    }
+    const b = utf8.encode(s);
+    this.head(3, b.length);
+    this.bytes(b);
+  }
+
   float(x: number): void {
     this.reserve(9);
     this.buf[this.length] = 0xfb;
@@ -68,6 +92,12 @@ const utf8 = new TextEncoder();
 const MAX_U64 = (1n << 64n) - 1n;
 
 function integer(out: Output, n: number | bigint): void {
+  // Safe integers (every one vigil/1 sends but a TPM clock) need no bigint.
+  if (typeof n === 'number' && Number.isSafeInteger(n)) {
+    if (n >= 0) out.head(0, n);
+    else out.head(1, -1 - n);
+    return;
+  }
   const big = BigInt(n);
   if (big >= 0n) {
     if (big > MAX_U64) throw new RangeError(`CBOR cannot encode ${big}: above 2^64-1`);
@@ -85,9 +115,7 @@ function key(out: Output, k: CborKey): void {
 }
 
 function text(out: Output, s: string): void {
-  const b = utf8.encode(s);
-  out.head(3, b.length);
-  out.bytes(b);
+  out.text(s);
 }
 
 function item(out: Output, v: Encodable): void {

@@ -77,6 +77,32 @@ function protectedHeader(alg: CoseAlg, kid: Uint8Array): Uint8Array {
   );
 }
 
+/** A COSE_Sign1 before its signature: what the signature covers, and how the message is made. */
+export interface UnsignedSign1 {
+  readonly alg: CoseAlg;
+  readonly protectedBytes: Uint8Array;
+  readonly payload: Uint8Array;
+  /** Sig_structure: the bytes to sign (ES256 hashes them with SHA-256; EdDSA signs them as they are). */
+  readonly toBeSigned: Uint8Array;
+}
+
+export function unsignedSign1(alg: CoseAlg, kid: Uint8Array, payload: Uint8Array): UnsignedSign1 {
+  const protectedBytes = protectedHeader(alg, kid);
+  return { alg, protectedBytes, payload, toBeSigned: toBeSigned(protectedBytes, payload) };
+}
+
+/** The signature of `toBeSigned` with `key` (an IEEE P1363 r||s for ES256). */
+export function signToBeSigned(key: KeyObject, alg: CoseAlg, tbs: Uint8Array): Uint8Array {
+  return new Uint8Array(
+    alg === COSE_ALG.EdDSA ? sign(null, tbs, key) : sign('sha256', tbs, { key, dsaEncoding: 'ieee-p1363' }),
+  );
+}
+
+/** The COSE_Sign1 of `m` with its signature (made here, or by a worker holding the key). */
+export function encodeSign1(m: UnsignedSign1, signature: Uint8Array): Uint8Array {
+  return encodeCbor([m.protectedBytes, new Map(), m.payload, signature]);
+}
+
 /**
  * Builds a COSE_Sign1 whose signature another implementation makes: `signTbs` gets the
  * Sig_structure bytes and returns the signature (ES256: r||s over SHA-256 of them; EdDSA: over
@@ -88,19 +114,15 @@ export function assembleSign1(
   payload: Uint8Array,
   signTbs: (tbs: Uint8Array) => Uint8Array,
 ): Uint8Array {
-  const protectedBytes = protectedHeader(alg, kid);
-  const signature = signTbs(toBeSigned(protectedBytes, payload));
-  return encodeCbor([protectedBytes, new Map(), payload, signature]);
+  const m = unsignedSign1(alg, kid, payload);
+  return encodeSign1(m, signTbs(m.toBeSigned));
 }
 
 /** Signs `payload` with a private key; kid defaults to keyId of its public key. */
 export function signSign1(key: KeyObject, payload: Uint8Array, kid?: Uint8Array): Uint8Array {
   const alg = algOf(key);
-  return assembleSign1(alg, kid ?? keyId(key), payload, (tbs) =>
-    alg === COSE_ALG.EdDSA
-      ? new Uint8Array(sign(null, tbs, key))
-      : new Uint8Array(sign('sha256', tbs, { key, dsaEncoding: 'ieee-p1363' })),
-  );
+  const m = unsignedSign1(alg, kid ?? keyId(key), payload);
+  return encodeSign1(m, signToBeSigned(key, alg, m.toBeSigned));
 }
 
 /** Parses a COSE_Sign1; checks its form, never its signature (see verifySign1). */

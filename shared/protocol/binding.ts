@@ -1,4 +1,5 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import { digestOf } from '../digest.ts';
 
 // PROTOCOL.md §4. The exporter value B is secret to the two ends of one TLS connection and
 // differs on every other connection, so evidence whose quote signs a digest of B cannot be
@@ -29,8 +30,7 @@ export function bindingDigest(exporter: Uint8Array, body: Uint8Array): Uint8Arra
   if (exporter.length !== EXPORTER_BYTES) {
     throw new RangeError(`exporter value must be ${EXPORTER_BYTES} bytes, got ${exporter.length}`);
   }
-  const bodyHash = createHash('sha256').update(body).digest();
-  return new Uint8Array(createHash('sha256').update(DOMAIN).update(exporter).update(bodyHash).digest());
+  return new Uint8Array(digestOf('sha256', DOMAIN, exporter, digestOf('sha256', body)));
 }
 
 /** Constant-time comparison for binding values, nonces and secrets (length is not secret). */

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { digestOf } from '../digest.ts';
 import { Reader, Writer } from './bytes.ts';
 import { nameAlgHash } from './public.ts';
 
@@ -12,7 +12,7 @@ export function objectName(publicArea: Uint8Array): Uint8Array {
   r.u16('type');
   const nameAlg = r.u16('nameAlg');
   const hash = nameAlgHash(nameAlg, 'TPMT_PUBLIC', 'nameAlg');
-  const digest = createHash(hash).update(publicArea).digest();
+  const digest = digestOf(hash, publicArea);
   return new Writer().u16(nameAlg).bytes(digest).finish();
 }
 
@@ -25,7 +25,7 @@ export function qualifiedName(parentQualifiedName: Uint8Array, name: Uint8Array)
   const r = new Reader(name, 'TPM2B_NAME');
   const nameAlg = r.u16('nameAlg');
   const hash = nameAlgHash(nameAlg, 'TPM2B_NAME', 'nameAlg');
-  const digest = createHash(hash).update(parentQualifiedName).update(name).digest();
+  const digest = digestOf(hash, parentQualifiedName, name);
   return new Writer().u16(nameAlg).bytes(digest).finish();
 }
 

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { digestOf } from '../digest.ts';
 import type { HashName } from './constants.ts';
 import type { PcrSelection } from './pcr-selection.ts';
 
@@ -10,9 +10,7 @@ import type { PcrSelection } from './pcr-selection.ts';
  * signing scheme's hash, whatever the banks' (Part 3 §18.4).
  */
 export function pcrDigest(values: readonly Uint8Array[], hash: HashName = 'sha256'): Uint8Array {
-  const h = createHash(hash);
-  for (const v of values) h.update(v);
-  return new Uint8Array(h.digest());
+  return new Uint8Array(digestOf(hash, ...values));
 }
 
 /** Values of `selection` from `values` (bank → PCR → digest) in the order the TPM hashes them. */
@@ -33,7 +31,7 @@ export function selectedValues(
 
 /** PCR_Extend in software: new = H(old || digest). */
 export function extendPcr(pcr: Uint8Array, digest: Uint8Array, hash: HashName = 'sha256'): Uint8Array {
-  return new Uint8Array(createHash(hash).update(pcr).update(digest).digest());
+  return new Uint8Array(digestOf(hash, pcr, digest));
 }
 
 /** The value a PCR holds after `digests` were extended into it, starting from `start` (zero at reset). */

@@ -5,7 +5,13 @@ import { TpmFormatError } from './errors.ts';
 import { type PcrSelection, samePcrSelection } from './pcr-selection.ts';
 import { pcrDigest, selectedValues } from './pcr-values.ts';
 import type { TpmPublic } from './public.ts';
-import { parseSignature, type TpmSignature, verifySignature } from './signature.ts';
+import {
+  parseSignature,
+  runSignatureCheck,
+  type SignatureCheck,
+  signatureCheck,
+  type TpmSignature,
+} from './signature.ts';
 
 // Checking a TPM2_Quote, step by step. The gateway's appraisal calls the steps in the order of
 // PROTOCOL.md §5 (with its own checks between them); `checkQuote` composes the same steps for
@@ -26,12 +32,17 @@ export type QuoteStep<T> =
 const fail = (failure: QuoteFailure, detail: string): QuoteStep<never> => ({ ok: false, failure, detail });
 const ok = <T>(value: T): QuoteStep<T> => ({ ok: true, value });
 
-/** The signature over the exact attest bytes: nothing unsigned is parsed into a decision. */
-export function verifyQuoteSignature(
+export const SIGNATURE_MISMATCH = 'sig does not verify over attest with the AK';
+
+/**
+ * The check of `sig` over the exact attest bytes with the AK, everything decided but the
+ * arithmetic: a verifier may run it in a worker (runSignatureCheck) and settle the step then.
+ */
+export function quoteSignatureCheck(
   ak: TpmPublic,
   attest: Uint8Array,
   signature: Uint8Array,
-): QuoteStep<TpmSignature> {
+): QuoteStep<{ readonly sig: TpmSignature; readonly check: SignatureCheck }> {
   let sig: TpmSignature;
   try {
     sig = parseSignature(signature);
@@ -39,9 +50,26 @@ export function verifyQuoteSignature(
     if (!(err instanceof TpmFormatError)) throw err;
     return fail('signature-invalid', `sig is not a TPMT_SIGNATURE: ${err.message}`);
   }
-  return verifySignature(ak, attest, sig)
-    ? ok(sig)
-    : fail('signature-invalid', 'sig does not verify over attest with the AK');
+  let check: SignatureCheck | undefined;
+  try {
+    check = signatureCheck(ak, attest, sig);
+  } catch {
+    check = undefined;
+  }
+  return check ? ok({ sig, check }) : fail('signature-invalid', SIGNATURE_MISMATCH);
+}
+
+/** The signature over the exact attest bytes: nothing unsigned is parsed into a decision. */
+export function verifyQuoteSignature(
+  ak: TpmPublic,
+  attest: Uint8Array,
+  signature: Uint8Array,
+): QuoteStep<TpmSignature> {
+  const step = quoteSignatureCheck(ak, attest, signature);
+  if (!step.ok) return step;
+  return runSignatureCheck(step.value.check)
+    ? ok(step.value.sig)
+    : fail('signature-invalid', SIGNATURE_MISMATCH);
 }
 
 /** TPMS_ATTEST of a quote: magic, type, no trailing bytes. */

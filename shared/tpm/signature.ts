@@ -1,4 +1,4 @@
-import { constants, verify } from 'node:crypto';
+import { constants, type KeyObject, verify } from 'node:crypto';
 import { Reader, Writer } from './bytes.ts';
 import { HASH_ALG, type HashName, hashName, TPM_ALG } from './constants.ts';
 import { TpmFormatError } from './errors.ts';
@@ -55,23 +55,70 @@ function fixedWidth(value: Uint8Array, size: number): Uint8Array | undefined {
 }
 
 /**
+ * What node:crypto's verify() takes to check `sig` over `message` with `key`: all the decisions
+ * about the signature made, only the arithmetic left. Undefined when `sig` cannot be a signature
+ * of `key` (another scheme, an integer wider than the curve). A verifier with a worker pool hands
+ * this to a worker; `verifySignature` runs it here.
+ */
+export interface SignatureCheck {
+  readonly algorithm: HashName;
+  readonly message: Uint8Array;
+  readonly key: KeyObject;
+  readonly signature: Uint8Array;
+  readonly dsaEncoding?: 'ieee-p1363';
+  readonly padding?: number;
+}
+
+export function signatureCheck(
+  key: TpmPublic,
+  message: Uint8Array,
+  sig: TpmSignature,
+): SignatureCheck | undefined {
+  if (sig.type === 'ecdsa') {
+    if (key.type !== 'ecc') return undefined;
+    const { size } = curveInfo(key.curve);
+    const r = fixedWidth(sig.r, size);
+    const s = fixedWidth(sig.s, size);
+    if (r === undefined || s === undefined) return undefined;
+    const p1363 = new Uint8Array(2 * size);
+    p1363.set(r);
+    p1363.set(s, size);
+    return { algorithm: sig.hash, message, key: publicKey(key), signature: p1363, dsaEncoding: 'ieee-p1363' };
+  }
+  if (key.type !== 'rsa') return undefined;
+  return {
+    algorithm: sig.hash,
+    message,
+    key: publicKey(key),
+    signature: sig.sig,
+    padding: constants.RSA_PKCS1_PADDING,
+  };
+}
+
+/** Runs a check; false, never an exception, for a signature that does not verify. */
+export function runSignatureCheck(c: SignatureCheck): boolean {
+  try {
+    const { key, dsaEncoding, padding } = c;
+    return verify(
+      c.algorithm,
+      c.message,
+      { key, ...(dsaEncoding && { dsaEncoding }), ...(padding !== undefined && { padding }) },
+      c.signature,
+    );
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Checks `sig` over `message` with `key`. False for a wrong, malformed or mismatched signature,
  * never an exception: a verifier must not let an attacker choose between "invalid" and a crash.
  * High-S ECDSA signatures (which TPMs emit) verify, as node:crypto does not enforce low-S.
  */
 export function verifySignature(key: TpmPublic, message: Uint8Array, sig: TpmSignature): boolean {
   try {
-    if (sig.type === 'ecdsa') {
-      if (key.type !== 'ecc') return false;
-      const { size } = curveInfo(key.curve);
-      const r = fixedWidth(sig.r, size);
-      const s = fixedWidth(sig.s, size);
-      if (r === undefined || s === undefined) return false;
-      const p1363 = Buffer.concat([r, s]);
-      return verify(sig.hash, message, { key: publicKey(key), dsaEncoding: 'ieee-p1363' }, p1363);
-    }
-    if (key.type !== 'rsa') return false;
-    return verify(sig.hash, message, { key: publicKey(key), padding: constants.RSA_PKCS1_PADDING }, sig.sig);
+    const check = signatureCheck(key, message, sig);
+    return check !== undefined && runSignatureCheck(check);
   } catch {
     return false;
   }

@@ -9,20 +9,19 @@ import {
   bindingStage,
   bodyStage,
   clockStage,
-  type DeviceContext,
   firmwareStage,
   pcrDigestStage,
   pcrSelectionStage,
   Refusal,
-  type RoundContext,
   signatureStage,
   signerStage,
   softwareLogStage,
   softwareStage,
 } from '../../gateway/verifier/stages.ts';
-import { type Challenge, encodeClaims } from '../../shared/protocol/index.ts';
-import { objectName, parsePublic, parseSignature, toHex } from '../../shared/tpm/index.ts';
+import { encodeClaims } from '../../shared/protocol/index.ts';
+import { objectName, parseSignature, toHex } from '../../shared/tpm/index.ts';
 import { SIM_SOFTWARE, SimAttester, softwareReference } from '../equipment/sim/attester.ts';
+import { simAppraisal } from './fixtures/sim-appraisal.ts';
 
 // The appraisal's stages one by one, on evidence a sim attester made (a real TPMS_ATTEST signed
 // by a software AK whose qualified Name is that of an AK under its EK): each accepts the honest
@@ -30,27 +29,7 @@ import { SIM_SOFTWARE, SimAttester, softwareReference } from '../equipment/sim/a
 
 const it = suite('appraisal stages');
 
-const attester = new SimAttester({ seed: 'stages/1' });
-const exporter = new Uint8Array(32).fill(9);
-const challenge: Challenge = {
-  t: 'challenge',
-  round: new Uint8Array(16),
-  nonce: new Uint8Array(32).fill(1),
-  reason: 'periodic',
-  pcrs: [0, 14],
-  logs: { sw: 0 },
-  deadline: 1000,
-};
-const evidence = attester.evidence(challenge, exporter);
-const round: RoundContext = { nonce: challenge.nonce, exporter, pcrs: [0, 14] };
-const ekArea = attester.keys.ekPublicArea;
-const device: DeviceContext = {
-  ek: parsePublic(ekArea),
-  ekName: objectName(ekArea),
-  ak: { public: parsePublic(attester.keys.akPublicArea), publicArea: attester.keys.akPublicArea },
-  swPcr: 14,
-  genuineHardware: false,
-};
+const { attester, challenge, evidence, round, device } = simAppraisal('stages/1');
 const claims = bodyStage(evidence.body);
 const attest = attestStage(evidence.attest);
 const sig = parseSignature(evidence.sig);

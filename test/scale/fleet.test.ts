@@ -190,7 +190,7 @@ it('application messages cross gateways to subscribers who want them, gated wher
     // Device a (gw1) publishes telemetry; the back end on gw3 gets it once gw1 knows its interest.
     await eventually(
       async () => {
-        await a.mqtt!.publishAsync(`app/${a.id}/temp`, '21.5');
+        a.publish(`app/${a.id}/temp`, '21.5');
         return backEnd.received.some(
           (m) => m.topic === `app/${a.id}/temp` && m.payload.toString() === '21.5',
         );
@@ -201,10 +201,10 @@ it('application messages cross gateways to subscribers who want them, gated wher
 
     // The other way: a command from the back end on gw3 to device a on gw1.
     const commands: string[] = [];
-    a.mqtt!.on('message', (topic, payload) => {
+    a.on('message', (topic, payload) => {
       if (topic === `app/${a.id}/cmd`) commands.push(payload.toString());
     });
-    await a.mqtt!.subscribeAsync(`app/${a.id}/cmd`);
+    await a.subscribe(`app/${a.id}/cmd`);
     await eventually(
       async () => {
         await backEnd.client.publishAsync(`app/${a.id}/cmd`, 'open valve');

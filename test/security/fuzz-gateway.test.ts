@@ -53,6 +53,9 @@ it.before(async (ctx) => {
       referenceValues: { software: [{ name: 'fw', version: '1', digest }] },
       rounds: { periodicMs: 600_000, deadlineMs: 60_000 },
     },
+    // Messages are dispatched here and their answers read at once: the appraisal's signature
+    // checked on this thread (the same code a pool worker runs), not a turn later.
+    cryptoThreads: 0,
   });
   ctx.pair = await withTlsPair();
 });

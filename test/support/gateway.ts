@@ -84,6 +84,8 @@ export interface TestGatewayOptions {
   readonly prepare?: (dir: string, gatewayJson: Record<string, unknown>) => void;
   /** A test of the SQLite engine itself (see sqliteSpecific): SQLite whatever TEST_ENGINE says. */
   readonly sqlite?: boolean;
+  /** Crypto pool workers (GatewayOptions.cryptoThreads); 0 makes every appraisal synchronous. */
+  readonly cryptoThreads?: number;
 }
 
 export const TEST_POLICY = {
@@ -107,7 +109,14 @@ export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<T
   writePolicy(opts.policy ?? TEST_POLICY);
   const logger = opts.logger ?? pino({ level: process.env.VIGIL_TEST_LOG ?? 'silent' });
   const start = () =>
-    startGateway({ dir, mqttPort: port, apiPort: 0, logger, ...(opts.observe && { observe: opts.observe }) });
+    startGateway({
+      dir,
+      mqttPort: port,
+      apiPort: 0,
+      logger,
+      ...(opts.observe && { observe: opts.observe }),
+      ...(opts.cryptoThreads !== undefined && { cryptoThreads: opts.cryptoThreads }),
+    });
   let gateway: Gateway;
   try {
     gateway = await start();

@@ -138,7 +138,8 @@ export class SimAttester implements Attester {
         sw: { name: current?.name ?? 'none', version: current?.version ?? 'none' },
         logs: { sw: { from, entries: this.log.slice(from), more: false } },
         ...(activation && { activation }),
-        time: Date.now(),
+        // As the agent: the device clock in the first round of a connection only.
+        ...(c.reason === 'onboard' && { time: Date.now() }),
       }),
       exporter,
     );

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { TLSSocket } from 'node:tls';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import {
   type Challenge,
   channelExporter,
@@ -15,9 +14,10 @@ import {
   topics,
 } from '../../../shared/protocol/index.ts';
 import { SimAttester, type SimAttesterOptions } from './attester.ts';
+import { MqttLink } from './mqtt-link.ts';
 
-// One simulated device: a SimAttester behind its own mqtt.js client on its own TLS 1.3
-// connection, speaking vigil/1 as the agent does (hello after every CONNECT, every challenge
+// One simulated device: a SimAttester behind its own MQTT client (mqtt-link.ts) on its own TLS
+// 1.3 connection, speaking vigil/1 as the agent does (hello after every CONNECT, every challenge
 // answered with evidence bound to this connection's exporter). It exists for load tests and
 // benchmarks; a few switches make it misbehave for tests.
 
@@ -51,6 +51,8 @@ export interface SimDeviceEvents {
   evidence: [Evidence];
   connect: [];
   close: [];
+  /** Application traffic: a PUBLISH on a topic subscribed with `subscribe`. */
+  message: [topic: string, payload: Buffer];
 }
 
 export class SimDevice extends EventEmitter<SimDeviceEvents> {
@@ -68,7 +70,7 @@ export class SimDevice extends EventEmitter<SimDeviceEvents> {
   challengeCount = 0;
   connectCount = 0;
   readonly #keep: number;
-  #client: MqttClient | undefined;
+  #link: MqttLink | undefined;
   #closing = false;
   #reconnectTimer: NodeJS.Timeout | undefined;
   #attempt = 0;
@@ -102,17 +104,27 @@ export class SimDevice extends EventEmitter<SimDeviceEvents> {
   }
 
   get connected(): boolean {
-    return this.#client?.connected ?? false;
+    return this.#link?.connected ?? false;
   }
 
-  /** The MQTT client of the current connection, for application traffic (undefined before connect). */
-  get mqtt(): MqttClient | undefined {
-    return this.#client;
+  /** Application traffic on the current connection (QoS 0); throws before the first connect. */
+  publish(topic: string, payload: string | Uint8Array): void {
+    this.#current().publish(topic, typeof payload === 'string' ? Buffer.from(payload) : payload);
+  }
+
+  /** Subscribes the current connection to an application topic; resolves on SUBACK. */
+  subscribe(topic: string): Promise<void> {
+    return this.#current().subscribe(topic);
+  }
+
+  #current(): MqttLink {
+    if (!this.#link) throw new Error(`sim ${this.id}: not connected; call connect() first`);
+    return this.#link;
   }
 
   /** The TLS socket of the current connection (undefined before the first CONNACK). */
   socket(): TLSSocket | undefined {
-    return this.#client?.stream as unknown as TLSSocket | undefined;
+    return this.#link?.socket;
   }
 
   /** Resolves with the next `result`, or rejects after `timeoutMs`. */
@@ -141,48 +153,39 @@ export class SimDevice extends EventEmitter<SimDeviceEvents> {
 
   #open(url: string, ca: Buffer | string, opts: ConnectOptions): Promise<void> {
     const suffix = opts.suffix ?? randomBytes(4).toString('hex');
-    const client = mqtt.connect(url, {
+    const inTopic = topics.in(this.id);
+    const link: MqttLink = new MqttLink({
+      url,
       ca,
-      protocolVersion: 4,
       clientId: `${this.id}.${suffix}`,
       username: this.id,
-      reconnectPeriod: 0,
-      minVersion: 'TLSv1.3',
-      connectTimeout: opts.connectTimeoutMs ?? 10_000,
-      keepalive: opts.keepaliveS ?? 60,
-    } as IClientOptions);
-    this.#client = client;
-    const inTopic = topics.in(this.id);
-    client.on('message', (topic, payload) => {
-      if (topic === inTopic) this.#onMessage(client, payload);
+      keepaliveS: opts.keepaliveS ?? 60,
+      connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
+      onMessage: (topic, payload) => {
+        if (topic === inTopic) this.#onMessage(link, payload);
+        else this.emit('message', topic, payload);
+      },
+      onClose: () => {
+        if (this.#link !== link) return;
+        this.emit('close');
+        this.#scheduleReconnect(url, ca, opts);
+      },
     });
-    return new Promise<void>((resolve, reject) => {
-      let settled = false;
-      client.once('connect', () => {
-        settled = true;
+    this.#link = link;
+    return link.ready.then(
+      () => {
         this.connectCount++;
         this.#attempt = 0;
         // Subscribe, then hello: both are queued in order on the socket, so the challenge that
         // answers the hello cannot arrive before the subscription exists.
-        client.subscribe(inTopic, { qos: 0 });
-        client.publish(topics.out(this.id), Buffer.from(encodeMessage(this.attester.hello())), { qos: 0 });
+        link.subscribe(inTopic);
+        link.publish(topics.out(this.id), encodeMessage(this.attester.hello()));
         this.emit('connect');
-        resolve();
-      });
-      const fail = (err: Error) => {
-        if (settled) return;
-        settled = true;
-        client.end(true);
-        reject(new Error(`sim ${this.id}: ${err.message}`));
-      };
-      client.once('error', fail);
-      client.on('close', () => {
-        fail(new Error('connection closed before CONNACK'));
-        if (this.#client !== client) return;
-        this.emit('close');
-        this.#scheduleReconnect(url, ca, opts);
-      });
-    });
+      },
+      (err: Error) => {
+        throw new Error(`sim ${this.id}: ${err.message}`);
+      },
+    );
   }
 
   #scheduleReconnect(url: string, ca: Buffer | string, opts: ConnectOptions): void {
@@ -197,7 +200,7 @@ export class SimDevice extends EventEmitter<SimDeviceEvents> {
     }, delay);
   }
 
-  #onMessage(client: MqttClient, payload: Buffer): void {
+  #onMessage(link: MqttLink, payload: Buffer): void {
     let m: ReturnType<typeof decodeGatewayMessage>;
     try {
       m = decodeGatewayMessage(payload);
@@ -209,8 +212,8 @@ export class SimDevice extends EventEmitter<SimDeviceEvents> {
       this.challengeCount++;
       this.emit('challenge', m);
       if (this.silent) return;
-      if (this.answerDelayMs > 0) setTimeout(() => this.#answer(client, m), this.answerDelayMs);
-      else this.#answer(client, m);
+      if (this.answerDelayMs > 0) setTimeout(() => this.#answer(link, m), this.answerDelayMs);
+      else this.#answer(link, m);
     } else if (m.t === 'result') {
       this.resultCount++;
       this.results.push(m);
@@ -223,21 +226,18 @@ export class SimDevice extends EventEmitter<SimDeviceEvents> {
     }
   }
 
-  #answer(client: MqttClient, c: Challenge): void {
-    if (!client.connected || this.#client !== client) return;
-    const socket = client.stream as unknown as TLSSocket;
-    const exporter = this.wrongBinding ? new Uint8Array(32) : channelExporter(socket, c.nonce);
+  #answer(link: MqttLink, c: Challenge): void {
+    if (!link.connected || this.#link !== link) return;
+    const exporter = this.wrongBinding ? new Uint8Array(32) : channelExporter(link.socket, c.nonce);
     const evidence = this.attester.evidence(c, exporter);
     this.emit('evidence', evidence);
-    client.publish(topics.out(this.id), Buffer.from(encodeMessage(evidence)), { qos: 0 });
+    link.publish(topics.out(this.id), encodeMessage(evidence));
   }
 
   /** Ends the connection (and any reconnecting); resolves once the socket is closed. */
   async close(): Promise<void> {
     this.#closing = true;
     if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
-    const client = this.#client;
-    if (!client) return;
-    await new Promise<void>((resolve) => client.end(true, {}, () => resolve()));
+    await this.#link?.end(false);
   }
 }
