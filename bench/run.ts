@@ -6,7 +6,9 @@ import type { Figure } from './figure.ts';
 import { fleetRound } from './fleet-round.ts';
 import { quoteFigures } from './quote-compare.ts';
 import { reattestFigures } from './reattest.ts';
+import { storeWriteFigures } from './store-write.ts';
 import { printTable } from './table.ts';
+import { tpmSessionFigures } from './tpm-session.ts';
 
 // `npm run bench [-- --quick] [-- --only 1,2,...] [-- --profile DIR]`: the figures of DESIGN.md
 // ("Figures we hold ourselves to"), each measured here by this command, printed beside its goal
@@ -30,6 +32,7 @@ const plan = quick
       agentRounds: 10,
       quotes: 10,
       reattest: 3,
+      sessionRounds: 20,
     }
   : {
       appraisal: { samples: 300, passes: 30 },
@@ -39,6 +42,7 @@ const plan = quick
       agentRounds: 40,
       quotes: 40,
       reattest: 7,
+      sessionRounds: 100,
     };
 
 const figures: Figure[] = [];
@@ -88,6 +92,11 @@ await section(4, 'agent memory and CPU per round; 5: bytes per periodic round', 
   agentFigures({ rounds: plan.agentRounds, log }),
 );
 await section(6, 'quote on swtpm: our stack vs tpm2_quote', () => quoteFigures({ samples: plan.quotes }));
+// Informational, beside the goals: what the choices of this wave cost.
+await section(7, 'TPM bus: in the clear vs salted, encrypted sessions', () =>
+  tpmSessionFigures({ rounds: plan.sessionRounds }),
+);
+await section(8, 'store writes: SQLite vs PostgreSQL', () => storeWriteFigures({ quick, log }));
 
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GB, Node ${process.versions.node}, OpenSSL ${process.versions.openssl}`;
 process.stdout.write(printTable(figures));
