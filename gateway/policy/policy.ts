@@ -1,6 +1,14 @@
 import { writeFileSync } from 'node:fs';
 import { DEFAULT_MAX_PAYLOAD, PCR_COUNT } from '../../shared/protocol/index.ts';
 import { COMMENT_KEY, Field, PolicyError } from './json-fields.ts';
+import {
+  type ConnectionLimits,
+  type DeviceQuotas,
+  defaultConnectionLimits,
+  defaultDeviceQuotas,
+  parseConnectionLimits,
+  parseDeviceQuotas,
+} from './limits.ts';
 
 // The gateway's appraisal and admission policy: what an operator writes in `policy.json`
 // (docs/policy.md is the reference). Parsing is strict: an unknown key, a wrong type or an
@@ -8,6 +16,7 @@ import { COMMENT_KEY, Field, PolicyError } from './json-fields.ts';
 // policy is a policy nobody meant.
 
 export { PolicyError } from './json-fields.ts';
+export type { ConnectionLimits, DeviceQuotas } from './limits.ts';
 
 export const ADMISSION_MODES = ['allowlist', 'ek-ca', 'open'] as const;
 export type AdmissionMode = (typeof ADMISSION_MODES)[number];
@@ -60,6 +69,10 @@ export interface Policy {
   readonly maxPayload: number;
   /** How long settled rounds (with their evidence) are kept, days. */
   readonly retention: { readonly roundsDays: number };
+  /** Deadlines and limits of connections (hello, keepalive, per device, per address). */
+  readonly connections: ConnectionLimits;
+  /** What one device may hold in the broker. */
+  readonly quotas: DeviceQuotas;
 }
 
 const MINUTE = 60_000;
@@ -94,6 +107,8 @@ export function defaultPolicy(): Policy {
     // A round keeps its evidence (about 1 KB) so it can be re-verified; at a 5-minute interval
     // that is about 0.3 MB per device a day, so a week is 2 MB per device.
     retention: { roundsDays: 7 },
+    connections: defaultConnectionLimits(),
+    quotas: defaultDeviceQuotas(),
   };
 }
 
@@ -106,6 +121,8 @@ const KEYS = [
   'allowSim',
   'maxPayload',
   'retention',
+  'connections',
+  'quotas',
 ] as const;
 const MAX_PCR = PCR_COUNT - 1;
 
@@ -217,6 +234,8 @@ export function parsePolicy(json: unknown, source: string): Policy {
     allowSim: m.get('allowSim')?.boolean() ?? d.allowSim,
     maxPayload: m.get('maxPayload')?.integer(4096, 16 * 1024 * 1024, 'bytes') ?? d.maxPayload,
     retention: parseRetention(m.get('retention')),
+    connections: parseConnectionLimits(m.get('connections')),
+    quotas: parseDeviceQuotas(m.get('quotas')),
   };
 }
 

@@ -54,6 +54,14 @@ test('an empty policy is the default policy, and the default is what the docs pr
     allowSim: false,
     maxPayload: 1024 * 1024,
     retention: { roundsDays: 7 },
+    connections: { helloTimeoutMs: 15_000, keepaliveMaxS: 1200, perDevice: 4, unattestedPerAddress: 1000 },
+    quotas: {
+      subscriptions: 32,
+      retainedMessages: 16,
+      retainedBytes: 16 * 1024,
+      queuedMessages: 64,
+      queuedBytes: 32 * 1024,
+    },
   });
 });
 
@@ -82,6 +90,14 @@ test('a full policy parses; hex is normalised; expiry follows the interval unles
       allowSim: true,
       maxPayload: 4096,
       retention: { roundsDays: 30 },
+      connections: { helloTimeoutMs: 2000, keepaliveMaxS: 60, perDevice: 2, unattestedPerAddress: 10 },
+      quotas: {
+        subscriptions: 4,
+        retainedMessages: 0,
+        retainedBytes: 0,
+        queuedMessages: 8,
+        queuedBytes: 4096,
+      },
     },
     'policy.json',
   );
@@ -97,6 +113,8 @@ test('a full policy parses; hex is normalised; expiry follows the interval unles
     allowSim: true,
     maxPayload: 4096,
     retention: { roundsDays: 30 },
+    connections: { helloTimeoutMs: 2000, keepaliveMaxS: 60, perDevice: 2, unattestedPerAddress: 10 },
+    quotas: { subscriptions: 4, retainedMessages: 0, retainedBytes: 0, queuedMessages: 8, queuedBytes: 4096 },
   } satisfies Policy);
 });
 
@@ -107,6 +125,21 @@ const WRONG: [unknown, string, RegExp][] = [
   [{ admision: {} }, 'admision', /unknown key \(allowed here: admission, pcrs,/],
   [{ retention: { roundsDays: 0 } }, 'retention.roundsDays', /whole number of days from 1 to 3650, got 0/],
   [{ retention: { rounds: 7 } }, 'retention.rounds', /unknown key \(allowed here: roundsDays\)/],
+  [
+    { connections: { helloTimeoutMs: 100 } },
+    'connections.helloTimeoutMs',
+    /whole number of ms from 500 to 300000, got 100/,
+  ],
+  [{ connections: { keepaliveMaxS: 0 } }, 'connections.keepaliveMaxS', /from 10 to 65535, got 0/],
+  [{ connections: { perDevice: 0 } }, 'connections.perDevice', /from 1 to 100, got 0/],
+  [
+    { connections: { perAddress: 5 } },
+    'connections.perAddress',
+    /unknown key \(allowed here: helloTimeoutMs,/,
+  ],
+  [{ quotas: { subscriptions: 0 } }, 'quotas.subscriptions', /from 1 to 10000, got 0/],
+  [{ quotas: { retainedBytes: -1 } }, 'quotas.retainedBytes', /whole number of bytes from 0/],
+  [{ quotas: { queuedMessages: '64' } }, 'quotas.queuedMessages', /got "64"/],
   [{ admission: 'open' }, 'admission', /expected an object with keys mode, ekCa, got "open"/],
   [
     { admission: { mode: 'tofu' } },
