@@ -172,6 +172,7 @@ export class Attestation {
     }
     const ctx = conn.hello!;
     const device = this.deps.fleet.get(conn.deviceId)!;
+    const clockAt = device.clock?.at;
     const started = performance.now();
     const appraisal = appraise(
       evidence,
@@ -187,6 +188,7 @@ export class Attestation {
         ak: { public: ctx.ak, publicArea: round.akPublicArea },
         swPcr: ctx.hello.swPcr,
         ...(device.clock && { clock: device.clock }),
+        ...(clockAt !== undefined && { clockElapsedMs: this.deps.clock.now() - clockAt }),
         ...(device.swLog && { swLog: device.swLog }),
         genuineHardware: ctx.genuineHardware,
       },
@@ -225,7 +227,7 @@ export class Attestation {
         ...(round.activation && {
           ak: { publicArea: round.akPublicArea, name: objectName(round.akPublicArea), enrolledAt: now },
         }),
-        clock: a.clock,
+        clock: { ...a.clock, at: round.issuedAt },
         swLog: a.swLog,
       };
       if (round.activation) log.info({ device: device.id }, 'AK activated and enrolled');

@@ -128,6 +128,13 @@ export const MIGRATIONS: readonly Migration[] = [
          AND json_type(selector, '$.selector') = 'object';
     `,
   },
+  {
+    version: 4,
+    description: "the wall time of a device's recorded TPM clock, to judge how far the clock may have run",
+    sql: `
+      ALTER TABLE devices ADD COLUMN clock_at INTEGER;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
