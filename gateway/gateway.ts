@@ -12,6 +12,7 @@ import { type GatewayConfig, loadConfig } from './config.ts';
 import { DeviceConnection } from './connections/device-connection.ts';
 import { Connections } from './connections/registry.ts';
 import { Replies } from './connections/replies.ts';
+import { DeviceRooms } from './connections/room.ts';
 import { MessageRouter } from './connections/router.ts';
 import { EventBus } from './events.ts';
 import { PolicyFile } from './policy/policy-file.ts';
@@ -21,6 +22,7 @@ import { Attestation, type AttestationObserver } from './rounds/attestation.ts';
 import { BatchTracker } from './rounds/batches.ts';
 import { recoverPendingRounds } from './rounds/recovery.ts';
 import { removeRunFile, writeRunFile } from './run-file.ts';
+import { acquireStoreLock } from './store/lock.ts';
 import { startRetention } from './store/retention.ts';
 import { SqliteStore } from './store/sqlite.ts';
 import type { Store } from './store/store.ts';
@@ -84,7 +86,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   };
 
   try {
-    // 1. The store, and the keys and secrets the gateway signs and checks with.
+    // 1. The store (one gateway per store: the lock), and the keys and secrets the gateway signs
+    // and checks with.
+    const lock = acquireStoreLock(config.database, clock.now());
+    closers.push(() => lock.release());
     const store: Store = new SqliteStore(config.database, {
       onWriteError: (err) => log.error({ err: err.message }, 'the store refused a write'),
     });
@@ -184,6 +189,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
     // 5. The broker: MQTT over TLS 1.3, every device connection a DeviceConnection.
     const byClient = new Map<Client, DeviceConnection>();
+    const rooms = new DeviceRooms(connections, replies, log);
     let closing = false;
     const broker: Broker = await createBroker(
       {
@@ -192,6 +198,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         ...(config.tls.clientCa && { clientCa: readFileSync(config.tls.clientCa) }),
         requireClientCert: config.tls.requireClientCert,
         operatorToken,
+        limits: () => runtime,
+        clock,
       },
       {
         deviceConnected(client, link, deviceId) {
@@ -214,6 +222,26 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
           if (conn) router.dispatch(conn, payload);
         },
         peer: (client) => byClient.get(client),
+        phase: (client) => byClient.get(client)?.phase,
+        makeRoom: (deviceId) =>
+          rooms.makeRoom(deviceId, runtime.connections.perDevice, () =>
+            metrics.refused('device-connections'),
+          ),
+        helloMissing(client, ms) {
+          const conn = byClient.get(client);
+          if (conn)
+            replies.refuseConnection(
+              conn,
+              'identity-mismatch',
+              `no hello within ${ms} ms of connecting (connections.helloTimeoutMs): send hello right after CONNECT`,
+            );
+        },
+        refused(refusal, client, tell) {
+          metrics.refused(refusal.reason);
+          const conn = client && byClient.get(client);
+          if (tell && conn && refusal.code)
+            replies.send(conn, { t: 'error', code: refusal.code, detail: refusal.why.slice(0, 1024) });
+        },
       },
       log,
     );

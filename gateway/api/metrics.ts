@@ -1,9 +1,10 @@
+import { REFUSAL_REASONS, type RefusalReason } from '../broker/limits.ts';
 import type { RoundRecord } from '../model.ts';
 import { POSTURES, type Posture } from '../model.ts';
 import type { AttestationObserver } from '../rounds/attestation.ts';
 
 // Prometheus text exposition (format 0.0.4) for the operator API's /metrics. Written out rather
-// than taken from prom-client: six metrics, no dependency, and the gauges are read from the
+// than taken from prom-client: seven metrics, no dependency, and the gauges are read from the
 // fleet at scrape time instead of being kept in step with every change.
 
 /** Upper bounds in seconds. Appraisal is CPU time (the goal is 0.15 ms); latency includes the TPM. */
@@ -62,6 +63,7 @@ export class GatewayMetrics implements AttestationObserver {
   private readonly appraisal = new Histogram(APPRAISAL_BUCKETS);
   private readonly latency = new Histogram(LATENCY_BUCKETS);
   private readonly batches = new Histogram(BATCH_BUCKETS);
+  private readonly refusals = new Map<RefusalReason, number>(REFUSAL_REASONS.map((r) => [r, 0]));
 
   roundSettled(round: RoundRecord, appraisalMs?: number): void {
     const result = round.codes[0] ?? (round.state === 'appraised' ? 'ok' : round.state);
@@ -73,6 +75,11 @@ export class GatewayMetrics implements AttestationObserver {
 
   batchCompleted(durationMs: number): void {
     this.batches.observe(durationMs / 1000);
+  }
+
+  /** The broker refused something over a limit, quota, deadline or access rule. */
+  refused(reason: RefusalReason): void {
+    this.refusals.set(reason, (this.refusals.get(reason) ?? 0) + 1);
   }
 
   render(fleet: FleetSnapshot): string {
@@ -103,6 +110,9 @@ export class GatewayMetrics implements AttestationObserver {
       '# HELP vigil_batches_open On-demand batches with rounds still pending.',
       '# TYPE vigil_batches_open gauge',
       `vigil_batches_open ${fleet.openBatches}`,
+      '# HELP vigil_refusals_total Publishes, subscribes and connections refused by the broker, by reason (a quota, limit, deadline or access rule).',
+      '# TYPE vigil_refusals_total counter',
+      ...[...this.refusals].map(([r, n]) => `vigil_refusals_total{reason="${r}"} ${n}`),
     ];
     return `${lines.join('\n')}\n`;
   }
