@@ -137,7 +137,7 @@ const WRONG: [unknown, string, RegExp][] = [
     'connections.perAddress',
     /unknown key \(allowed here: helloTimeoutMs,/,
   ],
-  [{ quotas: { subscriptions: 0 } }, 'quotas.subscriptions', /from 1 to 10000, got 0/],
+  [{ quotas: { subscriptions: -1 } }, 'quotas.subscriptions', /from 0 to 10000, got -1/],
   [{ quotas: { retainedBytes: -1 } }, 'quotas.retainedBytes', /whole number of bytes from 0/],
   [{ quotas: { queuedMessages: '64' } }, 'quotas.queuedMessages', /got "64"/],
   [{ admission: 'open' }, 'admission', /expected an object with keys mode, ekCa, got "open"/],
