@@ -224,7 +224,7 @@ export async function createBroker(
         : { ok: false as const, why: 'not authenticated' };
       const refusal: BrokerRefusal | undefined = !decision.ok
         ? { reason: 'subscribe-denied', why: `${sub.topic.slice(0, 200)}: ${decision.why}` }
-        : peer?.kind === 'device'
+        : peer?.kind === 'device' && sub.topic !== topics.in(peer.deviceId)
           ? subscriptions.subscribe(peer.deviceId, client, sub.topic, limits().quotas)
           : undefined;
       if (!refusal) return done(null, sub);

@@ -22,7 +22,7 @@ export interface ConnectionLimits {
 
 /** Per device, across its connections and its stored persistent session. */
 export interface DeviceQuotas {
-  /** Subscription filters (its `in` topic included). */
+  /** Subscription filters under its `app/{id}/` topics (its `in` topic, one per connection, aside). */
   readonly subscriptions: number;
   /** Retained messages under its `app/{id}/` topics. */
   readonly retainedMessages: number;
@@ -79,8 +79,7 @@ export function parseDeviceQuotas(f: Field | undefined): DeviceQuotas {
   if (!f) return d;
   const m = f.object(['subscriptions', 'retainedMessages', 'retainedBytes', 'queuedMessages', 'queuedBytes']);
   return {
-    // At least 1: a device must be able to subscribe to its own `in` topic.
-    subscriptions: m.get('subscriptions')?.integer(1, 10_000, 'filters') ?? d.subscriptions,
+    subscriptions: m.get('subscriptions')?.integer(0, 10_000, 'filters') ?? d.subscriptions,
     retainedMessages: m.get('retainedMessages')?.integer(0, 10_000, 'messages') ?? d.retainedMessages,
     retainedBytes: m.get('retainedBytes')?.integer(0, 64 * MIB, 'bytes') ?? d.retainedBytes,
     queuedMessages: m.get('queuedMessages')?.integer(0, 100_000, 'messages') ?? d.queuedMessages,

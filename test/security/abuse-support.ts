@@ -61,7 +61,8 @@ export async function refusals(gw: TestGateway): Promise<Record<string, number>>
   });
   const text = await res.text();
   const out: Record<string, number> = {};
-  for (const m of text.matchAll(/^vigil_refusals_total\{reason="([a-z-]+)"\} (\d+)$/gm)) out[m[1]!] = Number(m[2]);
+  for (const m of text.matchAll(/^vigil_refusals_total\{reason="([a-z-]+)"\} (\d+)$/gm))
+    out[m[1]!] = Number(m[2]);
   return out;
 }
 
@@ -85,7 +86,5 @@ export function retainedSeenBy(
   child.stdout.on('data', (d: Buffer) => {
     out += d.toString();
   });
-  return new Promise((resolve) =>
-    child.once('exit', () => resolve(out.split('\n').filter((l) => l !== ''))),
-  );
+  return new Promise((resolve) => child.once('exit', () => resolve(out.split('\n').filter((l) => l !== ''))));
 }

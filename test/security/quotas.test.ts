@@ -75,7 +75,8 @@ it('16 retained app messages of 2 MiB (over maxPayload): each refused, told malf
   heard.stop();
   // The device is told within its refusal budget (5 a minute), then only counted.
   assert.is(errors.length, 5, errors.join('\n'));
-  for (const e of errors) assert.match(e, /^malformed: the payload of 2097152 bytes .* exceeds the maximum of 1048576/);
+  for (const e of errors)
+    assert.match(e, /^malformed: the payload of 2097152 bytes .* exceeds the maximum of 1048576/);
   assert.is((await refusals(gw))['payload-too-large'], 16);
   const seen = await retainedSeenBy(gw, `app/${attacker.id}/#`, 2, ctx.children);
   assert.equal(seen, [], 'a late subscriber gets nothing of them');
@@ -102,8 +103,15 @@ it('retained messages over quotas.retainedMessages and retainedBytes: refused, t
   heard.stop();
   const errors = errorsIn(heard.messages);
   assert.is(errors.length, 5, errors.join('\n'));
-  for (const e of errors.slice(0, 4)) assert.match(e, /^quota-exceeded: .* 16 retained messages, the most quotas.retainedMessages allows \(16\)/);
-  assert.match(errors[4]!, /^quota-exceeded: a retained 16384-byte payload .* over quotas.retainedBytes \(16384\)/);
+  for (const e of errors.slice(0, 4))
+    assert.match(
+      e,
+      /^quota-exceeded: .* 16 retained messages, the most quotas.retainedMessages allows \(16\)/,
+    );
+  assert.match(
+    errors[4]!,
+    /^quota-exceeded: a retained 16384-byte payload .* over quotas.retainedBytes \(16384\)/,
+  );
   const r = await refusals(gw);
   assert.is(r['retained-messages'], 4);
   assert.is(r['retained-bytes'], 1);
@@ -124,7 +132,10 @@ it('subscriptions over quotas.subscriptions: SUBACK 0x80 and quota-exceeded; uns
   await settle(200);
   const errors = errorsIn(heard.messages);
   assert.is(errors.length, 5);
-  assert.match(errors[0]!, /^quota-exceeded: device \w+ holds 32 subscriptions, the most quotas.subscriptions allows \(32\)/);
+  assert.match(
+    errors[0]!,
+    /^quota-exceeded: device \w+ holds 32 subscriptions, the most quotas.subscriptions allows \(32\)/,
+  );
   assert.is((await refusals(gw)).subscriptions, 8);
   // An unsubscribe makes room for one more.
   await c.client.unsubscribeAsync(`app/${attacker.id}/s0`);
@@ -165,7 +176,11 @@ it('a persistent session left offline: its queue held within quotas.queued*, ref
   assert.ok((r['queued-bytes'] ?? 0) + (r['queued-messages'] ?? 0) >= 2048 - 8, JSON.stringify(r));
   await op.close();
   await e.close();
-  await reportMemory('16 MiB of QoS 1 messages for an offline persistent session, publishers closed', before, 8);
+  await reportMemory(
+    '16 MiB of QoS 1 messages for an offline persistent session, publishers closed',
+    before,
+    8,
+  );
   // The session is still there; a second persistent session of the device replaces it offline.
   const back = await ctx.attacker.connect(gw.url, gw.ca, { suffix: 'persistent', clean: false });
   ctx.open.push(back);
