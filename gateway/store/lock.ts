@@ -35,12 +35,13 @@ export interface StoreLock {
   release(): void;
 }
 
-/** Start time of a process (field 22 of /proc/PID/stat), or undefined where there is none. */
-function processStart(pid: number): string | undefined {
+/** State and start time of a process (fields 3 and 22 of /proc/PID/stat), where there is /proc. */
+function procStat(pid: number): { readonly state: string; readonly start: string } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) is in parentheses and may hold spaces: count from after it.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: fields[0]!, start: fields[19]! };
   } catch {
     return undefined;
   }
@@ -56,8 +57,12 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
+/** The holder still runs: its pid exists, is not a zombie, and (where known) started when it did. */
 function alive(holder: LockHolder): boolean {
-  return pidAlive(holder.pid) && (holder.start === undefined || processStart(holder.pid) === holder.start);
+  if (!pidAlive(holder.pid)) return false;
+  const stat = procStat(holder.pid);
+  if (stat === undefined) return holder.start === undefined;
+  return stat.state !== 'Z' && (holder.start === undefined || stat.start === holder.start);
 }
 
 function parseHolder(text: string): LockHolder | undefined {
@@ -86,7 +91,7 @@ const readText = (path: string): string | undefined => {
  */
 export function acquireStoreLock(database: string, now: number): StoreLock {
   const path = `${database}.lock`;
-  const start = processStart(process.pid);
+  const start = procStat(process.pid)?.start;
   const mine = `${JSON.stringify({ pid: process.pid, ...(start && { start }), since: now })}\n`;
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
