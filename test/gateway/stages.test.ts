@@ -158,7 +158,7 @@ it('clock-rollback: a reset is a reboot; going back without one is refused', () 
   refusedWith('clock-rollback', () => clockStage({ ...now, resetCount: now.resetCount + 1 }, now));
 });
 
-it('clock-rollback: a clock that ran ahead of wall time, or went back across a reset past NV granularity', () => {
+it('clock-rollback: a clock that ran further than wall time allows, reset or not', () => {
   const now = attest.clock;
   const before = (ms: bigint) => ({ ...now, clock: now.clock - ms });
   // 10 minutes of wall time: up to 12 minutes (rate tolerance) plus a minute of slack may pass.
@@ -170,11 +170,10 @@ it('clock-rollback: a clock that ran ahead of wall time, or went back across a r
   const reset = (ms: bigint) => ({ ...before(ms), resetCount: now.resetCount - 1 });
   assert.is(clockStage(reset(1000n), now, 5000), true);
   refusedWith('clock-rollback', () => clockStage(reset(3_600_000n), now, 5000));
+  // Back across a reset, by any amount: a TPM resumes from its last write of the clock to NV.
+  assert.is(clockStage({ ...reset(0n), clock: now.clock + 10n * 3_600_000n }, now, 5000), true);
   assert.is(clockStage(before(3_600_000n), now, -1), false, 'a gateway clock that stepped back: no measure');
   assert.is(clockStage(before(3_600_000n), now), false, 'no wall time recorded: not judged');
-  // After a reset the clock resumes from its last NV write: up to 2^22 ms back is normal.
-  assert.is(clockStage({ ...reset(0n), clock: now.clock + 2n ** 22n }, now), true);
-  refusedWith('clock-rollback', () => clockStage({ ...reset(0n), clock: now.clock + 2n ** 22n + 1n }, now));
 });
 
 it('sw-not-allowed and firmware-changed against reference values; unmeasured PCRs reported', () => {

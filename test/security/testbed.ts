@@ -1,3 +1,5 @@
+import { cpSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import type { Challenge, Evidence } from '../../shared/protocol/index.ts';
 import { toHex } from '../../shared/tpm/index.ts';
@@ -30,6 +32,32 @@ export function createDevice(): Promise<ToolsDevice> {
 export async function reboot(device: ToolsDevice): Promise<void> {
   await device.resetTpm();
   await device.measure(SOFTWARE.name, SOFTWARE.version, SOFTWARE.digest);
+}
+
+/** Copies the device's TPM state into `snapshot` (an empty directory): the clone an attacker keeps. */
+export function snapshotTpm(device: ToolsDevice, snapshot: string): void {
+  for (const f of readdirSync(device.swtpm.stateDir))
+    cpSync(join(device.swtpm.stateDir, f), join(snapshot, f), { recursive: true });
+}
+
+/** Puts the clone in place of the TPM's state and boots it: it counts its own next reset. */
+export async function restoreTpm(device: ToolsDevice, snapshot: string): Promise<void> {
+  rmSync(device.swtpm.stateDir, { recursive: true, force: true });
+  cpSync(snapshot, device.swtpm.stateDir, { recursive: true });
+  await reboot(device);
+}
+
+/** The TPM's clock (tpm2_readclock), ms. */
+export async function readTpmClock(device: ToolsDevice): Promise<bigint> {
+  const { stdout } = await device.swtpm.tpm2(['tpm2_readclock']);
+  const clock = /clock:\s*(\d+)/.exec(stdout)?.[1];
+  assert.ok(clock, stdout);
+  return BigInt(clock);
+}
+
+/** Moves the TPM's clock forward (TPM2_ClockSet, owner authorization: empty here, as on most devices). */
+export async function setTpmClock(device: ToolsDevice, ms: bigint): Promise<void> {
+  await device.swtpm.tpm2(['tpm2_setclock', String(ms)]);
 }
 
 /** Answers `challenge` honestly on `conn` and expects it affirmed; returns the evidence sent. */
