@@ -73,6 +73,9 @@ it('16 retained app messages of 2 MiB (over maxPayload): each refused, told malf
   await settle(300);
   const errors = errorsIn(heard.messages);
   heard.stop();
+  // What the broker keeps once the connection (and its read buffers) is gone.
+  await a.close();
+  await reportMemory('16 retained publishes of 2 MiB, connection closed', before, 16);
   // The device is told within its refusal budget (5 a minute), then only counted.
   assert.is(errors.length, 5, errors.join('\n'));
   for (const e of errors)
@@ -80,9 +83,6 @@ it('16 retained app messages of 2 MiB (over maxPayload): each refused, told malf
   assert.is((await refusals(gw))['payload-too-large'], 16);
   const seen = await retainedSeenBy(gw, `app/${attacker.id}/#`, 2, ctx.children);
   assert.equal(seen, [], 'a late subscriber gets nothing of them');
-  // What the broker keeps once the connection (and its read buffers) is gone.
-  await a.close();
-  await reportMemory('16 retained publishes of 2 MiB, connection closed', before, 16);
   await honestServed(gw, ctx.honest, ctx.h, 'after the 2 MiB retained publishes');
 });
 
@@ -171,9 +171,6 @@ it('a persistent session left offline: its queue held within quotas.queued*, ref
       ]).flat(),
     );
   }
-  await settle(300);
-  const r = await refusals(gw);
-  assert.ok((r['queued-bytes'] ?? 0) + (r['queued-messages'] ?? 0) >= 2048 - 8, JSON.stringify(r));
   await op.close();
   await e.close();
   await reportMemory(
@@ -181,6 +178,9 @@ it('a persistent session left offline: its queue held within quotas.queued*, ref
     before,
     8,
   );
+  const r = await refusals(gw);
+  assert.ok((r['queued-bytes'] ?? 0) + (r['queued-messages'] ?? 0) >= 2048 - 8, JSON.stringify(r));
+
   // The session is still there; a second persistent session of the device replaces it offline.
   const back = await ctx.attacker.connect(gw.url, gw.ca, { suffix: 'persistent', clean: false });
   ctx.open.push(back);

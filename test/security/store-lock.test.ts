@@ -9,6 +9,7 @@ import { loadConfig } from '../../gateway/config.ts';
 import { startGateway } from '../../gateway/gateway.ts';
 import { GatewayLockedError } from '../../gateway/store/lock.ts';
 import type { TestGateway } from '../support/gateway.ts';
+import { settle } from '../support/operator.ts';
 import type { Connected, ToolsDevice } from '../support/tools-device.ts';
 import { honestServed } from './abuse-support.ts';
 import { attestedConnection, createDevice, startOpenGateway } from './testbed.ts';
@@ -66,7 +67,12 @@ it('a second gateway on the directory, from the CLI: exits 1 with the holder in 
   child.stderr.on('data', (d: Buffer) => {
     stderr += d.toString();
   });
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const code = await Promise.race([exited, settle(20_000).then(() => 'still running' as const)]);
+  if (code === 'still running') {
+    child.kill();
+    assert.unreachable('a second gateway runs on the same store');
+  }
   assert.is(code, 1, stderr);
   assert.match(stderr, new RegExp(`the posture store is in use by the gateway with pid ${process.pid} `));
   await honestServed(ctx.gw, ctx.honest, ctx.h, 'after the CLI was refused');
