@@ -125,7 +125,8 @@ export class SessionStore {
     if (!s) return;
     s.live = false;
     for (const other of this.#byDevice.get(s.deviceId) ?? []) {
-      if (other !== s && !other.live) void this.#discard(other);
+      // The in-memory persistence does not fail; were another to, the session would stay stored.
+      if (other !== s && !other.live) this.#discard(other).catch(() => undefined);
     }
   }
 
