@@ -33,7 +33,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
  * the figure is the agent as deployed.
  */
 export function unitNodeFlags(): string[] {
-  const unit = readFileSync(join(ROOT, 'docs/systemd/vigil-agent.service'), 'utf8');
+  const unit = readFileSync(join(ROOT, 'scripts/package/files/vigil-agent.service'), 'utf8');
   const exec = /^ExecStart=\S*node((?:\s+--\S+)*)\s/m.exec(unit);
   return exec?.[1]?.trim().split(/\s+/).filter(Boolean) ?? [];
 }

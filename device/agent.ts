@@ -4,10 +4,11 @@ import type { TLSSocket } from 'node:tls';
 import { type Logger, pino } from 'pino';
 import { BootLog } from '../firmware-shims/logs/boot-log.ts';
 import { ImaLog } from '../firmware-shims/logs/ima.ts';
+import { McuCollector } from '../firmware-shims/serial/collector.ts';
 import { provisionAttestationKeys } from '../firmware-shims/tpm/provision.ts';
 import { encodeMessage } from '../shared/protocol/envelope.ts';
 import { deviceIdentity } from '../shared/protocol/identity.ts';
-import type { Hello } from '../shared/protocol/messages.ts';
+import type { Hello, Report } from '../shared/protocol/messages.ts';
 import type { BackoffPolicy } from './backoff.ts';
 import { ChallengeHandler } from './challenge-handler.ts';
 import { type AgentConfig, ConfigError, formatHandle, loadConfig } from './config.ts';
@@ -24,6 +25,9 @@ import {
 import { SoftwareLog } from './software-log.ts';
 import { type AgentState, type ConnectionState, readState, STATE_VERSION, StateStore } from './state.ts';
 import { TpmAccess } from './tpm-access.ts';
+import { loadUpdateConfig } from './update/config.ts';
+import { type RunningTree, UpdateExecutor } from './update/executor.ts';
+import { UpdateLink } from './update/link.ts';
 
 // The agent, composed: keys from the TPM, the software measured into swPcr, the one challenge
 // handler, and a connection that says hello after every CONNECT. `vigil-agent run` is this plus
@@ -46,6 +50,8 @@ export interface AgentOptions {
 export interface AgentEvents extends InboxEvents {
   connected: [session: Session];
   state: [state: ConnectionState];
+  /** A report on a rollout command went out on an attested connection. */
+  report: [report: Report];
 }
 
 export interface Agent {
@@ -53,6 +59,10 @@ export interface Agent {
   readonly ekHash: string;
   readonly config: AgentConfig;
   readonly software: MeasuredSoftware;
+  /** The update executor, when DIR/update.json names software this device updates. */
+  readonly update: UpdateExecutor | undefined;
+  /** The updated software's tree that runs, once recovery finished. */
+  readonly running: RunningTree | undefined;
   /** The state as last written to DIR/state.json. */
   readonly state: AgentState;
   /** The TLS socket of the current connection, if connected. */
@@ -102,10 +112,9 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       'TPM ready',
     );
 
-    // What `vigil-agent manifest` prints is what runs: the configured tree, unless a caller
-    // (tests, the bench) names another.
-    const source = opts.software ?? configuredSource(config.softwareRoot);
-    let software = measureSoftware(source);
+    // Start order: the software log reconciled with the PCR, then the update executor's recovery
+    // (it finishes or undoes an interrupted switch and measures the tree that runs), then the
+    // agent's own measurement. A rollout's reports wait in `link` until a connection attested.
     const { log: swLog, outcome } = await tpm.run((t) => SoftwareLog.open(opts.dir, config.swPcr, t));
     if (outcome.kind === 'mismatch') {
       logger.error(
@@ -125,6 +134,52 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         'software log opened',
       );
     }
+    const events = new EventEmitter<AgentEvents>();
+    // A listener that throws must not take the agent down with it.
+    const emit = <K extends keyof AgentEvents>(event: K, ...args: AgentEvents[K]) => {
+      try {
+        (events.emit as (e: K, ...a: AgentEvents[K]) => boolean)(event, ...args);
+      } catch (e) {
+        logger.error({ event, err: (e as Error).message }, 'an agent event listener threw');
+      }
+    };
+    const link = new UpdateLink({
+      logger,
+      software: () => ({ name: software.name, version: software.version }),
+      sent: (r) => emit('report', r),
+    });
+    const updateConfig = loadUpdateConfig(opts.dir);
+    let update: { executor: UpdateExecutor; running: RunningTree } | undefined;
+    if (updateConfig) {
+      update = await UpdateExecutor.open({
+        dir: opts.dir,
+        config: updateConfig,
+        keys: config.releaseKeys ?? [],
+        record: async (m) => {
+          await tpm.run((t) => swLog.record(t, m));
+        },
+        report: (r) => link.report(r),
+      });
+      link.use(update.executor);
+      const { slot, content } = update.running;
+      logger.info(
+        { software: content.name, version: content.version, digest: content.digest, slot },
+        'update recovery done: this tree runs',
+      );
+    }
+
+    // What `vigil-agent manifest` prints is what runs: the configured tree, unless a caller
+    // (tests, the bench) names another. When the agent is the software it updates, the tree in
+    // its slot is what runs, measured once by the executor under the release's name.
+    const source: SoftwareSource =
+      update && updateConfig?.software.agent
+        ? {
+            name: update.running.content.name,
+            version: update.running.content.version,
+            root: update.running.path,
+          }
+        : (opts.software ?? configuredSource(config.softwareRoot));
+    let software = measureSoftware(source);
     if (await tpm.run((t) => swLog.record(t, software))) {
       logger.info(
         {
@@ -158,15 +213,6 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         ),
     );
 
-    const events = new EventEmitter<AgentEvents>();
-    // A listener that throws must not take the agent down with it.
-    const emit = <K extends keyof AgentEvents>(event: K, ...args: AgentEvents[K]) => {
-      try {
-        (events.emit as (e: K, ...a: AgentEvents[K]) => boolean)(event, ...args);
-      } catch (e) {
-        logger.error({ event, err: (e as Error).message }, 'an agent event listener threw');
-      }
-    };
     const hello: Hello = {
       t: 'hello',
       ek: keys.ek.publicArea,
@@ -176,6 +222,10 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       agent: `${AGENT_NAME}/${agentVersion()}`.slice(0, 64),
       swPcr: config.swPcr,
     };
+    const mcus = config.mcus?.length ? new McuCollector(config.mcus) : undefined;
+    if (mcus) {
+      logger.info({ mcus: config.mcus!.map((p) => `${p.slot}=${p.path}`) }, 'MCU sub-attesters configured');
+    }
     const handler = new ChallengeHandler({
       hello,
       tpm,
@@ -185,10 +235,11 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       software: () => software,
       ima: new ImaLog(config.logs.ima),
       boot: new BootLog(config.logs.boot),
+      ...(mcus && { mcus }),
       logger,
     });
     // AgentEvents extends InboxEvents, so every inbox event is an agent event of the same shape.
-    const inbox = new Inbox(handler, state, logger, emit as unknown as InboxEmit);
+    const inbox = new Inbox(handler, state, logger, emit as unknown as InboxEmit, link);
     const helloBytes = encodeMessage(handler.hello());
     const connection = new GatewayConnection({
       gateway: config.gateway,
@@ -216,6 +267,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       get software() {
         return software;
       },
+      update: update?.executor,
+      running: update?.running,
       get state() {
         return state.current;
       },
@@ -244,6 +297,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         stopping ??= (async () => {
           await connection.stop();
           await inbox.idle();
+          await mcus?.close();
+          await update?.executor.close();
           await tpm.close();
           logger.info('agent stopped');
         })();

@@ -36,7 +36,8 @@ export function writeFileAtomic(
   if (durable) syncDirectory(dirname(file));
 }
 
-function syncDirectory(dir: string): void {
+/** fsync a directory, so that a rename or a new entry in it survives a power cut. */
+export function syncDirectory(dir: string): void {
   let fd: number | undefined;
   try {
     fd = openSync(dir, 'r');

@@ -1,6 +1,9 @@
 import type { Logger } from 'pino';
 import type { LogSource } from '../firmware-shims/logs/source.ts';
+import { mcuBudgetMs } from '../firmware-shims/serial/budget.ts';
+import type { McuCollector } from '../firmware-shims/serial/collector.ts';
 import type { Tpm } from '../firmware-shims/tpm/tpm.ts';
+import type { McuClaims } from '../shared/mcu/claims.ts';
 import { type Attester, bind, type Exporter, evidenceOf } from '../shared/protocol/attester.ts';
 import { decodeGatewayMessage } from '../shared/protocol/envelope.ts';
 import { malformed } from '../shared/protocol/errors.ts';
@@ -34,6 +37,8 @@ export interface HandlerDeps {
   readonly software: () => SoftwareMeasurement;
   readonly ima?: LogSource<string>;
   readonly boot?: LogSource<Uint8Array>;
+  /** The MCU sub-attesters on the serial ports (docs/serial.md); a device without them has none. */
+  readonly mcus?: Pick<McuCollector, 'collect'>;
   readonly logger: Logger;
   /** Device clock for `body.time`; informational. */
   readonly now?: () => number;
@@ -87,7 +92,14 @@ export class ChallengeHandler implements Attester {
 
   async handle(c: Challenge, exporter: Exporter): Promise<Evidence> {
     const { tpm } = this.#d;
-    const activation = c.activate ? await this.#activate(c.activate.blob, c.activate.secret) : undefined;
+    // The MCUs are asked at once, with what the deadline leaves after the quote, while the TPM
+    // activates; the body waits for their records. A silent or broken MCU is a fault record in
+    // the body, never a failed round.
+    const [activation, mcus] = await Promise.all([
+      c.activate ? this.#activate(c.activate.blob, c.activate.secret) : undefined,
+      this.#d.mcus?.collect(c.nonce, mcuBudgetMs(c.deadline)),
+    ]);
+    if (mcus) this.#logMcuFaults(mcus);
     const selection = [{ hash: 'sha256' as const, pcrs: [...c.pcrs] }];
     let restarted = false;
     for (let attempt = 1; ; attempt++) {
@@ -106,6 +118,7 @@ export class ChallengeHandler implements Attester {
         logs: await this.#logs(c),
         ...(activation !== undefined && { activation }),
         time: this.#now(),
+        ...(mcus && { mcus }),
       };
       const { body, qualifyingData } = bind(claims, exporter(c.nonce));
       const q = await tpm.run((t) => t.quote(this.#d.akHandle, qualifyingData, selection));
@@ -122,6 +135,17 @@ export class ChallengeHandler implements Attester {
         return evidenceOf(c, body, q);
       }
       this.#d.logger.debug({ attempt }, 'a quoted PCR changed after it was read; reading and quoting again');
+    }
+  }
+
+  #logMcuFaults(mcus: McuClaims): void {
+    for (const [slot, r] of mcus) {
+      if (r.kind === 'fault') {
+        this.#d.logger.warn(
+          { slot, fault: r.fault, detail: r.detail },
+          'an MCU gave no evidence this round; carried as a fault record',
+        );
+      }
     }
   }
 

@@ -15,8 +15,10 @@ Usage:
   vigil-agent init --gateway mqtts://HOST:PORT --ca CA.pem --tpm TCTI [--dir DIR]
                    [--ek ecc|rsa|auto] [--ak-handle 0x81000A01] [--sw-pcr 14]
                    [--client-cert FILE --client-key FILE] [--ima FILE] [--boot-log FILE]
-                   [--software-root DIR]
-      Provision the TPM keys (idempotent), pin the CA, write DIR/agent.json.
+                   [--software-root DIR] [--release-key FILE]... [--mcu SLOT=PATH[@BAUD]]...
+      Provision the TPM keys (idempotent), pin the CA and the release keys (each
+      --release-key a public key PEM from \`vigil-gateway release keygen\`), write DIR/agent.json.
+      Each --mcu names a serial port with an MCU sub-attester (docs/serial.md).
       Prints the device id and the EK hash to register with the gateway.
   vigil-agent run [--dir DIR] [--log-level info]
       Connect to the gateway and answer its challenges until stopped (SIGTERM).
@@ -25,6 +27,9 @@ Usage:
       Connection, last result and its expiry, device id, TPM in use.
   vigil-agent quote --nonce HEX --out DIR [--pcrs 0,7,14] [--dir DIR]
       Write a quote in the files tpm2_checkquote reads, and print the command that checks it.
+  vigil-agent mcus [--dir DIR] [--json]
+      Ask each configured MCU who it is: its identity hash (for \`vigil-gateway mcu admit\`),
+      model and firmware digest (a reference value). Run it while the agent is stopped.
   vigil-agent manifest [--dir DIR]
       Print the software manifest this agent measures (its SHA-256 is the digest the gateway's
       reference values must allow).
@@ -37,9 +42,12 @@ DIR defaults to $VIGIL_AGENT_DIR or /var/lib/vigil-agent.
 /** A mistake in how the command was called: printed with a pointer to `help`, exit code 2. */
 class UsageError extends Error {}
 
-type Options = Record<string, string | boolean | undefined>;
+type Options = Record<string, string | boolean | string[] | undefined>;
 
-function parse(args: string[], options: Record<string, { type: 'string' | 'boolean' }>): Options {
+function parse(
+  args: string[],
+  options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>,
+): Options {
   try {
     return parseArgs({ args, options: { dir: { type: 'string' }, ...options }, strict: true })
       .values as Options;
@@ -70,6 +78,8 @@ async function init(args: string[]): Promise<void> {
     ima: { type: 'string' },
     'boot-log': { type: 'string' },
     'software-root': { type: 'string' },
+    'release-key': { type: 'string', multiple: true },
+    mcu: { type: 'string', multiple: true },
     json: { type: 'boolean' },
   });
   const ek = str(o, 'ek');
@@ -82,6 +92,7 @@ async function init(args: string[]): Promise<void> {
   const ima = str(o, 'ima');
   const boot = str(o, 'boot-log');
   const softwareRoot = str(o, 'software-root');
+  const mcus = await mcuOptions((o.mcu as string[] | undefined) ?? []);
   const { initAgent } = await import('./init.ts');
   const r = await initAgent({
     dir: dirOf(o),
@@ -96,6 +107,8 @@ async function init(args: string[]): Promise<void> {
       logs: { ...(ima !== undefined && { ima }), ...(boot !== undefined && { boot }) },
     }),
     ...(softwareRoot !== undefined && { softwareRoot }),
+    releaseKeys: (o['release-key'] as string[] | undefined) ?? [],
+    mcus,
   });
   if (o.json) {
     console.log(
@@ -104,6 +117,7 @@ async function init(args: string[]): Promise<void> {
         ekHash: r.ekHash,
         akName: r.akName,
         ekCertificate: r.ekCertificate,
+        releaseKeys: (r.config.releaseKeys ?? []).map((k) => Buffer.from(k.kid).toString('hex')),
       }),
     );
     return;
@@ -113,8 +127,62 @@ async function init(args: string[]): Promise<void> {
   console.log(`AK name    ${r.akName}`);
   console.log(`EK cert    ${r.ekCertificate ? 'present in TPM NV' : 'none in TPM NV'}`);
   console.log(`config     ${dirOf(o)}/agent.json (gateway ${r.config.gateway.url}, swPcr ${r.config.swPcr})`);
+  for (const k of r.config.releaseKeys ?? [])
+    console.log(`release    key ${Buffer.from(k.kid).toString('hex')} pinned`);
+  for (const m of r.config.mcus ?? []) console.log(`MCU        ${m.slot} on ${m.path}`);
   console.log('\nRegister the EK hash with the gateway (admission allowlist), then start the agent:');
   console.log('  systemctl enable --now vigil-agent   (or: vigil-agent run --dir ...)');
+}
+
+/** `--mcu SLOT=PATH[@BAUD]` options, each checked, then the list (repeated slots). */
+async function mcuOptions(values: readonly string[]) {
+  const { McuConfigError, parseMcuOption, parseMcuPorts } = await import(
+    '../firmware-shims/serial/config.ts'
+  );
+  try {
+    return parseMcuPorts(values.map(parseMcuOption), '--mcu');
+  } catch (e) {
+    if (e instanceof McuConfigError) throw new UsageError(e.message);
+    throw e;
+  }
+}
+
+async function mcus(args: string[]): Promise<number> {
+  const o = parse(args, { json: { type: 'boolean' } });
+  const dir = dirOf(o);
+  const config = loadConfig(dir);
+  const ports = config.mcus ?? [];
+  if (ports.length === 0)
+    throw new ConfigError(
+      `${dir}/agent.json configures no MCU: add them with "vigil-agent init ... --mcu SLOT=PATH"`,
+    );
+  const { identifyMcus } = await import('../firmware-shims/serial/identify.ts');
+  const reports = await identifyMcus(ports, 3000);
+  if (o.json) {
+    console.log(JSON.stringify(reports));
+  } else {
+    for (const r of reports) {
+      if (r.ok) {
+        console.log(`${r.slot} (${r.path}): model ${r.model}`);
+        console.log(`  identity  ${r.identity}`);
+        console.log(`  firmware  ${r.firmware}`);
+      } else {
+        console.log(`${r.slot} (${r.path}): ${r.fault}: ${r.detail}`);
+      }
+    }
+    const state = readState(dir);
+    const device = state?.deviceId ?? 'DEVICE_ID';
+    const found = reports.filter((r) => r.ok);
+    if (found.length > 0) {
+      console.log('\nOn the gateway: admit each identity for this device, and allow its firmware per model');
+      console.log('(policy.json "mcus": {"firmware": {MODEL: [DIGEST]}}):');
+      for (const r of found)
+        console.log(`  vigil-gateway mcu admit ${r.identity} --device ${device} --note ${r.slot}`);
+    }
+    if (reports.some((r) => !r.ok && r.fault === 'absent'))
+      console.log('\nA port that cannot be opened may be held by the running agent: stop it first.');
+  }
+  return reports.every((r) => r.ok) ? 0 : 1;
 }
 
 async function run(args: string[]): Promise<void> {
@@ -255,6 +323,8 @@ async function main(argv: string[]): Promise<number> {
       case 'manifest':
         await manifest(rest);
         return 0;
+      case 'mcus':
+        return await mcus(rest);
       case 'help':
       case '--help':
       case '-h':

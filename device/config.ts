@@ -1,7 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
+import { McuConfigError, type McuPort, parseMcuPorts } from '../firmware-shims/serial/config.ts';
 import type { SwPcr } from '../shared/protocol/messages.ts';
 import { SW_PCR_MAX, SW_PCR_MIN } from '../shared/protocol/messages.ts';
+import { parseReleaseKey, ReleaseKeyError, type TrustedKey } from '../shared/protocol/release-manifest.ts';
+import { toHex } from '../shared/tpm/bytes.ts';
 import { writeFileAtomic } from './atomic-file.ts';
 
 // The agent's configuration, `DIR/agent.json`: written by `vigil-agent init`, read by every other
@@ -54,6 +57,13 @@ export interface AgentConfig {
   readonly logs: { readonly ima: string; readonly boot: string };
   /** Directory whose files the software manifest covers; undefined = the agent's own code. */
   readonly softwareRoot?: string;
+  /**
+   * Release public keys pinned at provisioning (`init --release-key`): a release manifest signed by
+   * none of them is never staged (PROTOCOL.md §6.1). Absent: this device accepts no release.
+   */
+  readonly releaseKeys?: readonly TrustedKey[];
+  /** MCU sub-attesters on serial ports (`init --mcu`, docs/serial.md §7); absent: none. */
+  readonly mcus?: readonly McuPort[];
 }
 
 export const DEFAULT_LOG_PATHS = {
@@ -156,6 +166,53 @@ export function formatHandle(handle: number): string {
   return `0x${handle.toString(16).toUpperCase().padStart(8, '0')}`;
 }
 
+/**
+ * `releaseKeys` in agent.json: `[{kid, key}]`, `key` the base64 DER SubjectPublicKeyInfo and `kid`
+ * its key id in hex (PROTOCOL.md §6.1), kept beside it so an operator can read which keys are
+ * pinned; a kid that does not match its key is refused rather than trusted.
+ */
+export function parseReleaseKeys(v: Json, source: string): TrustedKey[] {
+  if (!Array.isArray(v))
+    throw new ConfigError(`${source}: "releaseKeys" must be a list of {"kid", "key"}, got ${describe(v)}`);
+  return v.map((entry, i) => {
+    const field = `releaseKeys[${i}]`;
+    const e = entry as { kid?: unknown; key?: unknown } | null;
+    if (typeof e?.key !== 'string' || typeof e.kid !== 'string')
+      throw new ConfigError(
+        `${source}: "${field}" must be {"kid": HEX, "key": BASE64 SPKI}, got ${describe(entry)}`,
+      );
+    let key: TrustedKey;
+    try {
+      key = parseReleaseKey(new Uint8Array(Buffer.from(e.key, 'base64')), `${source}: "${field}".key`);
+    } catch (err) {
+      if (err instanceof ReleaseKeyError) throw new ConfigError(err.message);
+      throw err;
+    }
+    if (toHex(key.kid) !== e.kid.toLowerCase())
+      throw new ConfigError(
+        `${source}: "${field}".kid is ${e.kid} but its key's id is ${toHex(key.kid)}: re-run "vigil-agent init --release-key FILE"`,
+      );
+    return key;
+  });
+}
+
+/** The JSON form of pinned release keys (see parseReleaseKeys). */
+export function releaseKeysJson(keys: readonly TrustedKey[]): { kid: string; key: string }[] {
+  return keys.map((k) => ({
+    kid: toHex(k.kid),
+    key: k.key.export({ format: 'der', type: 'spki' }).toString('base64'),
+  }));
+}
+
+function parseMcus(v: Json, source: string): McuPort[] {
+  try {
+    return parseMcuPorts(v);
+  } catch (e) {
+    if (e instanceof McuConfigError) throw new ConfigError(`${source}: ${e.message}`);
+    throw e;
+  }
+}
+
 /** Validates a parsed agent.json. Relative paths are resolved against `dir`. */
 export function parseConfig(raw: Json, dir: string, source = join(dir, CONFIG_FILE)): AgentConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
@@ -209,6 +266,8 @@ export function parseConfig(raw: Json, dir: string, source = join(dir, CONFIG_FI
       boot: path(logReader.optString('boot') ?? DEFAULT_LOG_PATHS.boot),
     },
     ...(softwareRoot !== undefined && { softwareRoot: path(softwareRoot) }),
+    ...(r.obj.releaseKeys !== undefined && { releaseKeys: parseReleaseKeys(r.obj.releaseKeys, source) }),
+    ...(r.obj.mcus !== undefined && { mcus: parseMcus(r.obj.mcus, source) }),
   };
 }
 
@@ -225,6 +284,8 @@ export function configJson(c: AgentConfig): Record<string, Json> {
     swPcr: c.swPcr,
     logs: { ima: c.logs.ima, boot: c.logs.boot },
     ...(c.softwareRoot !== undefined && { softwareRoot: c.softwareRoot }),
+    ...(c.releaseKeys?.length && { releaseKeys: releaseKeysJson(c.releaseKeys) }),
+    ...(c.mcus?.length && { mcus: c.mcus }),
   };
 }
 

@@ -1,9 +1,10 @@
 import type { Logger } from 'pino';
 import { channelExporter } from '../shared/protocol/binding.ts';
-import { decodeGatewayMessage, encodeMessage } from '../shared/protocol/envelope.ts';
+import { decodeFromGateway, encodeMessage } from '../shared/protocol/envelope.ts';
 import { ProtocolError } from '../shared/protocol/errors.ts';
 import type {
   Challenge,
+  Command,
   ErrorMessage,
   Evidence,
   GatewayMessage,
@@ -14,8 +15,8 @@ import type { Session } from './connection.ts';
 import type { StateStore } from './state.ts';
 
 // What the agent does with each message on its `in` topic: a challenge goes to the one handler
-// and its evidence back on the same connection; a result or error is logged and kept in the state
-// file. Nothing a gateway sends can stop the agent: a message that does not decode is refused
+// and its evidence back on the same connection; a command goes to the rollout side (never queued
+// behind a round, nor a round behind it); a result or error is logged and kept in the state file. Nothing a gateway sends can stop the agent: a message that does not decode is refused
 // with one log line (nothing quoted), a round that fails is logged and the next one tried.
 
 export interface InboxEvents {
@@ -25,9 +26,16 @@ export interface InboxEvents {
   'round-failed': [error: Error, challenge: Challenge];
   result: [result: Result];
   'gateway-error': [error: ErrorMessage];
+  command: [command: Command];
 }
 
 export type InboxEmit = <K extends keyof InboxEvents>(event: K, ...args: InboxEvents[K]) => void;
+
+/** Where commands go, and who hears that a connection attested (device/update/link.ts). */
+export interface CommandPort {
+  command(c: Command, session: Session): void;
+  attested(session: Session): void;
+}
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
@@ -36,14 +44,22 @@ export class Inbox {
   readonly #state: StateStore;
   readonly #logger: Logger;
   readonly #emit: InboxEmit;
+  readonly #commands: CommandPort | undefined;
   /** Rounds run one after another, in arrival order; the TPM answers one command at a time anyway. */
   #rounds: Promise<void> = Promise.resolve();
 
-  constructor(handler: ChallengeHandler, state: StateStore, logger: Logger, emit: InboxEmit) {
+  constructor(
+    handler: ChallengeHandler,
+    state: StateStore,
+    logger: Logger,
+    emit: InboxEmit,
+    commands?: CommandPort,
+  ) {
     this.#handler = handler;
     this.#state = state;
     this.#logger = logger;
     this.#emit = emit;
+    this.#commands = commands;
   }
 
   /** Resolves when every round received so far has been answered or has failed. */
@@ -54,7 +70,7 @@ export class Inbox {
   receive(payload: Uint8Array, session: Session): void {
     let m: GatewayMessage;
     try {
-      m = decodeGatewayMessage(payload);
+      m = decodeFromGateway(payload);
     } catch (e) {
       if (!(e instanceof ProtocolError)) throw e;
       this.#logger.warn(
@@ -72,6 +88,12 @@ export class Inbox {
         return;
       case 'result':
         this.#result(m);
+        // The gateway takes reports only from a connection that has attested.
+        if (m.status === 'affirming' || m.status === 'warning') this.#commands?.attested(session);
+        return;
+      case 'command':
+        this.#emit('command', m);
+        this.#commands?.command(m, session);
         return;
       case 'error':
         this.#gatewayError(m);

@@ -1,8 +1,11 @@
 import { X509Certificate } from 'node:crypto';
 import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import type { McuPort } from '../firmware-shims/serial/config.ts';
 import { provisionAttestationKeys } from '../firmware-shims/tpm/provision.ts';
 import { deviceIdentity } from '../shared/protocol/identity.ts';
+import { parseReleaseKey, ReleaseKeyError, type TrustedKey } from '../shared/protocol/release-manifest.ts';
+import { toHex } from '../shared/tpm/bytes.ts';
 import {
   type AgentConfig,
   CONFIG_VERSION,
@@ -13,6 +16,7 @@ import {
   type EkKind,
   parseConfig,
   parseGatewayUrl,
+  releaseKeysJson,
   saveConfig,
 } from './config.ts';
 import { readState, STATE_VERSION, writeState } from './state.ts';
@@ -40,6 +44,10 @@ export interface InitOptions {
   readonly clientCert?: { readonly cert: string; readonly key: string };
   readonly logs?: { readonly ima?: string; readonly boot?: string };
   readonly softwareRoot?: string;
+  /** Release public key files (PEM) to pin: releases signed by other keys are never staged. */
+  readonly releaseKeys?: readonly string[];
+  /** MCU sub-attesters on serial ports (`--mcu SLOT=PATH[@BAUD]`). */
+  readonly mcus?: readonly McuPort[];
 }
 
 export interface InitResult {
@@ -49,6 +57,29 @@ export interface InitResult {
   /** Hex of the AK's Name. */
   readonly akName: string;
   readonly ekCertificate: boolean;
+}
+
+/** Reads the release keys to pin, refusing one that is not an Ed25519 or P-256 public key. */
+function readReleaseKeys(files: readonly string[]): TrustedKey[] {
+  const keys = new Map<string, TrustedKey>();
+  for (const file of files) {
+    let pem: string;
+    try {
+      pem = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new ConfigError(
+        `--release-key ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+      );
+    }
+    try {
+      const key = parseReleaseKey(pem, `--release-key ${file}`);
+      keys.set(toHex(key.kid), key);
+    } catch (e) {
+      if (e instanceof ReleaseKeyError) throw new ConfigError(e.message);
+      throw e;
+    }
+  }
+  return [...keys.values()];
 }
 
 function checkCa(path: string): void {
@@ -79,6 +110,7 @@ export async function initAgent(o: InitOptions): Promise<InitResult> {
   const dir = resolve(o.dir);
   parseGatewayUrl(o.gateway, '--gateway');
   checkCa(o.ca);
+  const releaseKeys = readReleaseKeys(o.releaseKeys ?? []);
   mkdirSync(dir, { recursive: true, mode: 0o750 });
   const pinned = join(dir, PINNED_CA_FILE);
   if (resolve(o.ca) !== pinned) copyFileSync(o.ca, pinned);
@@ -104,6 +136,8 @@ export async function initAgent(o: InitOptions): Promise<InitResult> {
           boot: resolve(o.logs?.boot ?? DEFAULT_LOG_PATHS.boot),
         },
         ...(o.softwareRoot !== undefined && { softwareRoot: resolve(o.softwareRoot) }),
+        ...(releaseKeys.length > 0 && { releaseKeys: releaseKeysJson(releaseKeys) }),
+        ...(o.mcus?.length && { mcus: o.mcus }),
       },
       dir,
       'vigil-agent init',

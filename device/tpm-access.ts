@@ -1,3 +1,4 @@
+import type { PinnedEk } from '../firmware-shims/tpm/bus-session.ts';
 import type { Tpm } from '../firmware-shims/tpm/tpm.ts';
 import { TpmTransportError } from '../firmware-shims/tpm/transport.ts';
 
@@ -12,6 +13,8 @@ export class TpmAccess {
   #tpm: Promise<Tpm> | undefined;
   #tail: Promise<unknown> = Promise.resolve();
   #closed = false;
+  /** The EK the bus sessions are salted to, kept across reopened transports. */
+  #pinnedEk: PinnedEk | undefined;
 
   constructor(tcti: string) {
     this.tcti = tcti;
@@ -28,7 +31,10 @@ export class TpmAccess {
     if (this.#closed) throw new Error(`TPM access to ${this.tcti} is closed`);
     if (this.#tpm === undefined) {
       // Lazy: `status` and `help` never load the TPM stack at all.
-      this.#tpm = import('../firmware-shims/tpm/tpm.ts').then(({ Tpm }) => Tpm.open(this.tcti));
+      const pinnedEk = this.#pinnedEk;
+      this.#tpm = import('../firmware-shims/tpm/tpm.ts').then(({ Tpm }) =>
+        Tpm.open(this.tcti, undefined, { pinnedEk }),
+      );
     }
     let tpm: Tpm;
     try {
@@ -41,7 +47,9 @@ export class TpmAccess {
       return await fn(tpm);
     } catch (e) {
       if (e instanceof TpmTransportError) {
-        // The next operation opens a fresh transport instead of reusing a broken one.
+        // The next operation opens a fresh transport instead of reusing a broken one, its bus
+        // sessions salted to the same EK (never in the clear for want of a pin).
+        this.#pinnedEk = tpm.pinnedEk ?? this.#pinnedEk;
         this.#tpm = undefined;
         await tpm.close().catch(() => undefined);
       }

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Field, PolicyError } from './policy/json-fields.ts';
+import { readScaleConfig, SCALE_KEYS, type ScaleConfig } from './scale/scale-config.ts';
 
 // `DIR/gateway.json`: where the gateway listens and where its files are. Paths are relative to
 // the directory, so a gateway directory can be moved or backed up as a whole.
@@ -16,10 +17,15 @@ export interface GatewayConfig {
     readonly requireClientCert: boolean;
   };
   readonly caCert: string;
+  /** SQLite: the file's absolute path; PostgreSQL: its URL (see `scale.engine`). */
   readonly database: string;
+  /** Store engine, the control bus and the health port: gateway/scale/scale-config.ts. */
+  readonly scale: ScaleConfig;
   readonly policy: string;
   readonly earKey: string;
   readonly operatorToken: string;
+  /** Read-only API and dashboard access; a gateway directory made before it has none. */
+  readonly viewerToken: string;
   readonly logLevel: string;
 }
 
@@ -38,11 +44,24 @@ export function defaultConfigJson(): Record<string, unknown> {
     policy: 'policy.json',
     earKey: 'ear-key.pem',
     operatorToken: 'operator.token',
+    viewerToken: 'viewer.token',
     logLevel: 'info',
   };
 }
 
-const KEYS = ['mqtt', 'api', 'tls', 'caCert', 'database', 'policy', 'earKey', 'operatorToken', 'logLevel'];
+const KEYS = [
+  'mqtt',
+  'api',
+  'tls',
+  'caCert',
+  'database',
+  'policy',
+  'earKey',
+  'operatorToken',
+  'viewerToken',
+  'logLevel',
+  ...SCALE_KEYS,
+];
 
 function endpoint(f: Field | undefined, fallback: { host: string; port: number }) {
   if (!f) return fallback;
@@ -73,6 +92,7 @@ export function loadConfig(dir: string): GatewayConfig {
   const path = (key: string, fallback: string) => join(abs, m.get(key)?.text() ?? fallback);
   const tls = m.get('tls')?.object(['cert', 'key', 'clientCa', 'requireClientCert']);
   const clientCa = tls?.get('clientCa')?.text();
+  const scale = readScaleConfig(m, abs, (p) => join(abs, p));
   return {
     dir: abs,
     mqtt: endpoint(m.get('mqtt'), d.mqtt),
@@ -84,10 +104,12 @@ export function loadConfig(dir: string): GatewayConfig {
       requireClientCert: tls?.get('requireClientCert')?.boolean() ?? false,
     },
     caCert: path('caCert', 'ca.pem'),
-    database: path('database', 'vigil.db'),
+    database: scale.database,
+    scale,
     policy: path('policy', 'policy.json'),
     earKey: path('earKey', 'ear-key.pem'),
     operatorToken: path('operatorToken', 'operator.token'),
+    viewerToken: path('viewerToken', 'viewer.token'),
     logLevel:
       m.get('logLevel')?.oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']) ?? 'info',
   };

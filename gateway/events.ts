@@ -1,9 +1,10 @@
 import type { RoundView } from './api/views.ts';
 import type { PostureNotice } from './posture/fleet.ts';
+import type { RolloutNotice } from './rollouts/view.ts';
 
 // What happens in the gateway, as events for live views (the dashboard's stream, the operator
 // API, other gateways): every posture change, every round issued or settled, every batch that
-// moved. Events describe what was already stored; a listener that misses one can always read the
+// moved, every step that changed a rollout. Events describe what was already stored; a listener that misses one can always read the
 // store, so delivery here is best effort and never slows the hot path down.
 
 export type GatewayEvent =
@@ -16,7 +17,8 @@ export type GatewayEvent =
       /** Rounds still pending, and settled so far. */
       readonly pending: number;
       readonly settled: number;
-    };
+    }
+  | { readonly kind: 'rollout'; readonly notice: RolloutNotice };
 
 export type EventListener = (event: GatewayEvent) => void;
 

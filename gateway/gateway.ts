@@ -4,6 +4,7 @@ import type { Client } from 'aedes';
 import pino, { type Logger } from 'pino';
 import { type Clock, type Random, systemClock, systemRandom } from '../shared/clock.ts';
 import { topics } from '../shared/protocol/index.ts';
+import { readTokenFile } from './api/auth.ts';
 import { GatewayMetrics } from './api/metrics.ts';
 import { type ApiServer, startApi } from './api/server.ts';
 import { roundView } from './api/views.ts';
@@ -18,13 +19,16 @@ import { EventBus } from './events.ts';
 import { PolicyFile } from './policy/policy-file.ts';
 import { buildRuntimePolicy, type RuntimePolicy } from './policy/runtime-policy.ts';
 import { Fleet } from './posture/fleet.ts';
+import { RolloutEngine } from './rollouts/engine.ts';
 import { Attestation, type AttestationObserver } from './rounds/attestation.ts';
 import { BatchTracker } from './rounds/batches.ts';
 import { recoverPendingRounds } from './rounds/recovery.ts';
 import { removeRunFile, writeRunFile } from './run-file.ts';
+import { type HealthServer, startHealth } from './scale/health.ts';
+import { openStore } from './scale/open-store.ts';
+import { ScaleOut } from './scale/scale-out.ts';
 import { acquireStoreLock } from './store/lock.ts';
 import { startRetention } from './store/retention.ts';
-import { SqliteStore } from './store/sqlite.ts';
 import type { Store } from './store/store.ts';
 import { EarSigner } from './verifier/ear.ts';
 import { VERSION } from './version.ts';
@@ -58,8 +62,14 @@ export interface Gateway {
   /** Where every payload a device publishes on `out` goes (tests drive it directly). */
   readonly router: MessageRouter;
   readonly batches: BatchTracker;
+  /** Rollouts: swarms moved to a release, operations released behind the barrier. */
+  readonly rollouts: RolloutEngine;
   readonly events: EventBus;
   readonly metrics: GatewayMetrics;
+  /** Several gateways (gateway.json `redis`): this gateway's part in the fleet. */
+  readonly scale: ScaleOut | undefined;
+  /** The health port (gateway.json `health`), when there is one. */
+  readonly healthPort: number | undefined;
   readonly log: Logger;
   policy(): RuntimePolicy;
   /** Rebuilds the runtime policy after the releases or the allowlist changed in the store. */
@@ -86,22 +96,33 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   };
 
   try {
-    // 1. The store (one gateway per store: the lock), and the keys and secrets the gateway signs
-    // and checks with.
-    const lock = acquireStoreLock(config.database, clock.now());
-    closers.push(() => lock.release());
-    const store: Store = new SqliteStore(config.database, {
-      onWriteError: (err) => log.error({ err: err.message }, 'the store refused a write'),
-    });
+    // 1. The store (one gateway per SQLite store: the lock; a PostgreSQL store is shared by
+    // design), and the keys and secrets the gateway signs and checks with.
+    if (config.scale.engine === 'sqlite') {
+      const lock = acquireStoreLock(config.database, clock.now());
+      closers.push(() => lock.release());
+    }
+    const opened = await openStore(config, log);
+    const store: Store = opened.store;
     closers.push(() => store.close());
+    // Several gateways: joining the others before this one reads its own pending rounds.
+    const scale =
+      opened.shared && config.scale.redis !== undefined
+        ? await ScaleOut.start({ config, store: opened.shared, hooks: opened.hooks, log, clock, random })
+        : undefined;
+    if (scale) closers.push(() => scale.close());
     const ear = EarSigner.fromPem(readFileSync(config.earKey));
     const operatorToken = readFileSync(config.operatorToken, 'utf8').trim();
 
-    // 2. Policy: the operator's file joined with what the store holds (releases, allowlist).
+    // 2. Policy: the operator's file joined with what the store holds (releases, allowlists).
     let runtime!: RuntimePolicy;
     const refreshPolicy = async () => {
-      const [releases, admitted] = await Promise.all([store.releases(), store.admitted()]);
-      runtime = buildRuntimePolicy(policyFile.current(), policyFile.ekCas(), releases, admitted);
+      const [releases, admitted, mcus] = await Promise.all([
+        store.releases(),
+        store.admitted(),
+        store.mcuAdmissions(),
+      ]);
+      runtime = buildRuntimePolicy(policyFile.current(), policyFile.ekCas(), releases, admitted, mcus);
     };
     const policyFile = new PolicyFile(config.policy, {
       onChange: () =>
@@ -120,7 +141,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const events = new EventBus((err) => log.error({ err }, 'an event listener failed'));
     const fleet = new Fleet(
       store,
-      { postureChanged: (notice) => events.publish({ kind: 'posture', notice }) },
+      {
+        postureChanged: (notice) => events.publish({ kind: 'posture', notice }),
+        ...(scale && { mayLapse: scale.mayLapse }),
+      },
       () => runtime.graceMs,
       clock,
       log,
@@ -140,6 +164,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         metrics.batchCompleted(ms);
         events.publish({ kind: 'batch', batch: id, done: true, pending: 0, settled: -1 });
       },
+      ...(scale && { requestElsewhere: scale.requestElsewhere }),
       clock,
       random,
       log,
@@ -153,6 +178,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         roundSettled: (r) => events.publish({ kind: 'round', device: r.deviceId, round: roundView(r) }),
       },
       ...(opts.observe ? [opts.observe] : []),
+      ...(scale ? [scale.observer] : []),
     ];
     const observe: AttestationObserver = {
       roundIssued: (r) => {
@@ -186,6 +212,23 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     );
     const retention = startRetention(store, () => policyFile.current().retention.roundsDays, log);
     closers.push(() => retention.close());
+    const rollouts = await RolloutEngine.open({
+      dir: config.dir,
+      store,
+      fleet,
+      connections,
+      replies,
+      startRound: (conn) => attestation.start(conn, 'swarm'),
+      ear,
+      artifactBytesPerSecond: () => runtime.artifactBytesPerSecond,
+      publish: (notice) => events.publish({ kind: 'rollout', notice }),
+      clock,
+      random,
+      log,
+    });
+    rollouts.register(router);
+    observers.push({ roundSettled: (r) => rollouts.roundSettled(r) });
+    closers.push(() => rollouts.close());
 
     // 5. The broker: MQTT over TLS 1.3, every device connection a DeviceConnection.
     const byClient = new Map<Client, DeviceConnection>();
@@ -215,7 +258,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
           // Shutting down: pending rounds stay pending in the store, so the next start re-arms
           // their deadlines instead of forgetting them.
           if (closing) attestation.shutdown(conn);
-          else attestation.closed(conn);
+          else {
+            attestation.closed(conn);
+            rollouts.closed(conn);
+          }
+          scale?.connectionEnded(conn.deviceId);
         },
         deviceMessage(client, payload) {
           const conn = byClient.get(client);
@@ -242,6 +289,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
           if (tell && conn && refusal.code)
             replies.send(conn, { t: 'error', code: refusal.code, detail: refusal.why.slice(0, 1024) });
         },
+        ...(scale && { mayConnect: (deviceId: string) => scale.mayConnect(deviceId) }),
       },
       log,
     );
@@ -251,10 +299,36 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       await broker.close();
     });
     const unsubscribe = events.subscribe((e) => {
-      if (e.kind === 'posture')
+      if (e.kind === 'posture') {
         broker.publishRetained(topics.fleet(e.notice.id), Buffer.from(JSON.stringify(e.notice)));
+        rollouts.postureChanged(e.notice);
+      } else if (e.kind === 'rollout')
+        broker.publishRetained(topics.rollout(e.notice.id), Buffer.from(JSON.stringify(e.notice)));
     });
     closers.push(unsubscribe);
+    await scale?.attach({
+      fleet,
+      connections,
+      attestation,
+      batches,
+      events,
+      broker,
+      refreshPolicy,
+      policy: () => runtime,
+      settled: (r) => observe.roundSettled?.(r),
+    });
+    // The load balancer's check: closed first at shutdown, so that it stops sending devices here.
+    let health: HealthServer | undefined;
+    if (config.scale.health) {
+      const report = scale
+        ? () => scale.report()
+        : () => ({ admitting: !closing, gateway: config.scale.gatewayId, store: config.scale.engine });
+      health = await startHealth(config.scale.health, report, log);
+      closers.push(() => {
+        scale?.drain();
+        return health?.close();
+      });
+    }
     await new Promise<void>((resolve, reject) => {
       broker.server.once('error', reject);
       broker.server.listen(opts.mqttPort ?? config.mqtt.port, config.mqtt.host, () => resolve());
@@ -280,16 +354,25 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       attestation,
       router,
       batches,
+      rollouts,
       events,
       metrics,
+      scale,
+      healthPort: health?.port,
       log,
       policy: () => runtime,
       refreshPolicy,
       close: closeAll,
     };
+    const viewerToken = readTokenFile(config.viewerToken);
     api = await startApi(
       { gateway, ear },
-      { host: config.api.host, port: opts.apiPort ?? config.api.port, token: operatorToken },
+      {
+        host: config.api.host,
+        port: opts.apiPort ?? config.api.port,
+        token: operatorToken,
+        ...(viewerToken && { viewerToken }),
+      },
     );
     closers.push(() => api?.close());
     writeRunFile(config.dir, {

@@ -6,6 +6,7 @@ import type {
   Status,
   SwPcr,
 } from '../shared/protocol/index.ts';
+import type { McuRoundResult } from './mcus/model.ts';
 
 // The gateway's records, shared by the verifier, the posture logic, the store and the operator
 // API. Byte fields are Uint8Array; ids are lowercase hex.
@@ -72,12 +73,19 @@ export const ROUND_STATES = ['pending', 'appraised', 'stale', 'abandoned'] as co
  * abandoned: the connection closed before an answer. */
 export type RoundState = (typeof ROUND_STATES)[number];
 
-/** What the device sent and the gateway's own exporter value: enough to re-verify later. */
+/**
+ * What the device sent, the gateway's own exporter value and the AK the quote was checked
+ * against: everything a re-verification of the round needs, kept together so that retention,
+ * which deletes whole rounds, never leaves a kept round without the key that verifies it (a
+ * device that re-enrols replaces its record's AK, not its rounds').
+ */
 export interface RoundEvidence {
   readonly exporter: Uint8Array;
   readonly body: Uint8Array;
   readonly attest: Uint8Array;
   readonly sig: Uint8Array;
+  /** The AK's TPMT_PUBLIC. Absent only in rounds stored before schema version 4. */
+  readonly ak?: Uint8Array;
 }
 
 export interface RoundRecord {
@@ -101,6 +109,8 @@ export interface RoundRecord {
   readonly appraisedAt?: number;
   /** The EAR the result carried: a CWT signed by the gateway (see verifier/ear.ts). */
   readonly ear?: Uint8Array;
+  /** The MCU sub-attesters appraised in this round, by slot (docs/protocol.md §8). */
+  readonly mcus?: readonly McuRoundResult[];
 }
 
 export interface PostureEvent {

@@ -1,6 +1,9 @@
 // `npm start`: a gateway and a small fleet of real agents, each on its own software TPM, on this
 // machine. It goes through the same steps an operator does: init the gateway, provision each
-// device (EK, AK), admit the EK hashes, register the agent's release, run. Ctrl-C stops it all.
+// device (EK, AK), admit the EK hashes, register the agent's release, run. The first device has
+// an MCU on a serial line (an emulator behind a pseudo-terminal), admitted with its firmware as a
+// reference value. Ctrl-C stops it all.
+import { createPublicKey } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -12,7 +15,9 @@ import { freePortPair } from '../firmware-shims/swtpm/free-ports.ts';
 import { type SwtpmProcess, startSwtpmProcess } from '../firmware-shims/swtpm/swtpm-process.ts';
 import { type Gateway, startGateway } from '../gateway/gateway.ts';
 import { initGateway } from '../gateway/setup/init.ts';
+import { verifyEarCwt } from '../gateway/verifier/ear.ts';
 import type { Challenge, Result } from '../shared/protocol/index.ts';
+import { mcuNotes, startDemoMcu } from './demo-mcu.ts';
 
 const FLEET = 3;
 const root = resolve(process.env.VIGIL_DEMO_DIR ?? '.vigil/demo');
@@ -39,6 +44,8 @@ async function main(): Promise<void> {
   const policyPath = join(gwDir, 'policy.json');
   const policy = JSON.parse(readFileSync(policyPath, 'utf8'));
   policy.rounds = { periodicMs: 10_000, jitter: 0.1, deadlineMs: 5_000, expiryMs: 30_000 };
+  const pump = await startDemoMcu(join(root, 'mcu-1'), 'pump');
+  policy.mcus = { ...policy.mcus, firmware: { [pump.model]: [pump.firmware] } };
   writeFileSync(policyPath, `${JSON.stringify(policy, null, 2)}\n`);
 
   const gwLog = pino({ level: 'info' }, pino.destination({ dest: join(root, 'gateway.log'), sync: false }));
@@ -53,6 +60,7 @@ async function main(): Promise<void> {
     await Promise.allSettled(agents.map((a) => a.stop()));
     await gateway.close();
     await Promise.allSettled(tpms.map((t) => t.stop()));
+    await pump.stop();
     process.exit(0);
   };
   process.once('SIGINT', () => void stop());
@@ -83,15 +91,28 @@ async function main(): Promise<void> {
       tpm: tpm.tcti,
       ek: 'ecc',
       logs: { ima: join(dir, 'no-ima'), boot: join(dir, 'no-boot') },
+      ...(i === 1 && { mcus: [pump.port] }),
     });
     gateway.store.admit(init.ekHash, `demo device ${i}`);
     say(`  device ${i}: id ${init.deviceId}, EK ${init.ekHash.slice(0, 16)}… admitted (swtpm on :${port})`);
+    if (i === 1) {
+      gateway.store.admitMcu({
+        identity: pump.identity,
+        device: init.deviceId,
+        note: 'demo pump',
+        admittedAt: Date.now(),
+      });
+      say(
+        `            MCU pump (${pump.model}, emulator on ${pump.port.path}): identity ${pump.identity.slice(0, 16)}… admitted, firmware ${pump.firmware.slice(0, 16)}… a reference value`,
+      );
+    }
   }
   await gateway.refreshPolicy();
   say(
     `  release ${software.name} ${software.version} registered (manifest ${Buffer.from(software.digest).toString('hex').slice(0, 16)}…)\n`,
   );
 
+  const earKey = createPublicKey(readFileSync(join(gwDir, 'ear-key.pem')));
   for (let i = 1; i <= FLEET; i++) {
     const dir = join(root, `agent-${i}`);
     const log = pino(
@@ -114,6 +135,7 @@ async function main(): Promise<void> {
         r.reasons.length > 0 ? `[${r.reasons.join(', ')}]` : '',
         challenge?.activate && r.status === 'affirming' ? 'AK activated and enrolled' : '',
         reason === 'onboard' ? `connection #${sockets.length}` : `same TLS connection #${sockets.length}`,
+        ...mcuNotes(verifyEarCwt(r.ear, earKey)),
       ];
       say(
         `${stamp()}  ${id}  ${reason.padEnd(9)} ${r.status.padEnd(16)} ${notes.filter(Boolean).join('  ')}`,
@@ -121,7 +143,12 @@ async function main(): Promise<void> {
     });
   }
   say(`Agents running; each re-attests every ~10 s on its connection. Logs: ${root}/*.log`);
+  const dashboard = `http://${gateway.config.api.host}:${gateway.apiPort}/`;
+  const token = readFileSync(gateway.config.operatorToken, 'utf8').trim();
+  say(`Dashboard: ${dashboard}  (sign in with ${gateway.config.operatorToken})`);
+  say(`  or open the sign-in link:  ${dashboard}#signin=${encodeURIComponent(token)}`);
   say(`Try, in another terminal:  npm run gateway -- devices --dir ${gwDir}`);
+  say(`  device 1 and its MCU:       npm run gateway -- show ${agents[0]!.deviceId} --dir ${gwDir}`);
   say(`  and attest the fleet now:  npm run gateway -- attest --all --dir ${gwDir}`);
   say('Ctrl-C stops everything.\n');
 }

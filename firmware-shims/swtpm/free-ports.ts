@@ -13,8 +13,18 @@ function listenOn(port: number): Promise<number | undefined> {
   });
 }
 
-/** A loopback port that was free a moment ago (the OS picks it). */
+// Below Linux's ephemeral range (32768-60999 by default), from which the OS also picks the
+// source port of every outgoing connection: a port taken there "free a moment ago" can be the
+// source of someone's connect() by the time a server binds it. Up here only servers compete.
+const LOW = 20_000;
+const HIGH = 32_000;
+
+/** A loopback port that was free a moment ago, outside the range outgoing connections use. */
 export async function freePort(): Promise<number> {
+  for (let tries = 0; tries < 50; tries++) {
+    const port = LOW + Math.floor(Math.random() * (HIGH - LOW));
+    if ((await listenOn(port)) !== undefined) return port;
+  }
   const port = await listenOn(0);
   if (port === undefined) throw new Error('could not get a free loopback port from the OS');
   return port;

@@ -1,3 +1,4 @@
+export * from './bus-session.ts';
 export * from './checkquote-files.ts';
 export * from './command.ts';
 export * from './credential-file.ts';
@@ -7,6 +8,7 @@ export * from './nv.ts';
 export * from './provision.ts';
 export * from './quote.ts';
 export * from './retry.ts';
+export * from './salted-session.ts';
 export * from './swtpm-transport.ts';
 export * from './tcti.ts';
 export * from './tpm.ts';

@@ -18,7 +18,8 @@ export async function pcrRead(
   while (remaining.length > 0) {
     const w = new Writer();
     writePcrSelection(w, [{ hash, pcrs: remaining }]);
-    const res = await tpm.execute({ code: TPM_CC.PCR_Read, parameters: w.finish() });
+    // No authorisation: the bus session joins as an audit session, so the values are HMAC-checked.
+    const res = await tpm.execute({ code: TPM_CC.PCR_Read, parameters: w.finish(), session: {} });
     const r = new Reader(res.parameters, 'TPM2_PCR_Read response');
     r.u32('pcrUpdateCounter');
     const got = parsePcrSelection(r).flatMap((bank) => (bank.hash === hash ? bank.pcrs : []));
@@ -48,5 +49,12 @@ export async function pcrExtend(
     throw new RangeError(`a ${hash} digest is ${HASH_SIZE[hash]} bytes, got ${digest.length}`);
   }
   const parameters = new Writer().u32(1).u16(HASH_ALG[hash]).bytes(digest).finish();
-  await tpm.execute({ code: TPM_CC.PCR_Extend, handles: [pcr], auths: [EMPTY_PASSWORD], parameters });
+  // In the bus session, a success the TPM did not give (the extend dropped on the bus) fails the HMAC.
+  await tpm.execute({
+    code: TPM_CC.PCR_Extend,
+    handles: [pcr],
+    auths: [EMPTY_PASSWORD],
+    parameters,
+    session: {},
+  });
 }

@@ -1,6 +1,6 @@
 import { equalBytes } from '../../shared/tpm/bytes.ts';
 import { TPM_ECC_CURVE, TPM_RH } from '../../shared/tpm/constants.ts';
-import { hierarchyName, qualifiedName } from '../../shared/tpm/name.ts';
+import { hierarchyName, objectName, qualifiedName } from '../../shared/tpm/name.ts';
 import type { TpmPublic } from '../../shared/tpm/public.ts';
 import { TPM_RC } from '../../shared/tpm/rc.ts';
 import { AK_TEMPLATE, matchesTemplate } from '../../shared/tpm/templates.ts';
@@ -59,6 +59,8 @@ export async function provisionAttestationKeys(
   const akHandle = options.akHandle ?? DEFAULT_AK_HANDLE;
   const kind = options.ek === 'auto' ? await chooseEkKind(tpm) : options.ek;
   const ek = await tpm.createPrimaryEk(kind);
+  // The EK read here is the one whose hash becomes the device id: the bus session is salted to it.
+  tpm.pinEk({ kind, name: objectName(ek.publicArea) });
   return withFlushed(tpm, ek.handle, async () => {
     const certificate = await tpm.readEkCertificate(kind);
     const ekQualifiedName = qualifiedName(hierarchyName(TPM_RH.ENDORSEMENT), ek.name);

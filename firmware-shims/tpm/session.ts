@@ -4,22 +4,49 @@ import { TPM_ALG, TPM_CC, TPM_RH, TPM_SE } from '../../shared/tpm/constants.ts';
 import { type Authorization, type CommandRunner, EMPTY_PASSWORD } from './command.ts';
 import { withFlushed } from './flush.ts';
 
-/** Starts an unbound, unsalted policy session with SHA-256; returns its handle. */
-export async function startPolicySession(tpm: CommandRunner): Promise<number> {
-  const parameters = new Writer()
-    .tpm2b(randomBytes(32)) // nonceCaller: at least 16 bytes, here the SHA-256 size
-    .tpm2b(new Uint8Array(0)) // encryptedSalt: none
-    .u8(TPM_SE.POLICY)
-    .u16(TPM_ALG.NULL) // symmetric: no parameter encryption
-    .u16(TPM_ALG.SHA256)
-    .finish();
+export interface AuthSessionStart {
+  /** The key the salt is encrypted to, or TPM_RH_NULL for an unsalted session. */
+  tpmKey: number;
+  type: number;
+  nonceCaller: Uint8Array;
+  /** TPM2B_ENCRYPTED_SECRET contents; empty for an unsalted session. */
+  encryptedSalt?: Uint8Array;
+  /** AES-128-CFB parameter encryption; none by default. */
+  aes128Cfb?: boolean;
+}
+
+/** TPM2_StartAuthSession, unbound, SHA-256: the session's handle and the TPM's first nonce. */
+export async function startAuthSession(
+  tpm: CommandRunner,
+  s: AuthSessionStart,
+): Promise<{ handle: number; nonceTPM: Uint8Array }> {
+  const w = new Writer()
+    .tpm2b(s.nonceCaller)
+    .tpm2b(s.encryptedSalt ?? new Uint8Array(0))
+    .u8(s.type);
+  if (s.aes128Cfb) w.u16(TPM_ALG.AES).u16(128).u16(TPM_ALG.CFB);
+  else w.u16(TPM_ALG.NULL);
   const res = await tpm.execute({
     code: TPM_CC.StartAuthSession,
-    handles: [TPM_RH.NULL, TPM_RH.NULL],
-    parameters,
+    handles: [s.tpmKey, TPM_RH.NULL],
+    parameters: w.u16(TPM_ALG.SHA256).finish(),
     responseHandles: 1,
   });
-  return res.handles[0]!;
+  const r = new Reader(res.parameters, 'TPM2_StartAuthSession response');
+  const nonceTPM = r.tpm2b('nonceTPM');
+  r.end();
+  return { handle: res.handles[0]!, nonceTPM };
+}
+
+/** Starts an unbound, unsalted policy session with SHA-256; returns its handle. */
+export async function startPolicySession(tpm: CommandRunner): Promise<number> {
+  // nonceCaller: at least 16 bytes, here the SHA-256 size; no salt, no parameter encryption.
+  const { handle } = await startAuthSession(tpm, {
+    tpmKey: TPM_RH.NULL,
+    type: TPM_SE.POLICY,
+    nonceCaller: randomBytes(32),
+  });
+  return handle;
 }
 
 /** TPM2_PolicySecret on `authHandle` with its (empty by default) password: satisfies EK PolicyA for TPM_RH_ENDORSEMENT. */

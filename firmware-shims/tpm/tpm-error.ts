@@ -61,3 +61,23 @@ const COMMAND_NAMES: Readonly<Record<number, string>> = {
   382: 'TPM2_PCR_Read',
   386: 'TPM2_PCR_Extend',
 };
+
+/**
+ * Why a command's answer cannot be trusted although the TPM (or what claims to be it) said
+ * success: the bus between the agent and the TPM altered it, or the key to salt a session to is
+ * not the pinned EK. Stable codes for logs and callers.
+ */
+export type TpmBusFailure = 'response-hmac-invalid' | 'ek-mismatch';
+
+export class TpmBusError extends Error {
+  override readonly name = 'TpmBusError';
+  readonly code: TpmBusFailure;
+  /** The command and TPM, e.g. `TPM2_Quote on swtpm at 127.0.0.1:2321`. */
+  readonly command: string;
+
+  constructor(code: TpmBusFailure, command: string, detail: string) {
+    super(`${command}: ${detail}`);
+    this.code = code;
+    this.command = command;
+  }
+}

@@ -1,8 +1,9 @@
-import { Reader, Writer } from '../../shared/tpm/bytes.ts';
+import { equalBytes, Reader, toHex, Writer } from '../../shared/tpm/bytes.ts';
 import { type HashName, TPM_CC, TPM_SU } from '../../shared/tpm/constants.ts';
 import type { PcrSelection } from '../../shared/tpm/pcr-selection.ts';
 import { TPM_RC } from '../../shared/tpm/rc.ts';
 import { activateCredential } from './activation.ts';
+import { BusSession, type PinnedEk } from './bus-session.ts';
 import * as capability from './capability.ts';
 import { type Command, type CommandRunner, marshalCommand, parseResponse, type Response } from './command.ts';
 import * as keys from './keys.ts';
@@ -11,36 +12,97 @@ import * as pcr from './pcr.ts';
 import { type Quote, quote } from './quote.ts';
 import { backoff, DEFAULT_RETRY, isRetryable, type RetryPolicy, sleep } from './retry.ts';
 import { openTransport } from './tcti.ts';
-import { commandName, hintFor, TpmError } from './tpm-error.ts';
+import { commandName, hintFor, TpmBusError, TpmError } from './tpm-error.ts';
 import type { TpmTransport } from './transport.ts';
+
+export interface BusOptions {
+  /** The EK to salt the bus session to, known from provisioning (see `pinEk`); undefined: none yet. */
+  pinnedEk?: PinnedEk | undefined;
+  /**
+   * Default true: once an EK is pinned, quote, PCR read/extend and credential activation run in
+   * a salted HMAC session. False sends them in the clear (for comparison only: the bench).
+   */
+  protectBus?: boolean;
+}
 
 /**
  * A TPM 2.0 over a transport. Each method is one TPM command (or a short fixed sequence), so the
  * object slots it uses are visible: every transient handle a method returns is the caller's to flush.
+ *
+ * Once an EK is pinned, the commands whose answers the gateway relies on, or that return a
+ * secret, run in one salted HMAC session kept for the life of this object (bus-session.ts): their
+ * responses are HMAC-checked and ActivateCredential's credential travels encrypted. The session
+ * holds one of the TPM's session slots until `close` or `endBusSession`.
  */
 export class Tpm implements CommandRunner {
   readonly transport: TpmTransport;
   readonly #retry: RetryPolicy;
+  readonly #protectBus: boolean;
+  #pinned: PinnedEk | undefined;
+  #bus: BusSession | undefined;
 
-  constructor(transport: TpmTransport, retry: RetryPolicy = DEFAULT_RETRY) {
+  constructor(transport: TpmTransport, retry: RetryPolicy = DEFAULT_RETRY, bus: BusOptions = {}) {
     this.transport = transport;
     this.#retry = retry;
+    this.#protectBus = bus.protectBus ?? true;
+    if (bus.pinnedEk !== undefined) this.pinEk(bus.pinnedEk);
   }
 
   /** Opens the TPM named by a tpm2-tools TCTI string, e.g. `device:/dev/tpmrm0` or `swtpm:host=127.0.0.1,port=2321`. */
-  static async open(tcti: string, retry?: RetryPolicy): Promise<Tpm> {
-    return new Tpm(openTransport(tcti), retry);
+  static async open(tcti: string, retry?: RetryPolicy, bus?: BusOptions): Promise<Tpm> {
+    return new Tpm(openTransport(tcti), retry, bus);
+  }
+
+  /**
+   * Pins the EK the bus session is salted to. provisionAttestationKeys calls it with the EK it
+   * read (the one whose hash is the device id); a second pin must name the same EK.
+   */
+  pinEk(ek: PinnedEk): void {
+    if (this.#pinned !== undefined) {
+      if (this.#pinned.kind === ek.kind && equalBytes(this.#pinned.name, ek.name)) return;
+      throw new TpmBusError(
+        'ek-mismatch',
+        `pinning the EK on ${this.description}`,
+        `the EK is already pinned to the ${this.#pinned.kind} EK ${toHex(this.#pinned.name)}, not ${ek.kind} ${toHex(ek.name)}: ` +
+          'this TPM is not the one this Tpm was opened for, or the bus substituted the key',
+      );
+    }
+    this.#pinned = { kind: ek.kind, name: new Uint8Array(ek.name) };
+    if (this.#protectBus) this.#bus = new BusSession(this, this.#pinned);
+  }
+
+  /** The pinned EK, to open another Tpm on the same TPM with the same pin. */
+  get pinnedEk(): PinnedEk | undefined {
+    return this.#pinned;
+  }
+
+  /** The bus session's handle while one is started; undefined when none is (or the bus is not protected). */
+  get busSessionHandle(): number | undefined {
+    return this.#bus?.handle;
+  }
+
+  /** True when the commands that ask for it run in a salted session. */
+  get busProtected(): boolean {
+    return this.#bus !== undefined;
+  }
+
+  /** Flushes the bus session now (e.g. at the end of a round); the next protected command starts one. */
+  async endBusSession(): Promise<void> {
+    await this.#bus?.end();
   }
 
   get description(): string {
     return this.transport.description;
   }
 
-  close(): Promise<void> {
-    return this.transport.close();
+  /** Flushes the bus session (best effort: the transport may be what failed) and closes the transport. */
+  async close(): Promise<void> {
+    await this.#bus?.end().catch(() => undefined);
+    await this.transport.close();
   }
 
   async attempt(cmd: Command): Promise<Response> {
+    if (cmd.session !== undefined && this.#bus !== undefined) return this.#bus.run(cmd);
     const bytes = marshalCommand(cmd);
     const expect = { handles: cmd.responseHandles ?? 0, sessions: cmd.auths?.length ?? 0 };
     for (let attempt = 0; ; attempt++) {
@@ -85,6 +147,7 @@ export class Tpm implements CommandRunner {
   }
 
   async flush(handle: number): Promise<void> {
+    this.#bus?.forget(handle);
     await this.execute({ code: TPM_CC.FlushContext, parameters: new Writer().u32(handle).finish() });
   }
 
@@ -112,12 +175,16 @@ export class Tpm implements CommandRunner {
     return capability.eccCurves(this);
   }
 
-  readPublic(handle: number): Promise<keys.ReadPublicResult> {
-    return keys.readPublic(this, handle);
+  async readPublic(handle: number): Promise<keys.ReadPublicResult> {
+    const result = await keys.readPublic(this, handle);
+    this.#bus?.noteLoaded(handle, result.publicArea);
+    return result;
   }
 
-  createPrimaryEk(kind: 'ecc' | 'rsa'): Promise<keys.LoadedKey> {
-    return keys.createPrimaryEk(this, kind);
+  async createPrimaryEk(kind: 'ecc' | 'rsa'): Promise<keys.LoadedKey> {
+    const key = await keys.createPrimaryEk(this, kind);
+    this.#bus?.noteLoaded(key.handle, key.publicArea);
+    return key;
   }
 
   createAk(ekHandle: number): Promise<keys.CreatedKey> {
@@ -129,6 +196,8 @@ export class Tpm implements CommandRunner {
   }
 
   evictControl(handle: number, persistentHandle: number): Promise<void> {
+    this.#bus?.forget(handle);
+    this.#bus?.forget(persistentHandle);
     return keys.evictControl(this, handle, persistentHandle);
   }
 

@@ -5,7 +5,16 @@ import type { EarSigner } from '../verifier/ear.ts';
 export interface ApiContext {
   readonly gateway: Pick<
     Gateway,
-    'fleet' | 'store' | 'connections' | 'batches' | 'metrics' | 'refreshPolicy' | 'policy' | 'log'
+    | 'fleet'
+    | 'store'
+    | 'connections'
+    | 'batches'
+    | 'rollouts'
+    | 'metrics'
+    | 'events'
+    | 'refreshPolicy'
+    | 'policy'
+    | 'log'
   >;
   /** Signs the JSON form (JWT) of stored EARs. */
   readonly ear: EarSigner;

@@ -1,4 +1,5 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { gzip } from 'node:zlib';
 import { ApiError } from './errors.ts';
 
 // Request bodies and responses of the operator API: JSON in, JSON (or text) out.
@@ -81,14 +82,41 @@ export function onlyKeys(body: Record<string, unknown>, allowed: readonly string
   }
 }
 
-export function sendJson(res: ServerResponse, status: number, value: unknown): void {
-  const body = `${JSON.stringify(value)}\n`;
-  res.writeHead(status, {
+/** Bodies from this size on are gzipped for clients that accept it (the dashboard, fetch). */
+const GZIP_FROM = 2048;
+
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  value: unknown,
+  headers: OutgoingHttpHeaders = {},
+): void {
+  const body = Buffer.from(`${JSON.stringify(value)}\n`);
+  const head = {
+    ...headers,
     'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
+    vary: 'accept-encoding',
+  };
+  const plain = () => {
+    res.writeHead(status, { ...head, 'content-length': body.length });
+    res.end(body);
+  };
+  const accepts = /\bgzip\b/.test(String(res.req?.headers['accept-encoding'] ?? ''));
+  if (body.length < GZIP_FROM || !accepts) {
+    plain();
+    return;
+  }
+  // On the thread pool: a large fleet's JSON must not hold up the broker's event loop.
+  gzip(body, (err, zipped) => {
+    if (res.destroyed) return;
+    if (err) {
+      plain();
+      return;
+    }
+    res.writeHead(status, { ...head, 'content-encoding': 'gzip', 'content-length': zipped.length });
+    res.end(zipped);
   });
-  res.end(body);
 }
 
 export function sendText(res: ServerResponse, status: number, contentType: string, body: string): void {

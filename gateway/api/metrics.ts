@@ -2,9 +2,10 @@ import { REFUSAL_REASONS, type RefusalReason } from '../broker/limits.ts';
 import type { RoundRecord } from '../model.ts';
 import { POSTURES, type Posture } from '../model.ts';
 import type { AttestationObserver } from '../rounds/attestation.ts';
+import type { StoreHealth } from '../store/store.ts';
 
 // Prometheus text exposition (format 0.0.4) for the operator API's /metrics. Written out rather
-// than taken from prom-client: seven metrics, no dependency, and the gauges are read from the
+// than taken from prom-client: a few metrics, no dependency, and the gauges are read from the
 // fleet at scrape time instead of being kept in step with every change.
 
 /** Upper bounds in seconds. Appraisal is CPU time (the goal is 0.15 ms); latency includes the TPM. */
@@ -50,6 +51,7 @@ export interface FleetSnapshot {
   readonly connectedDevices: number;
   readonly postures: Iterable<Posture>;
   readonly openBatches: number;
+  readonly store: StoreHealth;
 }
 
 const escapeLabel = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
@@ -66,7 +68,10 @@ export class GatewayMetrics implements AttestationObserver {
   private readonly refusals = new Map<RefusalReason, number>(REFUSAL_REASONS.map((r) => [r, 0]));
 
   roundSettled(round: RoundRecord, appraisalMs?: number): void {
-    const result = round.codes[0] ?? (round.state === 'appraised' ? 'ok' : round.state);
+    // An appraised round without a code is `ok`, unless no claim could be made (`none`: an
+    // enrolment the store could not record).
+    const result =
+      round.codes[0] ?? (round.state !== 'appraised' ? round.state : round.status === 'none' ? 'none' : 'ok');
     this.rounds.set(result, (this.rounds.get(result) ?? 0) + 1);
     if (appraisalMs !== undefined) this.appraisal.observe(appraisalMs / 1000);
     if (round.state === 'appraised' && round.appraisedAt !== undefined)
@@ -110,6 +115,15 @@ export class GatewayMetrics implements AttestationObserver {
       '# HELP vigil_batches_open On-demand batches with rounds still pending.',
       '# TYPE vigil_batches_open gauge',
       `vigil_batches_open ${fleet.openBatches}`,
+      '# HELP vigil_store_writable 1 while the store commits, 0 from a failed commit (full disk, read-only) until one succeeds.',
+      '# TYPE vigil_store_writable gauge',
+      `vigil_store_writable ${fleet.store.writable ? 1 : 0}`,
+      '# HELP vigil_store_queued_writes Writes waiting for a commit.',
+      '# TYPE vigil_store_queued_writes gauge',
+      `vigil_store_queued_writes ${fleet.store.queued}`,
+      '# HELP vigil_store_dropped_writes_total History dropped because the store could not write and its queue was full.',
+      '# TYPE vigil_store_dropped_writes_total counter',
+      `vigil_store_dropped_writes_total ${fleet.store.dropped}`,
       '# HELP vigil_refusals_total Publishes, subscribes and connections refused by the broker, by reason (a quota, limit, deadline or access rule).',
       '# TYPE vigil_refusals_total counter',
       ...[...this.refusals].map(([r, n]) => `vigil_refusals_total{reason="${r}"} ${n}`),

@@ -1,4 +1,5 @@
 import type { ResultCode, Status } from '../../shared/protocol/index.ts';
+import type { McuView } from '../mcus/view.ts';
 import type { DeviceRecord, Posture, PostureEvent, Release, RoundRecord, RoundState } from '../model.ts';
 
 // The JSON the operator API returns (and `vigil-gateway ... --json` prints as is). Times are
@@ -47,8 +48,30 @@ export interface DeviceDetailView {
     readonly connections: number;
     readonly software: readonly { name: string; version: string; digest: string }[];
   };
+  /** Its MCU sub-attesters, as its newest appraised round left them. */
+  readonly mcus: readonly McuView[];
   readonly rounds: readonly RoundView[];
   readonly events: readonly PostureEventView[];
+}
+
+/** GET /v1/rounds/{id}/evidence: what re-verifying a round needs; bytes in base64. */
+export interface EvidenceView {
+  readonly device: string;
+  readonly round: RoundView;
+  readonly nonce: string;
+  /** B, the TLS exporter value of the connection the evidence arrived on, as the gateway computed it. */
+  readonly exporter: string;
+  readonly body: string;
+  /** TPMS_ATTEST. */
+  readonly attest: string;
+  /** TPMT_SIGNATURE. */
+  readonly sig: string;
+  /** The AK's TPMT_PUBLIC; null when neither the round nor the device has one. */
+  readonly ak: string | null;
+  /** `round`: the AK the round was checked against; `device`: the device's AK now (rounds stored before schema 4). */
+  readonly akSource: 'round' | 'device' | null;
+  /** The SHA-256 PCRs the round asked for (the quote's selection). */
+  readonly pcrs: readonly number[];
 }
 
 export interface ReleaseView {

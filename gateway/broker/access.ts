@@ -63,7 +63,8 @@ export function maySubscribe(peer: Peer, filter: string, now: number): Decision 
  */
 export function mayDeliver(peer: Peer, topic: string, direct: boolean, now: number): boolean {
   const t = parseVigilTopic(topic);
-  if (peer.kind === 'operator') return t === undefined ? topic.startsWith('app/') : t.kind === 'fleet';
+  if (peer.kind === 'operator')
+    return t === undefined ? topic.startsWith('app/') : t.kind === 'fleet' || t.kind === 'rollout';
   if (t !== undefined) return t.kind === 'in' && t.id === peer.deviceId && direct;
   return trusted(peer, now) && appTopicOwner(topic) === peer.deviceId;
 }

@@ -48,6 +48,17 @@ export interface BrokerHandlers {
    * the device hears of it on its `in` topic.
    */
   refused(refusal: BrokerRefusal, client: Client | undefined, tell: boolean): void;
+  /**
+   * Several gateways (gateway/scale): asked after the local checks whether the device may connect
+   * here now; a refusal is sent as the CONNACK return code, its reason logged.
+   */
+  mayConnect?(deviceId: string): Promise<ConnectRefusal | undefined>;
+}
+
+export interface ConnectRefusal {
+  /** 2: identifier rejected (the id is attested elsewhere); 3: server unavailable (retry later). */
+  readonly returnCode: 2 | 3;
+  readonly reason: string;
 }
 
 export interface BrokerOptions {
@@ -172,15 +183,35 @@ export async function createBroker(
         return refuse(2, `clientId must be "${username}" or "${username}.<suffix>"`);
       // aedes would otherwise take over the older connection: refused, so that nobody can evict
       // an attested connection by reusing its clientId.
-      if ((aedes as unknown as { clients: Record<string, Client> }).clients[client.id])
-        return refuse(2, `clientId ${client.id} is connected already; use a fresh suffix`);
-      const full = handlers.makeRoom(username);
-      // 3 (server unavailable): the device may try again once its older connections are gone.
-      if (full !== undefined) return refuse(3, { reason: 'device-connections', why: full });
-      deviceOf.set(client, username);
-      sessions.opened(client.id, username, client.clean);
-      handlers.deviceConnected(client, deviceLink(client, client.conn as tls.TLSSocket, username), username);
-      return done(null, true);
+      const taken = () => (aedes as unknown as { clients: Record<string, Client> }).clients[client.id];
+      if (taken()) return refuse(2, `clientId ${client.id} is connected already; use a fresh suffix`);
+      const admit = () => {
+        if (client.closed) return refuse(3, 'the connection closed during CONNECT');
+        if (taken()) return refuse(2, `clientId ${client.id} is connected already; use a fresh suffix`);
+        const full = handlers.makeRoom(username);
+        // 3 (server unavailable): the device may try again once its older connections are gone.
+        if (full !== undefined) return refuse(3, { reason: 'device-connections', why: full });
+        deviceOf.set(client, username);
+        sessions.opened(client.id, username, client.clean);
+        handlers.deviceConnected(
+          client,
+          deviceLink(client, client.conn as tls.TLSSocket, username),
+          username,
+        );
+        return done(null, true);
+      };
+      if (!handlers.mayConnect) return admit();
+      handlers.mayConnect(username).then(
+        (refusal) => {
+          if (!refusal) return admit();
+          log.info(
+            { client: client.id, returnCode: refusal.returnCode, why: refusal.reason },
+            'CONNECT refused',
+          );
+          done(authError(refusal.returnCode, refusal.reason), false);
+        },
+        (err: Error) => done(authError(3, `cannot admit a connection now (${err.message}); retry`), false),
+      );
     },
     authorizePublish(client, packet, done) {
       const peer = client && peerOf(client);

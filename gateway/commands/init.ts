@@ -19,24 +19,35 @@ export async function init(args: string[]): Promise<number> {
       host: { type: 'string', multiple: true },
       port: { type: 'string' },
       'api-port': { type: 'string' },
+      database: { type: 'string' },
+      redis: { type: 'string' },
+      'gateway-id': { type: 'string' },
+      'health-port': { type: 'string' },
     },
     false,
   );
   const dir = gatewayDir(v.dir);
   const mqttPort = port(v.port, '--port');
   const apiPort = port(v['api-port'], '--api-port');
+  const healthPort = port(v['health-port'], '--health-port');
   const config = initGateway({
     dir,
     hosts: v.host ?? [],
     ...(mqttPort !== undefined && { mqttPort }),
     ...(apiPort !== undefined && { apiPort }),
+    ...(v.database !== undefined && { database: v.database }),
+    ...(v.redis !== undefined && { redis: v.redis }),
+    ...(v['gateway-id'] !== undefined && { gatewayId: v['gateway-id'] }),
+    ...(healthPort !== undefined && { healthPort }),
   });
   const token = readFileSync(config.operatorToken, 'utf8').trim();
   process.stdout.write(
     `Gateway directory ready: ${config.dir}\n\n` +
       `  CA certificate devices pin: ${config.caCert}\n` +
       `  policy:                     ${config.policy} (admission: allowlist)\n` +
-      `  operator token:             ${config.operatorToken}\n\n` +
+      `  operator token:             ${config.operatorToken}\n` +
+      `  viewer token (read-only):   ${config.viewerToken}\n` +
+      `  dashboard:                  http://${config.api.host}:${config.api.port}/ (sign in with a token)\n\n` +
       'Next steps:\n' +
       `  1. Copy ${config.caCert} to each device and run there:\n` +
       `       vigil-agent init --gateway mqtts://<this host>:${config.mqtt.port} --ca ca.pem --tpm device:/dev/tpmrm0\n` +

@@ -7,6 +7,7 @@ import {
   manifestDigest,
   parseManifest,
 } from '../../shared/protocol/software-manifest.ts';
+import type { ReleaseManifestView } from '../api/routes/releases.ts';
 import type { ReleaseView } from '../api/views.ts';
 import { client, parse, TARGET_OPTIONS, UsageError } from './args.ts';
 import { ago, json, table } from './output.ts';
@@ -50,8 +51,18 @@ function releaseOf(positionals: string[], manifest: string | undefined) {
   }
 }
 
+// Releases as signed files (keygen, pack, verify, import), loaded only when used.
+const FILE_COMMANDS: Record<string, () => Promise<(args: string[]) => Promise<number>>> = {
+  keygen: async () => (await import('./release-bundle.ts')).keygen,
+  pack: async () => (await import('./release-bundle.ts')).pack,
+  verify: async () => (await import('./release-bundle.ts')).verify,
+  import: async () => (await import('./release-bundle.ts')).importRelease,
+};
+
 export async function release(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
+  const file = sub === undefined ? undefined : FILE_COMMANDS[sub];
+  if (file) return (await file())(rest);
   const { values, positionals } = parse(rest, {
     ...TARGET_OPTIONS,
     manifest: { type: 'string' },
@@ -74,14 +85,21 @@ export async function release(args: string[]): Promise<number> {
     }
     case 'list': {
       const { releases } = await api.request<{ releases: ReleaseView[] }>('GET', '/v1/releases');
-      if (values.json) process.stdout.write(json(releases));
+      const { manifests } = await api.request<{ manifests: ReleaseManifestView[] }>(
+        'GET',
+        '/v1/releases/manifests',
+      );
+      // SEQ: the release came from a signed bundle (release import); `-`: registered by digest.
+      const seq = (r: ReleaseView) =>
+        manifests.find((m) => m.name === r.name && m.version === r.version && m.digest === r.digest)?.seq;
+      if (values.json) process.stdout.write(json(releases.map((r) => ({ ...r, seq: seq(r) ?? null }))));
       else if (releases.length === 0)
         process.stdout.write('No releases registered (policy.json may list more).\n');
       else
         process.stdout.write(
           table(
-            ['NAME', 'VERSION', 'DIGEST', 'ADDED'],
-            releases.map((r) => [r.name, r.version, r.digest, ago(r.addedAt)]),
+            ['NAME', 'VERSION', 'SEQ', 'DIGEST', 'ADDED'],
+            releases.map((r) => [r.name, r.version, String(seq(r) ?? '-'), r.digest, ago(r.addedAt)]),
           ),
         );
       return 0;
@@ -98,7 +116,7 @@ export async function release(args: string[]): Promise<number> {
     }
     default:
       throw new UsageError(
-        `release takes add, list or remove, got ${sub === undefined ? 'nothing' : `"${sub}"`}`,
+        `release takes keygen, pack, verify, import, add, list or remove, got ${sub === undefined ? 'nothing' : `"${sub}"`}`,
       );
   }
 }

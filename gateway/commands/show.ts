@@ -47,6 +47,25 @@ export async function show(args: string[]): Promise<number> {
       ]),
     ),
   );
+  if (v.mcus.length > 0) {
+    const m0 = v.mcus[0]!;
+    process.stdout.write(`\nMCUs (round ${m0.round.slice(0, 12)}, appraised ${iso(m0.appraisedAt)})\n`);
+    process.stdout.write(
+      table(
+        ['SUBMODULE', 'STATUS', 'CODE', 'MODEL', 'FIRMWARE', 'IDENTITY', 'ON FAILURE', 'DETAIL'],
+        v.mcus.map((m) => [
+          m.submodule,
+          m.status,
+          m.code ?? '-',
+          m.model ?? '-',
+          m.firmware ? `${m.firmware.slice(0, 16)}…` : '-',
+          m.identity ? `${m.identity.slice(0, 16)}…` : '-',
+          m.onFailure,
+          m.detail ?? '',
+        ]),
+      ),
+    );
+  }
   process.stdout.write('\nPosture events\n');
   process.stdout.write(
     table(

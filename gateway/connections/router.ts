@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import {
   type DeviceMessage,
-  decodeDeviceMessage,
+  decodeFromDevice,
   type ErrorCode,
   ProtocolError,
 } from '../../shared/protocol/index.ts';
@@ -53,7 +53,7 @@ export class MessageRouter {
     if (conn.closed) return;
     let message: DeviceMessage;
     try {
-      message = decodeDeviceMessage(payload, { maxPayload: this.maxPayload() });
+      message = decodeFromDevice(payload, { maxPayload: this.maxPayload() });
     } catch (e) {
       if (!(e instanceof ProtocolError)) throw e;
       this.refuse(conn, e.code, e.detail);

@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { DEFAULT_MAX_PAYLOAD, PCR_COUNT } from '../../shared/protocol/index.ts';
+import { defaultMcuPolicy, type McuPolicySettings, parseMcuPolicy } from '../mcus/policy.ts';
 import { COMMENT_KEY, Field, PolicyError } from './json-fields.ts';
 import {
   type ConnectionLimits,
@@ -69,6 +70,10 @@ export interface Policy {
   readonly maxPayload: number;
   /** How long settled rounds (with their evidence) are kept, days. */
   readonly retention: { readonly roundsDays: number };
+  /** MCU sub-attesters: reference firmware, what a failing one does to its device, expected slots. */
+  readonly mcus: McuPolicySettings;
+  /** Rollouts: the gateway-wide rate at which artifact bytes go out, so attestation keeps its share. */
+  readonly rollouts: { readonly artifactBytesPerSecond: number };
   /** Deadlines and limits of connections (hello, keepalive, per device, per address). */
   readonly connections: ConnectionLimits;
   /** What one device may hold in the broker. */
@@ -107,6 +112,10 @@ export function defaultPolicy(): Policy {
     // A round keeps its evidence (about 1 KB) so it can be re-verified; at a 5-minute interval
     // that is about 0.3 MB per device a day, so a week is 2 MB per device.
     retention: { roundsDays: 7 },
+    mcus: defaultMcuPolicy(),
+    // 4 MiB/s: a 20 MB release reaches 100 devices in about 8 minutes, and a round's few hundred
+    // bytes never wait behind a chunk for long.
+    rollouts: { artifactBytesPerSecond: 4 * 1024 * 1024 },
     connections: defaultConnectionLimits(),
     quotas: defaultDeviceQuotas(),
   };
@@ -121,6 +130,8 @@ const KEYS = [
   'allowSim',
   'maxPayload',
   'retention',
+  'mcus',
+  'rollouts',
   'connections',
   'quotas',
 ] as const;
@@ -236,6 +247,19 @@ export function parsePolicy(json: unknown, source: string): Policy {
     retention: parseRetention(m.get('retention')),
     connections: parseConnectionLimits(m.get('connections')),
     quotas: parseDeviceQuotas(m.get('quotas')),
+    mcus: parseMcuPolicy(m.get('mcus')),
+    rollouts: parseRollouts(m.get('rollouts')),
+  };
+}
+
+function parseRollouts(f: Field | undefined): Policy['rollouts'] {
+  const d = defaultPolicy().rollouts;
+  if (!f) return d;
+  const m = f.object(['artifactBytesPerSecond']);
+  return {
+    artifactBytesPerSecond:
+      m.get('artifactBytesPerSecond')?.integer(65_536, 10 * 1024 * 1024 * 1024, 'bytes/s') ??
+      d.artifactBytesPerSecond,
   };
 }
 

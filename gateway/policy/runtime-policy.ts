@@ -1,7 +1,9 @@
 import { createHash, type X509Certificate } from 'node:crypto';
+import type { McuAdmission } from '../mcus/model.ts';
 import type { Release } from '../model.ts';
 import { entriesAdmitting } from '../store/allowlist.ts';
 import type { AdmissionPolicy } from '../verifier/admission.ts';
+import { McuPolicy } from '../verifier/mcu-policy.ts';
 import { ReferenceValues } from '../verifier/reference-values.ts';
 import type { ConnectionLimits, DeviceQuotas, Policy } from './policy.ts';
 
@@ -25,6 +27,10 @@ export interface RuntimePolicy {
   readonly quotas: DeviceQuotas;
   readonly admission: AdmissionPolicy;
   readonly reference: ReferenceValues;
+  /** MCU sub-attesters: admissions, reference firmware, expected slots, what a failure does. */
+  readonly mcus: McuPolicy;
+  /** Policy `rollouts.artifactBytesPerSecond`. */
+  readonly artifactBytesPerSecond: number;
 }
 
 export function buildRuntimePolicy(
@@ -32,6 +38,7 @@ export function buildRuntimePolicy(
   ekCas: readonly X509Certificate[],
   releases: readonly Release[],
   allowlist: readonly string[],
+  mcuAdmissions: readonly McuAdmission[] = [],
 ): RuntimePolicy {
   const admitted = new Set(allowlist);
   const software = [
@@ -55,5 +62,7 @@ export function buildRuntimePolicy(
       isAllowlisted: (ekHash) => entriesAdmitting(ekHash).some((e) => admitted.has(e)),
     },
     reference: new ReferenceValues(pcrRefs, software),
+    mcus: new McuPolicy(policy.mcus, mcuAdmissions),
+    artifactBytesPerSecond: policy.rollouts.artifactBytesPerSecond,
   };
 }

@@ -19,6 +19,11 @@ export interface PostureNotice {
 export interface FleetHooks {
   /** Called on every posture change, after it was stored. */
   postureChanged(notice: PostureNotice): void;
+  /**
+   * Several gateways (gateway/scale): whether this gateway turns this device stale when its
+   * expiry comes due (one gateway of the fleet does). Absent: always.
+   */
+  mayLapse?(id: string): boolean;
 }
 
 /**
@@ -125,7 +130,7 @@ export class Fleet {
     const timer = this.clock.after(expires + this.graceMs() - this.clock.now(), () => {
       this.expiries.delete(d.id);
       const current = this.devices.get(d.id);
-      if (current) this.apply(current, { kind: 'lapsed', expires });
+      if (current && (this.hooks.mayLapse?.(d.id) ?? true)) this.apply(current, { kind: 'lapsed', expires });
     });
     this.expiries.set(d.id, timer);
   }

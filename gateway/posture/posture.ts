@@ -33,6 +33,13 @@ export const FAILURE_SOURCE: Readonly<Record<ResultCode, FailureSource>> = {
   'sw-not-allowed': 'device',
   'ima-violation': 'device',
   'firmware-changed': 'device',
+  // A sub-attester's evidence travels in the body the enrolled AK signed on this connection.
+  'mcu-absent': 'device',
+  'mcu-malformed': 'device',
+  'mcu-identity-unknown': 'device',
+  'mcu-signature-invalid': 'device',
+  'mcu-binding-mismatch': 'device',
+  'mcu-firmware-changed': 'device',
   stale: 'silence',
 };
 

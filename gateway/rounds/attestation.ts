@@ -10,16 +10,19 @@ import type { DeviceRecord, RoundRecord } from '../model.ts';
 import type { RuntimePolicy } from '../policy/runtime-policy.ts';
 import type { Fleet } from '../posture/fleet.ts';
 import { type Standing, trustedUntil } from '../posture/posture.ts';
-import type { StoreWriter } from '../store/store.ts';
+import type { Store, StoreWriter } from '../store/store.ts';
 import { type Appraisal, appraise } from '../verifier/appraise.ts';
 import type { EarSigner } from '../verifier/ear.ts';
 import { checkHello, recordFromHello } from '../verifier/hello.ts';
+import { appraiseRoundMcus, type McuRoundOutcome, NO_MCUS } from '../verifier/mcu-round.ts';
+import { emptyVector, type TrustVector } from '../verifier/trust-vector.ts';
 import { PeriodicRounds } from './periodic.ts';
 import { planRound } from './round-plan.ts';
 
 export interface AttestationDeps {
   readonly fleet: Fleet;
-  readonly store: StoreWriter;
+  /** Writes; `flush` makes an enrolment durable before it is affirmed. */
+  readonly store: StoreWriter & Pick<Store, 'flush'>;
   readonly connections: Connections;
   readonly replies: Replies;
   readonly policy: () => RuntimePolicy;
@@ -36,6 +39,32 @@ export interface AttestationObserver {
   roundIssued?(round: RoundRecord): void;
   roundSettled?(round: RoundRecord, appraisalMs?: number): void;
 }
+
+/** A round answered with evidence on its connection, and the CPU time its appraisal took. */
+interface Answered {
+  readonly conn: DeviceConnection;
+  readonly round: ActiveRound;
+  readonly evidence: Evidence;
+  /** The MCU sub-attesters the body carried, appraised once the quote vouched for it. */
+  readonly mcus: McuRoundOutcome;
+  readonly appraisalMs: number;
+}
+
+/** What a round concluded, as the result, the EAR and the stored round say it. */
+interface Verdict {
+  readonly status: Status;
+  readonly trust: TrustVector;
+  readonly codes: ResultCode[];
+  readonly expires: number;
+  readonly detail: string | undefined;
+}
+
+/** The AK a successful activation enrols: the round's candidate. */
+const enrolledAk = (round: ActiveRound, now: number): NonNullable<DeviceRecord['ak']> => ({
+  publicArea: round.akPublicArea,
+  name: objectName(round.akPublicArea),
+  enrolledAt: now,
+});
 
 /** The stored form of a round, from what the connection keeps in memory: no read-back. */
 const roundRecord = (conn: DeviceConnection, r: ActiveRound): RoundRecord => ({
@@ -121,9 +150,15 @@ export class Attestation {
 
   /**
    * Issues a round on this connection, or returns the one already in flight (a device quotes one
-   * round at a time; a batch simply waits for that answer).
+   * round at a time; a batch simply waits for that answer). `roundId`: the id another gateway
+   * chose when it asked for this round (gateway/scale), instead of a fresh one.
    */
-  start(conn: DeviceConnection, reason: RoundReason, batchId?: string): ActiveRound | undefined {
+  start(
+    conn: DeviceConnection,
+    reason: RoundReason,
+    batchId?: string,
+    roundId?: string,
+  ): ActiveRound | undefined {
     const hello = conn.hello;
     if (!hello || conn.closed) return undefined;
     const inFlight = conn.rounds.values().next();
@@ -132,6 +167,7 @@ export class Attestation {
     const { round, challenge } = planRound({
       reason,
       ...(batchId && { batchId }),
+      ...(roundId && { id: roundId }),
       hello,
       device: this.deps.fleet.get(conn.deviceId)!,
       pcrs: policy.pcrs,
@@ -200,72 +236,139 @@ export class Attestation {
       this.deps.replies.refuse(conn, 'malformed', appraisal.detail, evidence.round);
       return;
     }
+    // The MCUs the body carries are sub-attesters: appraised only once the quote vouched for it.
+    const policy = this.deps.policy();
+    const mcus = appraisal.ok
+      ? appraiseRoundMcus(
+          {
+            claims: appraisal.claims.mcus,
+            nonce: round.nonce,
+            deviceId: conn.deviceId,
+            labels: device.labels,
+          },
+          policy.mcus,
+          policy.id,
+        )
+      : NO_MCUS;
     conn.rounds.settle(id, 'answered');
-    this.conclude(conn, round, evidence, appraisal, device, performance.now() - started);
+    this.conclude(
+      { conn, round, evidence, mcus, appraisalMs: performance.now() - started },
+      appraisal,
+      device,
+    );
   }
 
-  private conclude(
-    conn: DeviceConnection,
-    round: ActiveRound,
-    evidence: Evidence,
-    a: Appraisal,
-    device: DeviceRecord,
-    appraisalMs: number,
-  ): void {
+  private conclude(x: Answered, a: Appraisal, device: DeviceRecord): void {
+    if (!(a.ok && x.round.activation)) {
+      this.record(x, a, device);
+      return;
+    }
+    // A new enrolment is never affirmed unless it is stored: the AK is committed before anything
+    // trusts it, so no device holds an EAR for an enrolment the gateway could forget (a full disk,
+    // a crash before the write-behind commit). Every other write stays write-behind.
+    this.deps.fleet.save({ ...device, ak: enrolledAk(x.round, this.deps.clock.now()) });
+    this.deps.store.flush().then(
+      () => this.record(x, a, this.deps.fleet.get(device.id)!),
+      (err: Error) => this.notEnrolled(x, device.ak, err),
+    );
+  }
+
+  /** The appraisal becomes posture, the round's record, the result and the next round. */
+  private record(x: Answered, a: Appraisal, device: DeviceRecord): void {
+    const { conn, round } = x;
     const { fleet, log, clock } = this.deps;
     const policy = this.deps.policy();
     const now = clock.now();
-    const codes: ResultCode[] = a.ok ? [] : [a.code];
-    const expires = a.ok ? now + policy.expiryMs : now;
-    conn.trustedUntil = trustedUntil({ status: a.status, expires }, policy.admitWarning);
+    // An MCU the policy makes the device's own can fail a device whose quote passed.
+    const mcuFailure = x.mcus.deviceFailure;
+    const status = mcuFailure ? 'contraindicated' : a.status;
+    const codes: ResultCode[] = !a.ok ? [a.code] : mcuFailure ? [mcuFailure.code] : [];
+    const expires = status === 'contraindicated' ? now : now + policy.expiryMs;
+    conn.trustedUntil = trustedUntil({ status, expires }, policy.admitWarning);
     if (a.ok) {
       conn.attest();
-      // The attested connection's hello becomes the device's record, with the AK it just
-      // activated (when it did) and what the quote established.
+      // The attested connection's hello becomes the device's record, with what the quote
+      // established (the AK it activated, if it did, is already in the record).
       const updated: DeviceRecord = {
         ...recordFromHello(device, conn.hello!, now),
-        ...(round.activation && {
-          ak: { publicArea: round.akPublicArea, name: objectName(round.akPublicArea), enrolledAt: now },
-        }),
         clock: { ...a.clock, at: round.issuedAt },
         swLog: a.swLog,
       };
       if (round.activation) log.info({ device: device.id }, 'AK activated and enrolled');
       if (a.rebooted) log.info({ device: device.id, resetCount: a.clock.resetCount }, 'device rebooted');
-      fleet.apply(updated, { kind: 'appraised', status: a.status, expires }, round.id);
+      fleet.apply(
+        updated,
+        mcuFailure
+          ? { kind: 'refused', code: mcuFailure.code, standing: this.standing(conn) }
+          : { kind: 'appraised', status: a.status, expires },
+        round.id,
+      );
       this.retireOlderConnections(conn);
     } else {
       fleet.apply(device, { kind: 'refused', code: a.code, standing: this.standing(conn) }, round.id);
     }
     const detail = a.ok
-      ? a.rebooted
-        ? 'device rebooted (resetCount increased); software log replayed from 0'
-        : undefined
+      ? (mcuFailure?.detail ??
+        (a.rebooted ? 'device rebooted (resetCount increased); software log replayed from 0' : undefined))
       : a.detail;
+    this.settle(x, { status, trust: a.trust, codes, expires, detail });
+  }
+
+  /**
+   * The store could not commit an enrolment: the record goes back to the AK it had (the queued
+   * enrolment is replaced by it, so it is never committed), the device is answered `none`, and
+   * its next round asks for the activation again.
+   */
+  private notEnrolled(x: Answered, previousAk: DeviceRecord['ak'], err: Error): void {
+    const { ak: _enrolled, ...current } = this.deps.fleet.get(x.conn.deviceId)!;
+    this.deps.fleet.save(previousAk ? { ...current, ak: previousAk } : current);
+    const detail = `not affirmed: the gateway could not store the enrolment (${err.message}); the next round activates again`;
+    this.deps.log.error({ device: x.conn.deviceId, round: x.round.id, err: err.message }, detail);
+    const verdict: Verdict = {
+      status: 'none',
+      trust: emptyVector(),
+      codes: [],
+      expires: this.deps.clock.now(),
+      detail,
+    };
+    this.settle(x, verdict);
+  }
+
+  /** Signs the EAR, stores the appraised round, answers `result` and arms the next round. */
+  private settle({ conn, round, evidence, mcus, appraisalMs }: Answered, o: Verdict): void {
+    const now = this.deps.clock.now();
     const ear = this.deps.ear.sign({
       deviceId: conn.deviceId,
-      status: a.status,
-      trust: a.trust,
-      codes,
+      status: o.status,
+      trust: o.trust,
+      codes: o.codes,
       nonce: round.nonce,
       issuedAt: now,
-      expires,
-      policyId: policy.id,
+      expires: o.expires,
+      policyId: this.deps.policy().id,
       verifierBuild: this.deps.version,
+      submods: mcus.submods,
     });
     const record: RoundRecord = {
       ...roundRecord(conn, round),
       state: 'appraised',
-      status: a.status,
-      codes,
-      ...(detail && { detail }),
-      evidence: { exporter: round.exporter, body: evidence.body, attest: evidence.attest, sig: evidence.sig },
+      status: o.status,
+      codes: o.codes,
+      ...(o.detail && { detail: o.detail }),
+      evidence: {
+        exporter: round.exporter,
+        body: evidence.body,
+        attest: evidence.attest,
+        sig: evidence.sig,
+        ak: round.akPublicArea,
+      },
       appraisedAt: now,
       ear,
+      ...(mcus.results.length > 0 && { mcus: mcus.results }),
     };
     this.deps.store.saveRound(record);
     this.deps.observe?.roundSettled?.(record, appraisalMs);
-    this.sendResult(conn, round, a.status, codes, expires, ear);
+    this.sendResult(conn, round, o.status, o.codes, o.expires, ear);
     this.#periodic.schedule(conn);
   }
 

@@ -24,6 +24,14 @@ export interface BatchDeps {
     batchId: string,
   ) => ActiveRound | undefined;
   readonly completed?: (id: string, durationMs: number) => void;
+  /**
+   * Several gateways (gateway/scale): a round asked of whichever gateway holds a device this one
+   * has no connection to; the batch waits for it like for its own. Undefined: unreachable.
+   */
+  readonly requestElsewhere?: (
+    deviceId: string,
+    batchId: string,
+  ) => { readonly id: string; readonly deadlineAt: number } | undefined;
   readonly clock: Clock;
   readonly random: Random;
   readonly log: Logger;
@@ -94,7 +102,9 @@ export class BatchTracker implements AttestationObserver {
     let deadlineAt = now;
     for (const deviceId of deviceIds) {
       const conn = this.deps.askable(deviceId);
-      const round = conn && this.deps.startRound(conn, 'on-demand', id);
+      const round = conn
+        ? this.deps.startRound(conn, 'on-demand', id)
+        : this.deps.requestElsewhere?.(deviceId, id);
       if (round === undefined) {
         unreachable.push(deviceId);
         continue;
@@ -130,13 +140,18 @@ export class BatchTracker implements AttestationObserver {
   }
 
   roundSettled(round: RoundRecord): void {
-    const batches = this.waiting.get(round.id);
+    this.settledElsewhere(round.id);
+  }
+
+  /** A round a batch here may wait for settled on another gateway, or was withdrawn. */
+  settledElsewhere(roundId: string): void {
+    const batches = this.waiting.get(roundId);
     if (!batches) return;
-    this.waiting.delete(round.id);
+    this.waiting.delete(roundId);
     const now = this.deps.clock.now();
     for (const id of batches) {
       const open = this.open.get(id);
-      open?.pending.delete(round.id);
+      open?.pending.delete(roundId);
       if (open && open.pending.size === 0) this.complete(id, open.createdAt, now);
     }
   }

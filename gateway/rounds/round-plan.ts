@@ -12,6 +12,8 @@ import type { DeviceRecord } from '../model.ts';
 export interface RoundPlanInput {
   readonly reason: RoundReason;
   readonly batchId?: string;
+  /** The round's id when it was chosen beforehand (a round asked of the fleet); else random. */
+  readonly id?: string;
   readonly hello: HelloContext;
   readonly device: DeviceRecord;
   /** The policy's PCRs. */
@@ -36,7 +38,7 @@ export function planRound(i: RoundPlanInput): { readonly round: ActiveRound; rea
     i.reason === 'onboard' || i.device.swLog === undefined || i.device.reasons.includes('log-mismatch');
   const logs = { sw: fromScratch ? 0 : i.device.swLog!.count };
   const round: ActiveRound = {
-    id: toHex(i.random(16)),
+    id: i.id ?? toHex(i.random(16)),
     nonce,
     exporter: i.exporter(nonce),
     pcrs,

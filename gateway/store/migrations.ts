@@ -18,6 +18,9 @@ export interface Migration {
   readonly sql: string;
 }
 
+/** PRAGMA application_id of a Vigil store ('VIGL', set by migration 4): how restore recognises one. */
+export const APPLICATION_ID = 0x5649474c;
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -129,7 +132,79 @@ export const MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
+    // Releases imported from signed bundles (gateway/releases/import.ts); the artifact itself is a
+    // file under the gateway directory, content-addressed by its SHA-256.
     version: 4,
+    description: 'signed release manifests and their artifacts',
+    sql: `
+      CREATE TABLE release_manifests (
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        digest TEXT NOT NULL,
+        kid TEXT NOT NULL,
+        manifest BLOB NOT NULL,
+        artifact_sha256 TEXT NOT NULL,
+        artifact_size INTEGER NOT NULL,
+        artifact_path TEXT NOT NULL,
+        imported_at INTEGER NOT NULL,
+        PRIMARY KEY (name, seq),
+        UNIQUE (name, version)
+      ) STRICT;
+    `,
+  },
+  {
+    version: 5,
+    description:
+      "a round's AK (what re-verifies its quote after a re-enrolment); the file marked as a Vigil store",
+    sql: `
+      ALTER TABLE rounds ADD COLUMN ak_public BLOB;
+      PRAGMA application_id = ${APPLICATION_ID};
+    `,
+  },
+  {
+    // MCU sub-attesters (docs/protocol.md §8): admitted identities, optionally bound to one
+    // device, and what each round's appraisal concluded about each MCU (JSON, by slot).
+    version: 6,
+    description: 'MCU admissions; the MCU results of a round',
+    sql: `
+      CREATE TABLE mcu_admissions (
+        identity TEXT PRIMARY KEY,
+        device_id TEXT,
+        note TEXT,
+        admitted_at INTEGER NOT NULL
+      ) STRICT;
+      ALTER TABLE rounds ADD COLUMN mcus TEXT;
+    `,
+  },
+  {
+    // The rollout engine (gateway/rollouts/): each rollout's whole state after every step, and the
+    // release each swarm committed per software (its anti-rollback floor).
+    version: 7,
+    description: 'rollouts and swarm floors',
+    sql: `
+      CREATE TABLE rollouts (
+        id TEXT PRIMARY KEY,
+        swarm TEXT NOT NULL,
+        phase TEXT NOT NULL,
+        state TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX rollouts_by_swarm ON rollouts(swarm, updated_at);
+
+      CREATE TABLE swarm_floors (
+        swarm TEXT NOT NULL,
+        name TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        digest TEXT NOT NULL,
+        rollout TEXT NOT NULL,
+        committed_at INTEGER NOT NULL,
+        PRIMARY KEY (swarm, name)
+      ) STRICT;
+    `,
+  },
+  {
+    version: 8,
     description: "the wall time of a device's recorded TPM clock, to judge how far the clock may have run",
     sql: `
       ALTER TABLE devices ADD COLUMN clock_at INTEGER;

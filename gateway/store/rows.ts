@@ -6,6 +6,7 @@ import type {
   Status,
   SwPcr,
 } from '../../shared/protocol/index.ts';
+import type { McuRoundResult } from '../mcus/model.ts';
 import type {
   BatchRecord,
   ClockState,
@@ -172,6 +173,9 @@ export interface RoundRow {
   sig: Buffer | null;
   appraised_at: number | null;
   ear: Buffer | null;
+  ak_public: Buffer | null;
+  /** JSON: what each MCU sub-attester's appraisal concluded; null when none was appraised. */
+  mcus: string | null;
 }
 
 export function roundToRow(r: RoundRecord): RoundRow {
@@ -197,6 +201,8 @@ export function roundToRow(r: RoundRecord): RoundRow {
     sig: e ? bytesIn(e.sig) : null,
     appraised_at: r.appraisedAt ?? null,
     ear: r.ear ? bytesIn(r.ear) : null,
+    ak_public: e?.ak ? bytesIn(e.ak) : null,
+    mcus: r.mcus ? JSON.stringify(r.mcus) : null,
   };
 }
 
@@ -223,10 +229,12 @@ export function roundFromRow(r: RoundRow): RoundRecord {
       body: bytesOut(r.body),
       attest: bytesOut(r.attest),
       sig: bytesOut(r.sig),
+      ...(r.ak_public && { ak: bytesOut(r.ak_public) }),
     };
   }
   if (r.appraised_at !== null) out.appraisedAt = r.appraised_at;
   if (r.ear !== null) out.ear = bytesOut(r.ear);
+  if (r.mcus !== null) out.mcus = JSON.parse(r.mcus) as McuRoundResult[];
   return out;
 }
 

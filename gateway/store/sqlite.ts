@@ -1,14 +1,32 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { mkdirSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
+import type { McuAdmission } from '../mcus/model.ts';
 import type { BatchRecord, DeviceRecord, PostureEvent, Release, RoundRecord } from '../model.ts';
+import type { ReleaseManifestRecord } from '../releases/model.ts';
+import type { Rollout } from '../rollouts/model.ts';
 import { allowlistEntry } from './allowlist.ts';
-import { migrate } from './migrations.ts';
+import type { McuAdmissionRow } from './mcu-admission-rows.ts';
+import { migrate, SCHEMA_VERSION } from './migrations.ts';
+import type { ReleaseManifestRow } from './release-manifest-rows.ts';
+import type { RolloutRow, SwarmFloor, SwarmFloorRow } from './rollout-rows.ts';
 import type { BatchRow, DeviceRow, PostureEventRow, ReleaseRow, RoundRow } from './rows.ts';
-import type { Store } from './store.ts';
-import { ALLOWLIST, BATCHES, DEVICES, POSTURE_EVENTS, RELEASES, ROUNDS, type Table } from './tables.ts';
-import { type Write, WriteQueue } from './write-queue.ts';
-
+import { backupDatabase, StoreFileError } from './sqlite-file.ts';
+import type { Store, StoreHealth } from './store.ts';
+import {
+  ALLOWLIST,
+  BATCHES,
+  DEVICES,
+  MCU_ADMISSIONS,
+  POSTURE_EVENTS,
+  RELEASE_MANIFESTS,
+  RELEASES,
+  ROLLOUTS,
+  ROUNDS,
+  SWARM_FLOORS,
+  type Table,
+} from './tables.ts';
+import { type QueueEvent, type Write, WriteQueue } from './write-queue.ts';
 // The embedded posture store: SQLite through better-sqlite3 (v12; v13 crashes Node 20).
 //
 // Durability: WAL with synchronous=NORMAL. A committed transaction survives the death of the
@@ -21,6 +39,12 @@ import { type Write, WriteQueue } from './write-queue.ts';
 // it reads is still queued. So the verifier looking up a round per evidence, or admitting a storm
 // of reconnecting devices, does not turn a batch back into a commit per device. Hot paths should
 // still keep their own state and mostly write; loadDevices() at start is the intended pattern.
+//
+// When the database cannot write (SQLITE_FULL, a read-only file system), the queue keeps the
+// writes and retries (write-queue.ts); lookups by key, the allowlist and the releases still
+// include queued writes, while the history lists (recent rounds, posture events) answer from
+// what is committed: late, never wrong. flush() then refuses at once, so that whoever needs a
+// write to be durable before acting (an enrolment) learns it cannot be.
 
 export interface SqliteStoreOptions {
   /** Longest a write waits for its commit, in ms (default 20). */
@@ -30,11 +54,23 @@ export interface SqliteStoreOptions {
   /** 'NORMAL' (default) survives process crashes; 'FULL' also OS crashes, slower. */
   readonly synchronous?: 'NORMAL' | 'FULL';
   /**
-   * Hears of writes the database refused (a round for an unknown device, say) and of background
-   * commits that failed as a whole. Default: a process warning. Never throws into the caller of
-   * a later, unrelated operation.
+   * Hears of writes the database refused (a round for an unknown device, say); the rest of their
+   * batch is committed. Default: a process warning. Commits that fail as a whole (the database
+   * cannot write) go to onHealthChange instead: those writes are kept and retried.
    */
   readonly onWriteError?: (err: Error) => void;
+  /**
+   * Writes kept while the database cannot write; past it history is dropped, routine rounds first
+   * (write-queue.ts). Default 20,000: about 100 MB of queued rounds with their evidence
+   * (measured: 4.8 KB each, the record and its row).
+   */
+  readonly maxQueued?: number;
+  /** Longest pause between retries while commits fail, ms (default 5000). */
+  readonly maxRetryMs?: number;
+  /** Hears when commits start failing, when history starts being dropped, and when commits succeed again. */
+  readonly onHealthChange?: (event: QueueEvent, health: StoreHealth) => void;
+  /** The clock of the health's times (default Date.now). */
+  readonly now?: () => number;
 }
 
 export interface StoreStats {
@@ -48,6 +84,28 @@ export interface StoreStats {
   readonly failedWrites: number;
   /** Writes waiting for a commit. */
   readonly queued: number;
+  /** Writes dropped because the queue was over its bound while commits failed. */
+  readonly dropped: number;
+}
+
+/** The store cannot write now; what it was asked to make durable is still queued. */
+export class StoreUnavailableError extends Error {
+  constructor(
+    file: string,
+    readonly reason: string,
+  ) {
+    super(`posture store ${file} cannot write (${reason}); writes are queued and retried`);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+/** What `backup` wrote. */
+export interface BackupInfo {
+  readonly file: string;
+  readonly bytes: number;
+  readonly schemaVersion: number;
+  /** Writes still queued (not in the backup) because the store could not commit them. */
+  readonly uncommitted: number;
 }
 
 /** Writes of one flush that the database refused; the flush committed all the others. */
@@ -124,8 +182,33 @@ function prepareStatements(db: Database.Database) {
     removeRelease: db.prepare<[string, string]>('DELETE FROM releases WHERE name = ? AND version = ?'),
     releases: db.prepare<[], ReleaseRow>('SELECT * FROM releases ORDER BY name, added_at, version'),
 
+    insertReleaseManifest: db.prepare<[ReleaseManifestRow]>(
+      insertSql(RELEASE_MANIFESTS.name, RELEASE_MANIFESTS.columns),
+    ),
+    releaseManifests: db.prepare<[], ReleaseManifestRow>(
+      'SELECT * FROM release_manifests ORDER BY name, seq',
+    ),
+    releaseManifestsOf: db.prepare<[string], ReleaseManifestRow>(
+      'SELECT * FROM release_manifests WHERE name = ? ORDER BY seq',
+    ),
+    releaseManifest: db.prepare<[string, number], ReleaseManifestRow>(
+      'SELECT * FROM release_manifests WHERE name = ? AND seq = ?',
+    ),
+
+    admitMcu: upsert(MCU_ADMISSIONS),
+    revokeMcu: db.prepare<[string]>('DELETE FROM mcu_admissions WHERE identity = ?'),
+    mcuAdmissions: db.prepare<[], McuAdmissionRow>('SELECT * FROM mcu_admissions ORDER BY identity'),
+
     upsertBatch: upsert(BATCHES),
     batch: db.prepare<[string], BatchRow>('SELECT * FROM batches WHERE id = ?'),
+
+    upsertRollout: upsert(ROLLOUTS),
+    rollout: db.prepare<[string], RolloutRow>('SELECT * FROM rollouts WHERE id = ?'),
+    rollouts: db.prepare<[], RolloutRow>('SELECT * FROM rollouts ORDER BY updated_at DESC, rowid DESC'),
+    upsertSwarmFloor: upsert(SWARM_FLOORS),
+    swarmFloors: db.prepare<[string], SwarmFloorRow>(
+      'SELECT * FROM swarm_floors WHERE swarm = ? ORDER BY name',
+    ),
   };
 }
 
@@ -136,6 +219,7 @@ export class SqliteStore implements Store {
   private readonly onWriteError: (err: Error) => void;
   private closed = false;
   private counters = { commits: 0, writes: 0, failedWrites: 0 };
+  private pendingFlush: Promise<void> | undefined;
 
   /** Open (creating when absent) and migrate the store in `file`; ':memory:' for a throwaway one. */
   readonly describe: string;
@@ -171,8 +255,14 @@ export class SqliteStore implements Store {
           this.onWriteError(new StoreWriteError(refused));
         }
       },
-      { flushDelayMs: options.flushDelayMs ?? 20, maxBatch: options.maxBatch ?? 1000 },
-      (err) => this.onWriteError(err instanceof Error ? err : new Error(String(err))),
+      {
+        flushDelayMs: options.flushDelayMs ?? 20,
+        maxBatch: options.maxBatch ?? 1000,
+        maxQueued: options.maxQueued ?? 20_000,
+        maxRetryMs: options.maxRetryMs ?? 5000,
+        now: options.now ?? Date.now,
+      },
+      (event) => options.onHealthChange?.(event, this.health()),
     );
   }
 
@@ -194,9 +284,19 @@ export class SqliteStore implements Store {
     return refused;
   }
 
-  private write(table: string, what: string, run: () => void, key?: string, record?: unknown): void {
+  private write(
+    table: string,
+    what: string,
+    run: () => void,
+    key?: string,
+    record?: unknown,
+    shed?: 1 | 2,
+  ): void {
     if (this.closed) throw new Error(`posture store ${this.file} is closed: cannot ${what}`);
-    this.queue.push(record === undefined ? { table, what, run } : { table, what, run, record }, key);
+    this.queue.push(
+      { table, what, run, ...(record !== undefined && { record }), ...(shed !== undefined && { shed }) },
+      key,
+    );
   }
 
   /** The record a queued upsert with this key will write, read without a commit. */
@@ -205,10 +305,13 @@ export class SqliteStore implements Store {
     return this.queue.queued(key)?.record as T | undefined;
   }
 
-  /** Make queued writes to these tables visible before reading them. */
+  /**
+   * Make queued writes to these tables visible before reading them. While commits fail, reads
+   * answer from what is committed instead of retrying a commit per read.
+   */
   private readable(...tables: string[]): void {
     this.open();
-    if (this.queue.pendingFor(...tables)) this.queue.flush();
+    if (this.queue.pendingFor(...tables) && !this.queue.failing) this.queue.flush();
   }
 
   private open(): void {
@@ -216,7 +319,22 @@ export class SqliteStore implements Store {
   }
 
   stats(): StoreStats {
-    return { ...this.counters, coalesced: this.queue.coalesced, queued: this.queue.length };
+    return {
+      ...this.counters,
+      coalesced: this.queue.coalesced,
+      queued: this.queue.length,
+      dropped: this.queue.dropped,
+    };
+  }
+
+  health(): StoreHealth {
+    return {
+      writable: !this.queue.failing,
+      queued: this.queue.length,
+      dropped: this.queue.dropped,
+      failingSince: this.queue.failingSince ?? null,
+      lastError: this.queue.lastError ?? null,
+    };
   }
 
   // Writer: queued, synchronous.
@@ -228,39 +346,89 @@ export class SqliteStore implements Store {
 
   saveRound(r: RoundRecord): void {
     const row = ROUNDS.toRow(r);
-    this.write('rounds', `saveRound ${r.id}`, () => this.sql.upsertRound.run(row), roundKey(r.id), r);
+    // Routine rounds are the first history dropped when the queue is over its bound.
+    const shed = r.activate ? 2 : 1;
+    this.write('rounds', `saveRound ${r.id}`, () => this.sql.upsertRound.run(row), roundKey(r.id), r, shed);
   }
 
   addPostureEvent(e: PostureEvent): void {
     const row = POSTURE_EVENTS.toRow(e);
-    this.write('posture_events', `addPostureEvent ${e.deviceId}`, () => this.sql.insertPostureEvent.run(row));
+    const what = `addPostureEvent ${e.deviceId}`;
+    this.write('posture_events', what, () => this.sql.insertPostureEvent.run(row), undefined, undefined, 2);
   }
 
   saveBatch(b: BatchRecord): void {
     const row = BATCHES.toRow(b);
-    this.write('batches', `saveBatch ${b.id}`, () => this.sql.upsertBatch.run(row), `batch ${b.id}`);
+    this.write('batches', `saveBatch ${b.id}`, () => this.sql.upsertBatch.run(row), batchKey(b.id), b);
   }
 
   admit(ekHashOrDeviceId: string, note?: string): void {
     const entry = allowlistEntry(ekHashOrDeviceId);
     const row = { entry, note: note ?? null, admitted_at: Date.now() };
-    this.write('allowlist', `admit ${entry}`, () => this.sql.admit.run(row), `allowlist ${entry}`);
+    const change: AllowlistChange = { entry, admitted: true };
+    this.write('allowlist', `admit ${entry}`, () => this.sql.admit.run(row), `allowlist ${entry}`, change);
   }
 
   revoke(ekHashOrDeviceId: string): void {
     const entry = allowlistEntry(ekHashOrDeviceId);
-    this.write('allowlist', `revoke ${entry}`, () => this.sql.revoke.run(entry), `allowlist ${entry}`);
+    const change: AllowlistChange = { entry, admitted: false };
+    this.write(
+      'allowlist',
+      `revoke ${entry}`,
+      () => this.sql.revoke.run(entry),
+      `allowlist ${entry}`,
+      change,
+    );
   }
 
   addRelease(r: Release): void {
     const row = RELEASES.toRow(r);
     const what = `addRelease ${r.name} ${r.version}`;
-    this.write('releases', what, () => this.sql.upsertRelease.run(row), releaseKey(r.name, r.version));
+    const change: ReleaseChange = { name: r.name, version: r.version, release: r };
+    this.write(
+      'releases',
+      what,
+      () => this.sql.upsertRelease.run(row),
+      releaseKey(r.name, r.version),
+      change,
+    );
   }
 
   removeRelease(name: string, version: string): void {
     const what = `removeRelease ${name} ${version}`;
-    this.write('releases', what, () => this.sql.removeRelease.run(name, version), releaseKey(name, version));
+    const change: ReleaseChange = { name, version, release: undefined };
+    const run = () => this.sql.removeRelease.run(name, version);
+    this.write('releases', what, run, releaseKey(name, version), change);
+  }
+
+  addReleaseManifest(r: ReleaseManifestRecord): void {
+    const row = RELEASE_MANIFESTS.toRow(r);
+    const what = `addReleaseManifest ${r.name} seq ${r.seq}`;
+    this.write('release_manifests', what, () => this.sql.insertReleaseManifest.run(row));
+  }
+
+  admitMcu(a: McuAdmission): void {
+    const row = MCU_ADMISSIONS.toRow(a);
+    const what = `admitMcu ${a.identity}`;
+    this.write('mcu_admissions', what, () => this.sql.admitMcu.run(row), mcuKey(a.identity));
+  }
+
+  revokeMcu(identity: string): void {
+    const what = `revokeMcu ${identity}`;
+    this.write('mcu_admissions', what, () => this.sql.revokeMcu.run(identity), mcuKey(identity));
+  }
+
+  saveRollout(r: Rollout): void {
+    const row = ROLLOUTS.toRow(r);
+    const what = `saveRollout ${r.spec.id}`;
+    this.write('rollouts', what, () => this.sql.upsertRollout.run(row), `rollout ${r.spec.id}`, r);
+  }
+
+  saveSwarmFloor(f: SwarmFloor): void {
+    const row = SWARM_FLOORS.toRow(f);
+    const what = `saveSwarmFloor ${f.swarm} ${f.name}`;
+    const key = `swarm floor ${JSON.stringify([f.swarm, f.name])}`;
+    this.write('swarm_floors', what, () => this.sql.upsertSwarmFloor.run(row), key);
   }
 
   // Queries: SQLite answers at once; each sees the writes made before it.
@@ -289,8 +457,17 @@ export class SqliteStore implements Store {
   }
 
   async rounds(ids: readonly string[]): Promise<RoundRecord[]> {
-    this.readable('rounds');
-    return this.sql.rounds.all(JSON.stringify(ids)).map(ROUNDS.fromRow);
+    // Keyed like round(id): each id from the queue when it is queued, the rest in one query.
+    this.open();
+    const found: RoundRecord[] = [];
+    const rest: string[] = [];
+    for (const id of ids) {
+      const queued = this.queuedRecord<RoundRecord>(roundKey(id));
+      if (queued) found.push(queued);
+      else rest.push(id);
+    }
+    if (rest.length > 0) found.push(...this.sql.rounds.all(JSON.stringify(rest)).map(ROUNDS.fromRow));
+    return found;
   }
 
   async pendingRounds(): Promise<RoundRecord[]> {
@@ -318,36 +495,129 @@ export class SqliteStore implements Store {
     return this.sql.postureEvents.all(deviceId, limit).map(POSTURE_EVENTS.fromRow);
   }
 
+  // The allowlist and the releases make the runtime policy: a revocation while the store cannot
+  // write must still apply, so these reads lay what is queued over what is committed.
+
   async admitted(): Promise<string[]> {
     this.readable('allowlist');
-    return this.sql.admitted.all().map((r) => r.entry);
+    const entries = new Set(this.sql.admitted.all().map((r) => r.entry));
+    for (const w of this.queue.queuedFor('allowlist')) {
+      const change = w.record as AllowlistChange;
+      if (change.admitted) entries.add(change.entry);
+      else entries.delete(change.entry);
+    }
+    return [...entries].sort();
   }
 
   async releases(): Promise<Release[]> {
     this.readable('releases');
-    return this.sql.releases.all().map(RELEASES.fromRow);
+    const releases = this.sql.releases.all().map(RELEASES.fromRow);
+    const queued = this.queue.queuedFor('releases').map((w) => w.record as ReleaseChange);
+    if (queued.length === 0) return releases;
+    const key = (r: { name: string; version: string }) => releaseKey(r.name, r.version);
+    const changed = new Set(queued.map(key));
+    return [
+      ...releases.filter((r) => !changed.has(key(r))),
+      ...queued.flatMap((c) => (c.release ? [c.release] : [])),
+    ].sort(byNameTimeVersion);
+  }
+
+  async releaseManifests(name?: string): Promise<ReleaseManifestRecord[]> {
+    this.readable('release_manifests');
+    const rows = name === undefined ? this.sql.releaseManifests.all() : this.sql.releaseManifestsOf.all(name);
+    return rows.map(RELEASE_MANIFESTS.fromRow);
+  }
+
+  async releaseManifest(name: string, seq: number): Promise<ReleaseManifestRecord | undefined> {
+    this.readable('release_manifests');
+    const row = this.sql.releaseManifest.get(name, seq);
+    return row && RELEASE_MANIFESTS.fromRow(row);
   }
 
   async batch(id: string): Promise<BatchRecord | undefined> {
-    this.readable('batches');
+    const queued = this.queuedRecord<BatchRecord>(batchKey(id));
+    if (queued) return queued;
+    this.open();
     const row = this.sql.batch.get(id);
     return row && BATCHES.fromRow(row);
   }
 
+  async mcuAdmissions(): Promise<McuAdmission[]> {
+    this.readable('mcu_admissions');
+    return this.sql.mcuAdmissions.all().map(MCU_ADMISSIONS.fromRow);
+  }
+
+  async rollout(id: string): Promise<Rollout | undefined> {
+    const queued = this.queuedRecord<Rollout>(`rollout ${id}`);
+    if (queued) return queued;
+    this.open();
+    const row = this.sql.rollout.get(id);
+    return row && ROLLOUTS.fromRow(row);
+  }
+
+  async rollouts(): Promise<Rollout[]> {
+    this.readable('rollouts');
+    return this.sql.rollouts.all().map(ROLLOUTS.fromRow);
+  }
+
+  async swarmFloors(swarm: string): Promise<SwarmFloor[]> {
+    this.readable('swarm_floors');
+    return this.sql.swarmFloors.all(swarm).map(SWARM_FLOORS.fromRow);
+  }
+
   async pruneRounds(before: number, limit: number): Promise<number> {
+    // A delete needs the disk too: nothing is pruned until commits succeed again.
+    if (this.queue.failing) return 0;
     // Queued writes first, so that a queued update cannot bring back a round deleted here.
     this.readable('rounds');
     return this.sql.pruneRounds.run(before, limit).changes;
   }
 
-  async flush(): Promise<void> {
-    this.flushNow();
+  /**
+   * Commits what is queued. Callers within one turn of the event loop share one commit (a storm
+   * of enrolments stays a handful of transactions). While commits fail it rejects at once with
+   * StoreUnavailableError: the queue's own retries find out when the disk is back.
+   */
+  flush(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    if (this.queue.failing)
+      return Promise.reject(new StoreUnavailableError(this.file, this.queue.lastError?.message ?? 'unknown'));
+    this.pendingFlush ??= new Promise<void>((resolve, reject) => {
+      setImmediate(() => {
+        this.pendingFlush = undefined;
+        try {
+          this.flushNow();
+          resolve();
+        } catch (err) {
+          reject(new StoreUnavailableError(this.file, err instanceof Error ? err.message : String(err)));
+        }
+      });
+    });
+    return this.pendingFlush;
   }
 
   /** The synchronous commit SQLite allows (tests and the shutdown path). */
   flushNow(): void {
     if (this.closed) return;
     this.queue.flush();
+  }
+
+  /**
+   * A consistent copy of the database in `file` (sqlite-file.ts): the gateway keeps writing
+   * meanwhile. Queued writes are committed first when the store can write; while it cannot, the
+   * copy holds what is committed and `uncommitted` says how much is not. Refuses an existing file.
+   */
+  async backup(file: string): Promise<BackupInfo> {
+    this.open();
+    if (resolve(file) === resolve(this.file)) throw new StoreFileError(`${file} is the live database itself`);
+    if (!this.queue.failing) this.flushNow();
+    await backupDatabase(this.db, file);
+    return {
+      file,
+      bytes: statSync(file).size,
+      schemaVersion: SCHEMA_VERSION,
+      uncommitted: this.queue.length,
+    };
   }
 
   async integrityCheck(): Promise<string> {
@@ -372,13 +642,39 @@ export class SqliteStore implements Store {
   }
 }
 
-// Queue keys: saves with the same key coalesce, and a keyed lookup reads the queued record.
-function deviceKey(id: string): string {
+/** The order of the releases query (SQLite compares text by bytes, as `<` does). */
+function byNameTimeVersion(a: Release, b: Release): number {
+  const text = (x: string, y: string) => (x < y ? -1 : x > y ? 1 : 0);
+  return text(a.name, b.name) || a.addedAt - b.addedAt || text(a.version, b.version);
+}
+
+/** A queued allowlist write, as reads lay it over the committed entries. */
+interface AllowlistChange {
+  readonly entry: string;
+  readonly admitted: boolean;
+}
+
+/** A queued release write: the release registered, or undefined when it is removed. */
+interface ReleaseChange {
+  readonly name: string;
+  readonly version: string;
+  readonly release: Release | undefined;
+}
+
+// Queue keys (shared with postgres.ts): saves with the same key coalesce, and a keyed lookup reads
+// the queued record.
+export function deviceKey(id: string): string {
   return `device ${id}`;
 }
-function roundKey(id: string): string {
+export function roundKey(id: string): string {
   return `round ${id}`;
 }
-function releaseKey(name: string, version: string): string {
+function batchKey(id: string): string {
+  return `batch ${id}`;
+}
+function mcuKey(identity: string): string {
+  return `mcu ${identity}`;
+}
+export function releaseKey(name: string, version: string): string {
   return `release ${JSON.stringify([name, version])}`;
 }

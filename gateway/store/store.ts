@@ -1,4 +1,8 @@
+import type { McuAdmission } from '../mcus/model.ts';
 import type { BatchRecord, DeviceRecord, PostureEvent, Release, RoundRecord } from '../model.ts';
+import type { ReleaseManifestRecord } from '../releases/model.ts';
+import type { Rollout } from '../rollouts/model.ts';
+import type { SwarmFloor } from './rollout-rows.ts';
 
 // The gateway's store, as two sides with different contracts.
 //
@@ -15,12 +19,12 @@ import type { BatchRecord, DeviceRecord, PostureEvent, Release, RoundRecord } fr
 // `flush()` is the durability point: when it resolves, what was written survives a crash of the
 // process. Writes still queued when the process dies are lost; `close()` flushes.
 //
-// Several gateways on one database (the PostgreSQL store) add ownership: the gateway holding a
-// device's attested connection owns that device's live state and the rounds it issues. The
-// records here then need an owner (rounds.owner, devices.owner), a lease on that ownership that
-// another gateway may take over once it expires, and a version on device rows so that an update
-// from a gateway that lost ownership is refused rather than overwriting a newer one. SQLite has a
-// single owner by construction and stores none of it. docs/architecture.md has the plan.
+// Several gateways on one database (postgres.ts) add ownership: the gateway holding a device's
+// attested connection owns that device's live state and the rounds it issues. That engine keeps,
+// beyond these records, each round's owner (pendingRounds returns the caller's own) and a version
+// on device rows, so that an update from a gateway with an old copy is refused rather than
+// overwriting a newer one. SQLite has a single owner by construction and stores none of it.
+// docs/scale.md has the whole of it.
 
 export interface StoreWriter {
   /** Insert or replace the device with this id. */
@@ -35,6 +39,15 @@ export interface StoreWriter {
   /** Register a release; registering the same name and version again replaces its digest. */
   addRelease(r: Release): void;
   removeRelease(name: string, version: string): void;
+  /** An imported signed release; immutable: one with the same name and seq, or name and version, is refused. */
+  addReleaseManifest(r: ReleaseManifestRecord): void;
+  /** Admit an MCU identity (insert or replace: re-admitting changes its device and note). */
+  admitMcu(a: McuAdmission): void;
+  revokeMcu(identity: string): void;
+  /** Insert or replace the rollout with this id (its whole state). */
+  saveRollout(r: Rollout): void;
+  /** Insert or replace a swarm's floor for a software. */
+  saveSwarmFloor(f: SwarmFloor): void;
 }
 
 export interface StoreQueries {
@@ -54,7 +67,35 @@ export interface StoreQueries {
   /** The allowlist's entries, sorted. */
   admitted(): Promise<string[]>;
   releases(): Promise<Release[]>;
+  /** Imported signed releases, of one software or of all, by name then seq. */
+  releaseManifests(name?: string): Promise<ReleaseManifestRecord[]>;
+  releaseManifest(name: string, seq: number): Promise<ReleaseManifestRecord | undefined>;
   batch(id: string): Promise<BatchRecord | undefined>;
+  /** Admitted MCU identities, by identity. */
+  mcuAdmissions(): Promise<McuAdmission[]>;
+  rollout(id: string): Promise<Rollout | undefined>;
+  /** Every rollout, newest first. */
+  rollouts(): Promise<Rollout[]>;
+  /** A swarm's committed floors, by software name. */
+  swarmFloors(swarm: string): Promise<SwarmFloor[]>;
+}
+
+/**
+ * Whether the store can write now, for the health endpoint, metrics and logs. Every engine has
+ * these: a queue of writes not yet committed, and commits that fail as a whole (a full disk, a
+ * read-only file system, a database that went away) while the gateway goes on appraising.
+ */
+export interface StoreHealth {
+  /** False from a failed commit until the next one succeeds. */
+  readonly writable: boolean;
+  /** Writes waiting for a commit. */
+  readonly queued: number;
+  /** Writes of history dropped because commits failed while the queue was over its bound. */
+  readonly dropped: number;
+  /** When commits started failing; null while writable. */
+  readonly failingSince: number | null;
+  /** The last commit that failed (kept after recovery, so an operator sees what happened). */
+  readonly lastError: { readonly message: string; readonly at: number } | null;
 }
 
 export interface Store extends StoreWriter, StoreQueries {
@@ -65,8 +106,12 @@ export interface Store extends StoreWriter, StoreQueries {
    * rounds are kept whatever their age. Resolves with how many were deleted.
    */
   pruneRounds(before: number, limit: number): Promise<number>;
-  /** Commit every queued write. */
+  /**
+   * Commit every queued write. Rejects when the store cannot write: the writes stay queued and
+   * are retried; a caller that must not act on an unrecorded write (an enrolment) stops there.
+   */
   flush(): Promise<void>;
+  health(): StoreHealth;
   /** The engine's own consistency check: 'ok' when fine, its findings otherwise. */
   integrityCheck(): Promise<string>;
   /** Flush and release the store; further calls throw. Idempotent. */

@@ -1,4 +1,22 @@
+import type { McuAdmission } from '../mcus/model.ts';
 import type { BatchRecord, DeviceRecord, PostureEvent, Release, RoundRecord } from '../model.ts';
+import type { ReleaseManifestRecord } from '../releases/model.ts';
+import type { Rollout } from '../rollouts/model.ts';
+import { type McuAdmissionRow, mcuAdmissionFromRow, mcuAdmissionToRow } from './mcu-admission-rows.ts';
+import {
+  type ReleaseManifestRow,
+  releaseManifestFromRow,
+  releaseManifestToRow,
+} from './release-manifest-rows.ts';
+import {
+  type RolloutRow,
+  rolloutFromRow,
+  rolloutToRow,
+  type SwarmFloor,
+  type SwarmFloorRow,
+  swarmFloorFromRow,
+  swarmFloorToRow,
+} from './rollout-rows.ts';
 import {
   type BatchRow,
   batchFromRow,
@@ -24,7 +42,10 @@ import {
 export interface Table<R, Row> {
   readonly name: string;
   readonly columns: readonly (keyof Row & string)[];
-  /** Columns of the primary key; an insert with an existing key replaces every other column. */
+  /**
+   * Columns of the primary key; an insert with an existing key replaces every other column. Empty
+   * for a table that is only ever inserted into (its rows are never replaced).
+   */
   readonly key: readonly (keyof Row & string)[];
   toRow(record: R): Row;
   fromRow(row: Row): R;
@@ -84,6 +105,8 @@ export const ROUNDS: Table<RoundRecord, RoundRow> = {
     'sig',
     'appraised_at',
     'ear',
+    'ak_public',
+    'mcus',
   ],
   key: ['id'],
   toRow: roundToRow,
@@ -127,4 +150,51 @@ export const ALLOWLIST: Table<AllowlistRow, AllowlistRow> = {
   key: ['entry'],
   toRow: (r) => r,
   fromRow: (r) => r,
+};
+
+/** Imported signed releases: inserted once, never replaced (the primary key refuses a second). */
+export const RELEASE_MANIFESTS: Table<ReleaseManifestRecord, ReleaseManifestRow> = {
+  name: 'release_manifests',
+  columns: [
+    'name',
+    'version',
+    'seq',
+    'digest',
+    'kid',
+    'manifest',
+    'artifact_sha256',
+    'artifact_size',
+    'artifact_path',
+    'imported_at',
+  ],
+  key: [],
+  toRow: releaseManifestToRow,
+  fromRow: releaseManifestFromRow,
+};
+
+/** Admitted MCU identities (the MCU allowlist): one row per identity, replaced on re-admission. */
+export const MCU_ADMISSIONS: Table<McuAdmission, McuAdmissionRow> = {
+  name: 'mcu_admissions',
+  columns: ['identity', 'device_id', 'note', 'admitted_at'],
+  key: ['identity'],
+  toRow: mcuAdmissionToRow,
+  fromRow: mcuAdmissionFromRow,
+};
+
+/** Rollouts, each stored whole (its state as JSON) after every step; `phase` and `swarm` to filter on. */
+export const ROLLOUTS: Table<Rollout, RolloutRow> = {
+  name: 'rollouts',
+  columns: ['id', 'swarm', 'phase', 'state', 'updated_at'],
+  key: ['id'],
+  toRow: rolloutToRow,
+  fromRow: rolloutFromRow,
+};
+
+/** The seq each swarm committed per software (gateway/releases/floor.ts decides with it). */
+export const SWARM_FLOORS: Table<SwarmFloor, SwarmFloorRow> = {
+  name: 'swarm_floors',
+  columns: ['swarm', 'name', 'seq', 'digest', 'rollout', 'committed_at'],
+  key: ['swarm', 'name'],
+  toRow: swarmFloorToRow,
+  fromRow: swarmFloorFromRow,
 };

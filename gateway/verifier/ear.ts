@@ -9,6 +9,7 @@ import {
   type TrustVector,
 } from '../../shared/protocol/ear.ts';
 import type { ResultCode, Status } from '../../shared/protocol/index.ts';
+import { type OperateClaims, signOperateToken } from '../../shared/protocol/operate-token.ts';
 
 // The gateway's attestation results (draft-ietf-rats-ear), signed ES256 by its EAR key: as a CWT
 // in every `result` (constrained devices pay for every byte of every round), and as a JWT of the
@@ -75,6 +76,11 @@ export class EarSigner {
   /** The CWT a `result` carries. */
   sign(e: EarInput): Uint8Array {
     return signSign1(this.key, encodeEar(this.claims(e)), this.kid);
+  }
+
+  /** An `operate` command's token (PROTOCOL.md §6.2), signed with the same key as results. */
+  operateToken(c: OperateClaims): Uint8Array {
+    return signOperateToken(this.key, c);
   }
 
   /** The same claims as a JWT (ES256), for JSON tools. */

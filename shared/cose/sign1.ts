@@ -77,14 +77,30 @@ function protectedHeader(alg: CoseAlg, kid: Uint8Array): Uint8Array {
   );
 }
 
+/**
+ * Builds a COSE_Sign1 whose signature another implementation makes: `signTbs` gets the
+ * Sig_structure bytes and returns the signature (ES256: r||s over SHA-256 of them; EdDSA: over
+ * them). For keys that live outside node:crypto, such as an MCU emulator's.
+ */
+export function assembleSign1(
+  alg: CoseAlg,
+  kid: Uint8Array,
+  payload: Uint8Array,
+  signTbs: (tbs: Uint8Array) => Uint8Array,
+): Uint8Array {
+  const protectedBytes = protectedHeader(alg, kid);
+  const signature = signTbs(toBeSigned(protectedBytes, payload));
+  return encodeCbor([protectedBytes, new Map(), payload, signature]);
+}
+
 /** Signs `payload` with a private key; kid defaults to keyId of its public key. */
 export function signSign1(key: KeyObject, payload: Uint8Array, kid?: Uint8Array): Uint8Array {
   const alg = algOf(key);
-  const protectedBytes = protectedHeader(alg, kid ?? keyId(key));
-  const tbs = toBeSigned(protectedBytes, payload);
-  const signature =
-    alg === COSE_ALG.EdDSA ? sign(null, tbs, key) : sign('sha256', tbs, { key, dsaEncoding: 'ieee-p1363' });
-  return encodeCbor([protectedBytes, new Map(), payload, new Uint8Array(signature)]);
+  return assembleSign1(alg, kid ?? keyId(key), payload, (tbs) =>
+    alg === COSE_ALG.EdDSA
+      ? new Uint8Array(sign(null, tbs, key))
+      : new Uint8Array(sign('sha256', tbs, { key, dsaEncoding: 'ieee-p1363' })),
+  );
 }
 
 /** Parses a COSE_Sign1; checks its form, never its signature (see verifySign1). */

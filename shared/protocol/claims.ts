@@ -1,5 +1,6 @@
 import { encodeCbor } from '../cbor/encode.ts';
 import type { CborKey, CborValue, Encodable } from '../cbor/value.ts';
+import { readMcuClaims, writeMcuClaims } from '../mcu/claims.ts';
 import { decodeCborStrict, guard } from './envelope.ts';
 import { malformed } from './errors.ts';
 import { Fields } from './fields.ts';
@@ -10,6 +11,7 @@ import {
   type Logs,
   NONCE_BYTES,
   PCR_COUNT,
+  type SoftwareClaim,
   type SwEntry,
 } from './messages.ts';
 
@@ -56,17 +58,24 @@ function readPcrValues(f: Fields): Map<number, Uint8Array> {
   return out;
 }
 
+/** `{name, version}` of the software running now: a claim in evidence and in reports. */
+export function readSoftwareClaim(f: Fields): SoftwareClaim {
+  return { name: f.text('name', 128), version: f.text('version', 128) };
+}
+
 export function readClaims(f: Fields): Claims {
   const sw = f.fields('sw');
   const activation = f.optBytes('activation');
   const time = f.optUint('time');
+  const mcus = readMcuClaims(f);
   return {
     nonce: f.bytes('nonce', NONCE_BYTES),
     pcrs: readPcrValues(f.fields('pcrs')),
-    sw: { name: sw.text('name', 128), version: sw.text('version', 128) },
+    sw: readSoftwareClaim(sw),
     logs: readLogs(f.fields('logs')),
     ...(activation && { activation }),
     ...(time !== undefined && { time }),
+    ...(mcus && { mcus }),
   };
 }
 
@@ -90,6 +99,7 @@ export function writeClaims(c: Claims): Encodable {
     },
     activation: c.activation,
     time: c.time,
+    mcus: c.mcus && writeMcuClaims(c.mcus),
   };
 }
 

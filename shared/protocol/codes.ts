@@ -1,5 +1,9 @@
+import { MCU_RESULT_CODES } from '../mcu/codes.ts';
+
 // The result codes of vigil/1 (PROTOCOL.md §5), in appraisal order: the first failing check
 // decides. Both sides and every operator surface use exactly these strings; they are stable.
+// The MCU codes are the project's extension (docs/protocol.md §8): a sub-attester's failure,
+// appraised after the device's own checks passed, which the policy may make the device's.
 export const RESULT_CODES = [
   'malformed',
   'identity-mismatch',
@@ -19,6 +23,7 @@ export const RESULT_CODES = [
   'sw-not-allowed',
   'ima-violation',
   'firmware-changed',
+  ...MCU_RESULT_CODES,
   'stale',
 ] as const;
 

@@ -2,11 +2,13 @@ import { CborError, decodeCbor } from '../cbor/decode.ts';
 import { encodeCbor } from '../cbor/encode.ts';
 import type { CborValue } from '../cbor/value.ts';
 import { readChallenge, writeChallenge } from './challenge.ts';
+import { readCommand, writeCommand } from './command.ts';
 import { malformed, ProtocolError } from './errors.ts';
 import { readEvidence, writeEvidence } from './evidence.ts';
 import { Fields } from './fields.ts';
 import { readHello, writeHello } from './hello.ts';
-import type { DeviceMessage, GatewayMessage, Message, MessageType } from './messages.ts';
+import type { DeviceMessage, Evidence, GatewayMessage, Hello, Message, MessageType } from './messages.ts';
+import { readReport, writeReport } from './report.ts';
 import { readError, readResult, writeError, writeResult } from './result.ts';
 
 export const PROTOCOL_VERSION = 1;
@@ -35,10 +37,21 @@ const readers = {
   evidence: readEvidence,
   result: readResult,
   error: readError,
+  command: readCommand,
+  report: readReport,
 } satisfies { [T in MessageType]: (f: Fields) => Extract<Message, { t: T }> };
 
 const TYPES = Object.keys(readers) as MessageType[];
-const FROM_DEVICE: readonly MessageType[] = ['hello', 'evidence'];
+const FROM_DEVICE: readonly DeviceMessage['t'][] = ['hello', 'evidence', 'report'];
+const FROM_GATEWAY: readonly GatewayMessage['t'][] = ['challenge', 'result', 'command', 'error'];
+
+// The attestation messages alone, for a connection handler that does not take part in rollouts:
+// there a report or a command is malformed ("not in this direction"), never mistaken for another
+// message. A handler that does take part decodes with decodeFromDevice / decodeFromGateway.
+export type AttestationDeviceMessage = Hello | Evidence;
+export type AttestationGatewayMessage = Exclude<GatewayMessage, { t: 'command' }>;
+const ATTESTATION_FROM_DEVICE: readonly AttestationDeviceMessage['t'][] = ['hello', 'evidence'];
+const ATTESTATION_FROM_GATEWAY: readonly AttestationGatewayMessage['t'][] = ['challenge', 'result', 'error'];
 
 function decode(bytes: Uint8Array, allowed: readonly MessageType[], opts: DecodeOptions): Message {
   const max = opts.maxPayload ?? DEFAULT_MAX_PAYLOAD;
@@ -56,21 +69,24 @@ function decode(bytes: Uint8Array, allowed: readonly MessageType[], opts: Decode
   return readers[t](f);
 }
 
-/** Decodes a payload received on `vigil/v1/{id}/out`. Throws only ProtocolError. */
-export function decodeDeviceMessage(bytes: Uint8Array, opts: DecodeOptions = {}): DeviceMessage {
+/** Decodes a payload received on `vigil/v1/{id}/out`: hello, evidence or report. Throws only ProtocolError. */
+export function decodeFromDevice(bytes: Uint8Array, opts: DecodeOptions = {}): DeviceMessage {
   return guard(() => decode(bytes, FROM_DEVICE, opts) as DeviceMessage);
 }
 
-/** Decodes a payload received on `vigil/v1/{id}/in`. Throws only ProtocolError. */
-export function decodeGatewayMessage(bytes: Uint8Array, opts: DecodeOptions = {}): GatewayMessage {
-  return guard(
-    () =>
-      decode(
-        bytes,
-        TYPES.filter((t) => !FROM_DEVICE.includes(t)),
-        opts,
-      ) as GatewayMessage,
-  );
+/** Decodes a payload received on `vigil/v1/{id}/in`: challenge, result, command or error. Throws only ProtocolError. */
+export function decodeFromGateway(bytes: Uint8Array, opts: DecodeOptions = {}): GatewayMessage {
+  return guard(() => decode(bytes, FROM_GATEWAY, opts) as GatewayMessage);
+}
+
+/** Like decodeFromDevice, for hello and evidence only (AttestationDeviceMessage). */
+export function decodeDeviceMessage(bytes: Uint8Array, opts: DecodeOptions = {}): AttestationDeviceMessage {
+  return guard(() => decode(bytes, ATTESTATION_FROM_DEVICE, opts) as AttestationDeviceMessage);
+}
+
+/** Like decodeFromGateway, for challenge, result and error only (AttestationGatewayMessage). */
+export function decodeGatewayMessage(bytes: Uint8Array, opts: DecodeOptions = {}): AttestationGatewayMessage {
+  return guard(() => decode(bytes, ATTESTATION_FROM_GATEWAY, opts) as AttestationGatewayMessage);
 }
 
 /** Decodes any vigil/1 message regardless of direction. Throws only ProtocolError. */
@@ -101,6 +117,10 @@ function body(m: Message) {
       return writeResult(m);
     case 'error':
       return writeError(m);
+    case 'command':
+      return writeCommand(m);
+    case 'report':
+      return writeReport(m);
   }
 }
 

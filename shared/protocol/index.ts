@@ -2,9 +2,13 @@ export * from './binding.ts';
 export { decodeClaims, encodeClaims } from './claims.ts';
 export * from './codes.ts';
 export {
+  type AttestationDeviceMessage,
+  type AttestationGatewayMessage,
   DEFAULT_MAX_PAYLOAD,
   type DecodeOptions,
   decodeDeviceMessage,
+  decodeFromDevice,
+  decodeFromGateway,
   decodeGatewayMessage,
   decodeMessage,
   encodeMessage,

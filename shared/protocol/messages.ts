@@ -1,4 +1,14 @@
-import type { AttesterKind, ErrorCode, LogName, ResultCode, RoundReason, Status } from './codes.ts';
+import type { CborMap } from '../cbor/value.ts';
+import type { McuClaims } from '../mcu/claims.ts';
+import type {
+  AttesterKind,
+  ErrorCode,
+  LogName,
+  ReportCode,
+  ResultCode,
+  RoundReason,
+  Status,
+} from './codes.ts';
 
 // The messages of vigil/1 (PROTOCOL.md §2) as the codec hands them out: every field already
 // checked for presence, type and exact length, so the rest of the code never re-validates.
@@ -78,8 +88,132 @@ export interface ErrorMessage {
   readonly round?: Uint8Array;
 }
 
-export type DeviceMessage = Hello | Evidence;
-export type GatewayMessage = Challenge | Result | ErrorMessage;
+// Commands and reports (PROTOCOL.md §6.2, §6.3): one type per `op` and per report state, so that
+// a chunk without data or a `want` on a `staged` report cannot be built, let alone sent.
+
+export const COMMAND_ID_BYTES = 16;
+/** The most artifact bytes one `chunk` carries, and one `want` asks for. */
+export const MAX_CHUNK_BYTES = 65_536;
+/** A signed release manifest is a few hundred bytes; anything near this is not one. */
+export const MAX_RELEASE_MANIFEST_BYTES = 16 * 1024;
+
+export const COMMAND_OPS = ['stage', 'chunk', 'activate', 'commit', 'rollback', 'operate', 'cancel'] as const;
+export type CommandOp = (typeof COMMAND_OPS)[number];
+
+interface CommandBase {
+  readonly t: 'command';
+  /** Command id: a repeated id is answered with the state reached, never acted on twice. */
+  readonly id: Uint8Array;
+  /** The rollout it belongs to. */
+  readonly rollout: string;
+  /** Milliseconds the device has to report the outcome. */
+  readonly deadline: number;
+}
+
+export interface StageCommand extends CommandBase {
+  readonly op: 'stage';
+  /** The release manifest, a COSE_Sign1 (release-manifest.ts). */
+  readonly manifest: Uint8Array;
+}
+
+export interface ChunkCommand extends CommandBase {
+  readonly op: 'chunk';
+  /** The `stage` command this chunk serves. */
+  readonly command: Uint8Array;
+  readonly offset: number;
+  /** 1 to MAX_CHUNK_BYTES artifact bytes. */
+  readonly data: Uint8Array;
+}
+
+export interface ActivateCommand extends CommandBase {
+  readonly op: 'activate';
+  /** Device clock, Unix ms; in the past means now. */
+  readonly at: number;
+}
+
+export interface CommitCommand extends CommandBase {
+  readonly op: 'commit';
+}
+
+export interface RollbackCommand extends CommandBase {
+  readonly op: 'rollback';
+}
+
+export interface Operation {
+  /** Names the handler the device's configuration runs. */
+  readonly name: string;
+  readonly args: CborMap;
+  /** The gateway's signed release of the operation (operate-token.ts). */
+  readonly token: Uint8Array;
+}
+
+export interface OperateCommand extends CommandBase {
+  readonly op: 'operate';
+  readonly operation: Operation;
+  readonly at: number;
+}
+
+export interface CancelCommand extends CommandBase {
+  readonly op: 'cancel';
+  /** The `stage` or `operate` command to stop. */
+  readonly command: Uint8Array;
+}
+
+export type Command =
+  | StageCommand
+  | ChunkCommand
+  | ActivateCommand
+  | CommitCommand
+  | RollbackCommand
+  | OperateCommand
+  | CancelCommand;
+
+export const REPORT_STATES = [
+  'fetching',
+  'staged',
+  'activated',
+  'rolled-back',
+  'committed',
+  'done',
+  'cancelled',
+  'failed',
+] as const;
+export type ReportState = (typeof REPORT_STATES)[number];
+
+/** The next artifact bytes a device wants. */
+export interface Want {
+  readonly offset: number;
+  /** 1 to MAX_CHUNK_BYTES. */
+  readonly length: number;
+}
+
+interface ReportBase {
+  readonly t: 'report';
+  /** The command reported on (for a staging, always the `stage` command; for `cancelled`, the one stopped). */
+  readonly command: Uint8Array;
+  /** What runs now: a claim, never evidence. */
+  readonly sw: SoftwareClaim;
+  readonly detail?: string;
+}
+
+export interface FetchingReport extends ReportBase {
+  readonly state: 'fetching';
+  readonly want?: Want;
+}
+
+export interface OutcomeReport extends ReportBase {
+  readonly state: 'failed' | 'rolled-back';
+  readonly code?: ReportCode;
+}
+
+export interface ProgressReport extends ReportBase {
+  readonly state: Exclude<ReportState, FetchingReport['state'] | OutcomeReport['state']>;
+}
+
+export type Report = FetchingReport | OutcomeReport | ProgressReport;
+
+export type DeviceMessage = Hello | Evidence | Report;
+export type GatewayMessage = Challenge | Result | Command | ErrorMessage;
 export type Message = DeviceMessage | GatewayMessage;
 export type MessageType = Message['t'];
 
@@ -122,4 +256,6 @@ export interface Claims {
   readonly activation?: Uint8Array;
   /** Device clock, Unix ms; informational only. */
   readonly time?: number;
+  /** The sub-attesters' evidence, per serial slot (docs/protocol.md §8); absent without MCUs. */
+  readonly mcus?: McuClaims;
 }

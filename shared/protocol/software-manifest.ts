@@ -38,29 +38,44 @@ export class ManifestError extends Error {
 const TOKEN = /^[\x21-\x7e]{1,128}$/;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
+/** A name or version the manifest can hold: 1 to 128 printable ASCII characters, no spaces. */
+export function isManifestToken(v: string): boolean {
+  return TOKEN.test(v);
+}
+
 function checkToken(what: string, v: string): void {
-  if (!TOKEN.test(v)) {
+  if (!isManifestToken(v)) {
     throw new ManifestError(
       `manifest ${what} ${JSON.stringify(v)}: expected 1 to 128 printable ASCII characters, no spaces`,
     );
   }
 }
 
-function checkPath(p: string): void {
-  const bad =
+/**
+ * A path the manifest can name: relative, `/`-separated, no empty, `.` or `..` segment, no
+ * backslash or control character. Release archives hold exactly such paths (PROTOCOL.md §6.1).
+ */
+export function isManifestPath(p: string): boolean {
+  return !(
     p === '' ||
     p.startsWith('/') ||
     // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
     /[\x00-\x1f\x7f\\]/.test(p) ||
-    p.split('/').some((s) => s === '' || s === '.' || s === '..');
-  if (bad) {
+    p.split('/').some((s) => s === '' || s === '.' || s === '..')
+  );
+}
+
+function checkPath(p: string): void {
+  if (!isManifestPath(p)) {
     throw new ManifestError(
       `manifest path ${JSON.stringify(p)}: expected a relative /-separated path without empty, "." or ".." segments, backslashes or control characters`,
     );
   }
 }
 
-const byteOrder = (a: string, b: string) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+/** Orders paths by their UTF-8 bytes: the order of manifest lines and of release archives. */
+export const byteOrder = (a: string, b: string): number =>
+  Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 
 /** The canonical text of a manifest; refuses anything that would not parse back identically. */
 export function formatManifest(m: Manifest): string {

@@ -97,7 +97,14 @@ export const TPM_SE = { HMAC: 0x00, POLICY: 0x01, TRIAL: 0x03 } as const;
 
 export const TPM_SU = { CLEAR: 0x0000, STATE: 0x0001 } as const;
 
-export const TPMA_SESSION = { continueSession: 0x01 } as const;
+export const TPMA_SESSION = {
+  continueSession: 0x01,
+  auditExclusive: 0x02,
+  auditReset: 0x04,
+  decrypt: 0x20,
+  encrypt: 0x40,
+  audit: 0x80,
+} as const;
 
 export const TPMA_OBJECT = {
   fixedTPM: 1 << 1,

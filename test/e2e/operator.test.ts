@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
@@ -9,6 +8,7 @@ import type { DeviceConnection } from '../../gateway/connections/device-connecti
 import type { BatchProgress } from '../../gateway/rounds/batches.ts';
 import { deviceIdentity } from '../../shared/protocol/index.ts';
 import { toHex } from '../../shared/tpm/index.ts';
+import { type CliRun, gatewayCli } from '../support/cli.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
 import { eventually } from '../support/operator.ts';
 import { digestOf, ToolsDevice } from '../support/tools-device.ts';
@@ -29,33 +29,8 @@ interface Ctx {
 }
 const it = suite<Ctx>('operator CLI against three swtpm agents', { agents: [] });
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(gw: TestGateway, args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'gateway/cli.ts',
-        ...args,
-        '--dir',
-        gw.dir,
-        '--api',
-        `http://127.0.0.1:${gw.gateway.apiPort}`,
-      ],
-      { cwd: ROOT, env: { ...process.env, NO_COLOR: '1' }, timeout: 30_000 },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
+function cli(gw: TestGateway, args: string[]): Promise<CliRun> {
+  return gatewayCli(args, { dir: gw.dir, apiPort: gw.gateway.apiPort });
 }
 
 async function api<T>(gw: TestGateway, path: string): Promise<T> {

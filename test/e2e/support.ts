@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
 import pino from 'pino';
 import { type Agent, startAgent } from '../../device/agent.ts';
-import { DEFAULT_AK_HANDLE, parseGatewayUrl } from '../../device/config.ts';
+import { type AgentConfig, DEFAULT_AK_HANDLE, parseGatewayUrl } from '../../device/config.ts';
 import { measureSoftware } from '../../device/software.ts';
+import type { McuPort } from '../../firmware-shims/serial/config.ts';
 import type { Result } from '../../shared/protocol/index.ts';
 import type { TestGateway } from '../support/gateway.ts';
 import { type Swtpm, startSwtpm } from '../support/swtpm.ts';
@@ -44,8 +45,15 @@ export function waitFor<T>(
 
 /** A real agent on its own swtpm, measuring a fixed software tree, connected to the test gateway. */
 export async function startTestAgent(
-  gw: TestGateway,
-  opts: { swtpm?: Swtpm; dir?: string; logger?: Logger } = {},
+  gw: Pick<TestGateway, 'url' | 'caPath'>,
+  opts: {
+    swtpm?: Swtpm;
+    dir?: string;
+    logger?: Logger;
+    /** Settings of agent.json beyond the test defaults (release keys, say). */
+    config?: Partial<AgentConfig>;
+    mcus?: readonly McuPort[];
+  } = {},
 ): Promise<TestAgent> {
   const swtpm = opts.swtpm ?? (await startSwtpm());
   const dir = opts.dir ?? tempDir('vigil-agent-');
@@ -61,6 +69,8 @@ export async function startTestAgent(
         akHandle: DEFAULT_AK_HANDLE,
         swPcr: 14,
         logs: { ima: `${dir}/no-ima`, boot: `${dir}/no-boot` },
+        ...(opts.mcus && { mcus: opts.mcus }),
+        ...opts.config,
       },
       logger: opts.logger ?? quiet(),
       software: { ...TEST_SOFTWARE, root: TEST_SOFTWARE_ROOT },

@@ -1,13 +1,11 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
-import tls from 'node:tls';
+import { readFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { initGateway } from '../../gateway/setup/init.ts';
 import { type SimFleet, startSimFleet } from '../equipment/sim/fleet.ts';
+import { sqliteSpecific } from '../support/gateway.ts';
+import { type GatewayProcess, gatewayDir, startGatewayProcess } from '../support/gateway-process.ts';
 import { eventually, settle } from '../support/operator.ts';
-import { freePort } from '../support/ports.ts';
 import { simPolicy } from '../support/sim-devices.ts';
 import { removeDir, tempDir } from '../support/tmp.ts';
 
@@ -17,54 +15,34 @@ import { removeDir, tempDir } from '../support/tmp.ts';
 // integrity_check, the deadlines of the rounds that were in flight still fire, and every device
 // re-attests.
 
+sqliteSpecific(
+  'test/faults/sigkill.test.ts',
+  "reads vigil.db and runs SQLite's integrity_check; a gateway killed on PostgreSQL: test/scale/balancer.test.ts",
+);
+
 const COUNT = 12;
 const SILENT = 4;
 const DEADLINE_MS = 3500;
-const ROOT = new URL('../..', import.meta.url).pathname;
+const _ROOT = new URL('../..', import.meta.url).pathname;
 
 interface Ctx {
   dir: string;
   port: number;
-  child?: ChildProcess;
+  gateway?: GatewayProcess;
   fleet?: SimFleet;
 }
 const it = suite<Ctx>('gateway killed with SIGKILL');
 
 it.before(async (ctx) => {
   ctx.dir = tempDir('vigil-kill-');
-  ctx.port = await freePort();
-  initGateway({ dir: ctx.dir, hosts: ['localhost'], mqttPort: ctx.port, apiPort: 0 });
-  const json = JSON.parse(readFileSync(`${ctx.dir}/gateway.json`, 'utf8'));
-  json.mqtt.host = '127.0.0.1';
-  json.api.host = '127.0.0.1';
-  writeFileSync(`${ctx.dir}/gateway.json`, JSON.stringify(json));
-  writeFileSync(
-    `${ctx.dir}/policy.json`,
-    JSON.stringify(simPolicy({ periodicMs: 4000, deadlineMs: DEADLINE_MS })),
-  );
+  ({ port: ctx.port } = await gatewayDir(ctx.dir, simPolicy({ periodicMs: 4000, deadlineMs: DEADLINE_MS })));
 });
 
 it.after(async (ctx) => {
   await ctx.fleet?.close();
-  if (ctx.child && ctx.child.exitCode === null && ctx.child.signalCode === null) {
-    const exited = new Promise((r) => ctx.child!.once('exit', r));
-    ctx.child.kill('SIGKILL');
-    await exited;
-  }
+  await ctx.gateway?.kill();
   removeDir(ctx.dir);
 });
-
-/** Whether a TLS handshake with the gateway succeeds now. */
-function accepts(port: number, ca: Buffer): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = tls.connect({ host: '127.0.0.1', port, ca, servername: 'localhost' });
-    s.once('secureConnect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
 
 interface Snapshot {
   devices: { id: string; ak: string; posture: string }[];
@@ -101,7 +79,7 @@ function integrity(dir: string): string {
 
 it('kill -9 mid-round: nothing committed lost, integrity ok, deadlines kept, every device re-attests', async (ctx) => {
   const ca = readFileSync(`${ctx.dir}/ca.pem`);
-  await spawnAndWait(ctx, ca);
+  ctx.gateway = await startGatewayProcess(ctx.dir, ctx.port);
   const fleet = startSimFleet({
     url: `mqtts://localhost:${ctx.port}`,
     ca,
@@ -125,11 +103,8 @@ it('kill -9 mid-round: nothing committed lost, integrity ok, deadlines kept, eve
   assert.is(before.devices.length, COUNT);
   assert.ok(before.devices.every((d) => d.ak.length > 0 && d.posture === 'affirming'));
 
-  const child = ctx.child!;
-  const killed = new Promise((r) => child.once('exit', r));
-  child.kill('SIGKILL');
-  await killed;
-  assert.is(child.signalCode, 'SIGKILL');
+  await ctx.gateway!.kill();
+  assert.is(ctx.gateway!.child.signalCode, 'SIGKILL');
 
   assert.is(integrity(ctx.dir), 'ok', 'the database passes integrity_check after the kill');
   const after = snapshot(ctx.dir);
@@ -148,7 +123,7 @@ it('kill -9 mid-round: nothing committed lost, integrity ok, deadlines kept, eve
   // Restart; the silent devices answer again. Every device re-attests on a new connection.
   for (const d of fleet.devices) d.silent = false;
   const counts = fleet.devices.map((d) => d.resultCount);
-  await spawnAndWait(ctx, ca);
+  ctx.gateway = await startGatewayProcess(ctx.dir, ctx.port);
   await eventually(
     () => fleet.devices.every((d, i) => d.resultCount > counts[i]! && d.lastResult?.status === 'affirming'),
     'every device re-attests after the restart',
@@ -166,36 +141,5 @@ it('kill -9 mid-round: nothing committed lost, integrity ok, deadlines kept, eve
   );
   assert.is(integrity(ctx.dir), 'ok');
 });
-
-/** Starts the gateway CLI as a child process; resolves once it accepts TLS connections. */
-async function spawnAndWait(ctx: Ctx, ca: Buffer): Promise<void> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      'gateway/cli.ts',
-      'start',
-      '--dir',
-      ctx.dir,
-      '--port',
-      String(ctx.port),
-      '--api-port',
-      '0',
-    ],
-    { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  ctx.child = child;
-  const until = Date.now() + 20_000;
-  while (!(await accepts(ctx.port, ca))) {
-    if (child.exitCode !== null) throw new Error(`gateway exited with ${child.exitCode}: ${stderr}`);
-    if (Date.now() > until) throw new Error(`gateway did not listen within 20 s: ${stderr}`);
-    await settle(100);
-  }
-}
 
 it.run();

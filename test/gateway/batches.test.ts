@@ -12,20 +12,20 @@ it.before.each((ctx) => {
 });
 it.after.each((ctx) => ctx.h.dispose());
 
-function attested(h: RoundsHarness, seed: string) {
+async function attested(h: RoundsHarness, seed: string) {
   const a = new SimAttester({ seed });
   const l = h.connect(a);
   l.deliver(a.hello());
-  l.answer();
+  await l.answer();
   return l;
 }
 
 it('answered, silent and unreachable devices: progress from the store, done at the deadline', async ({
   h,
 }) => {
-  const answering = attested(h, 'b/1');
-  const silent = attested(h, 'b/2');
-  const away = attested(h, 'b/3');
+  const answering = await attested(h, 'b/1');
+  const silent = await attested(h, 'b/2');
+  const away = await attested(h, 'b/3');
   h.close(away.conn);
   const ids = [answering.conn.deviceId, silent.conn.deviceId, away.conn.deviceId];
   const batch = h.batches.start({ all: true }, ids);
@@ -48,7 +48,7 @@ it('answered, silent and unreachable devices: progress from the store, done at t
 });
 
 it('a device with a round in flight joins the batch with that round', async ({ h }) => {
-  const l = attested(h, 'b/4');
+  const l = await attested(h, 'b/4');
   const inFlight = h.attestation.start(l.conn, 'periodic')!;
   const batch = h.batches.start({ ids: [l.conn.deviceId] }, [l.conn.deviceId]);
   assert.equal(batch.rounds, [inFlight.id]);

@@ -54,6 +54,8 @@ test('an empty policy is the default policy, and the default is what the docs pr
     allowSim: false,
     maxPayload: 1024 * 1024,
     retention: { roundsDays: 7 },
+    mcus: { firmware: {}, onFailure: 'submodule', slots: {}, models: {}, expect: [] },
+    rollouts: { artifactBytesPerSecond: 4 * 1024 * 1024 },
     connections: { helloTimeoutMs: 15_000, keepaliveMaxS: 1200, perDevice: 4, unattestedPerAddress: 1000 },
     quotas: {
       subscriptions: 32,
@@ -90,6 +92,7 @@ test('a full policy parses; hex is normalised; expiry follows the interval unles
       allowSim: true,
       maxPayload: 4096,
       retention: { roundsDays: 30 },
+      rollouts: { artifactBytesPerSecond: 1_000_000 },
       connections: { helloTimeoutMs: 2000, keepaliveMaxS: 60, perDevice: 2, unattestedPerAddress: 10 },
       quotas: {
         subscriptions: 4,
@@ -113,6 +116,8 @@ test('a full policy parses; hex is normalised; expiry follows the interval unles
     allowSim: true,
     maxPayload: 4096,
     retention: { roundsDays: 30 },
+    mcus: { firmware: {}, onFailure: 'submodule', slots: {}, models: {}, expect: [] },
+    rollouts: { artifactBytesPerSecond: 1_000_000 },
     connections: { helloTimeoutMs: 2000, keepaliveMaxS: 60, perDevice: 2, unattestedPerAddress: 10 },
     quotas: { subscriptions: 4, retainedMessages: 0, retainedBytes: 0, queuedMessages: 8, queuedBytes: 4096 },
   } satisfies Policy);
@@ -140,6 +145,11 @@ const WRONG: [unknown, string, RegExp][] = [
   [{ quotas: { subscriptions: -1 } }, 'quotas.subscriptions', /from 0 to 10000, got -1/],
   [{ quotas: { retainedBytes: -1 } }, 'quotas.retainedBytes', /whole number of bytes from 0/],
   [{ quotas: { queuedMessages: '64' } }, 'quotas.queuedMessages', /got "64"/],
+  [
+    { rollouts: { artifactBytesPerSecond: 1000 } },
+    'rollouts.artifactBytesPerSecond',
+    /bytes\/s from 65536 to 10737418240, got 1000/,
+  ],
   [{ admission: 'open' }, 'admission', /expected an object with keys mode, ekCa, got "open"/],
   [
     { admission: { mode: 'tofu' } },

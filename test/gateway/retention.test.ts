@@ -1,17 +1,14 @@
-import { join } from 'node:path';
 import pino from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startRetention } from '../../gateway/store/retention.ts';
-import { SqliteStore } from '../../gateway/store/sqlite.ts';
-import { removeDir, tempDir } from '../support/tmp.ts';
+import { openTestStore } from '../support/gateway.ts';
 import { appraisedRound, DEVICE_ID, fullDevice, pendingRound, roundId } from './fixtures/store-records.ts';
 
 const DAY = 24 * 60 * 60 * 1000;
 
 test('the retention job deletes settled rounds past the policy days, in steps, and keeps the rest', async () => {
-  const dir = tempDir('retention');
-  const store = new SqliteStore(join(dir, 'v.db'));
+  const { store, close } = await openTestStore();
   const retention = startRetention(store, () => 7, pino({ level: 'silent' }), 60_000);
   try {
     store.saveDevice(fullDevice());
@@ -28,8 +25,7 @@ test('the retention job deletes settled rounds past the policy days, in steps, a
     assert.is(await retention.run(), 0);
   } finally {
     retention.close();
-    store.closeNow();
-    removeDir(dir);
+    await close();
   }
 });
 

@@ -12,7 +12,7 @@ it.before.each((ctx) => {
 });
 it.after.each((ctx) => ctx.h.dispose());
 
-it('hello → onboarding round with activate → answered → affirming, attested, trusted until expiry', ({
+it('hello → onboarding round with activate → answered → affirming, attested, trusted until expiry', async ({
   h,
 }) => {
   const a = new SimAttester({ seed: 'r/1' });
@@ -25,7 +25,7 @@ it('hello → onboarding round with activate → answered → affirming, atteste
   assert.ok(c.activate, 'no AK enrolled yet: the round activates it');
   assert.is(h.fleet.get(l.conn.deviceId)?.posture, 'enrolling');
   h.clock.advance(100);
-  l.answer();
+  await l.answer();
   const r = last(l, 'result');
   assert.is(r.status, 'affirming');
   assert.is(l.conn.phase, 'attested');
@@ -35,13 +35,13 @@ it('hello → onboarding round with activate → answered → affirming, atteste
   assert.ok(d.ak, 'AK enrolled');
 });
 
-it('the periodic round comes on the same connection, without activate; a replayed answer is round-replayed', ({
+it('the periodic round comes on the same connection, without activate; a replayed answer is round-replayed', async ({
   h,
 }) => {
   const a = new SimAttester({ seed: 'r/2' });
   const l = h.connect(a);
   l.deliver(a.hello());
-  l.answer();
+  await l.answer();
   const onboard = l.lastChallenge();
   // The first periodic delay is spread over the second half of an interval.
   h.clock.advanceUntil(() => l.lastChallenge() !== onboard, TIMING.periodicMs);
@@ -56,13 +56,13 @@ it('the periodic round comes on the same connection, without activate; a replaye
   assert.is(last(l, 'error').code, 'round-replayed', 'an older settled round too');
 });
 
-it('silence: at the deadline the round is stale, the attested device stale, the connection untrusted', ({
+it('silence: at the deadline the round is stale, the attested device stale, the connection untrusted', async ({
   h,
 }) => {
   const a = new SimAttester({ seed: 'r/3' });
   const l = h.connect(a);
   l.deliver(a.hello());
-  l.answer();
+  await l.answer();
   const round = h.attestation.start(l.conn, 'on-demand')!;
   h.clock.advance(TIMING.deadlineMs - 1);
   assert.is(h.fleet.get(l.conn.deviceId)?.posture, 'affirming');
@@ -105,11 +105,11 @@ it('messages out of order get unexpected-message; a round never issued here is r
   assert.is(last(l, 'error').code, 'round-unknown', "another connection's round");
 });
 
-it('a round goes to the attested connection, not to a newer one past hello (a twin)', ({ h }) => {
+it('a round goes to the attested connection, not to a newer one past hello (a twin)', async ({ h }) => {
   const a = new SimAttester({ seed: 'r/6' });
   const honest = h.connect(a);
   honest.deliver(a.hello());
-  honest.answer();
+  await honest.answer();
   const twin = h.connect(a);
   twin.deliver(a.hello());
   assert.is(h.connections.askable(a.hello().ek && honest.conn.deviceId), honest.conn);
@@ -122,11 +122,11 @@ it('a round goes to the attested connection, not to a newer one past hello (a tw
   assert.is(h.connections.askable(honest.conn.deviceId), twin.conn);
 });
 
-it('a failure on an unattested connection does not spoil a device trusted elsewhere', ({ h }) => {
+it('a failure on an unattested connection does not spoil a device trusted elsewhere', async ({ h }) => {
   const a = new SimAttester({ seed: 'r/7' });
   const honest = h.connect(a);
   honest.deliver(a.hello());
-  honest.answer();
+  await honest.answer();
   const twin = h.connect(a);
   twin.deliver(a.hello());
   const c = twin.lastChallenge();
@@ -136,16 +136,16 @@ it('a failure on an unattested connection does not spoil a device trusted elsewh
   assert.ok(honest.conn.trustedUntil > h.clock.now());
 });
 
-it('once a newer connection attests, older ones are closed; their rounds are abandoned', ({ h }) => {
+it('once a newer connection attests, older ones are closed; their rounds are abandoned', async ({ h }) => {
   const a = new SimAttester({ seed: 'r/8' });
   const first = h.connect(a);
   first.deliver(a.hello());
-  first.answer();
+  await first.answer();
   h.attestation.start(first.conn, 'on-demand');
   h.clock.advance(10);
   const second = h.connect(a);
   second.deliver(a.hello());
-  second.answer();
+  await second.answer();
   assert.ok(first.conn.closed, 'the older connection is retired');
   assert.ok(
     h.settled.some((r) => r.state === 'abandoned' && r.reason === 'on-demand'),

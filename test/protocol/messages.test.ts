@@ -5,6 +5,8 @@ import type { Encodable } from '../../shared/cbor/value.ts';
 import {
   decodeClaims,
   decodeDeviceMessage,
+  decodeFromDevice,
+  decodeFromGateway,
   decodeGatewayMessage,
   decodeMessage,
   encodeClaims,
@@ -62,6 +64,21 @@ test('direction: device decoder refuses gateway types and vice versa', () => {
   expectMalformed(() => decodeGatewayMessage(encodeMessage(sample.evidence)), 'payload.t', 'evidence');
 });
 
+test('direction with rollouts: commands only from the gateway, reports only from a device', () => {
+  const command = sample.commands[0]!;
+  const report = sample.reports[0]!;
+  assert.equal(decodeFromGateway(encodeMessage(command)), command);
+  assert.equal(decodeFromDevice(encodeMessage(report)), report);
+  expectMalformed(() => decodeFromDevice(encodeMessage(command)), 'payload.t', 'command');
+  expectMalformed(() => decodeFromGateway(encodeMessage(report)), 'payload.t', 'report');
+  // The attestation-only decoders of a handler that takes no part in rollouts refuse both.
+  expectMalformed(() => decodeDeviceMessage(encodeMessage(report)), 'payload.t', 'report');
+  expectMalformed(() => decodeGatewayMessage(encodeMessage(command)), 'payload.t', 'command');
+});
+
+const label = (m: (typeof sample.ALL)[number]) =>
+  m.t === 'command' ? `command ${m.op}` : m.t === 'report' ? `report ${m.state}` : m.t;
+
 // One malformation per required key of every type: missing, then mistyped.
 for (const m of sample.ALL) {
   const full = asObject(m);
@@ -70,14 +87,15 @@ for (const m of sample.ALL) {
     const optional =
       (m.t === 'hello' && key === 'ekCert') ||
       (m.t === 'challenge' && key === 'activate') ||
-      (m.t === 'error' && key === 'round');
+      (m.t === 'error' && key === 'round') ||
+      (m.t === 'report' && (key === 'want' || key === 'code' || key === 'detail'));
     if (!optional) {
-      test(`${m.t}: missing ${key} is malformed and named`, () => {
+      test(`${label(m)}: missing ${key} is malformed and named`, () => {
         const { [key]: _, ...rest } = full;
         expectMalformed(() => decodeMessage(encodeCbor(rest)), `payload.${key}`, 'missing');
       });
     }
-    test(`${m.t}: mistyped ${key} is malformed and named`, () => {
+    test(`${label(m)}: mistyped ${key} is malformed and named`, () => {
       const wrong = typeof full[key] === 'string' ? 7 : 'wrong';
       expectMalformed(
         () => decodeMessage(encodeCbor({ ...full, [key]: wrong })),
@@ -96,7 +114,7 @@ test('a bstr of the wrong length names the key, the length wanted and the length
 });
 
 test('unknown t is malformed', () => {
-  expectMalformed(() => decodeMessage(encodeCbor({ v: 1, t: 'command' })), 'payload.t', 'command');
+  expectMalformed(() => decodeMessage(encodeCbor({ v: 1, t: 'bogus' })), 'payload.t', 'bogus');
   expectMalformed(() => decodeMessage(encodeCbor({ v: 1 })), 'payload.t', 'missing');
 });
 
@@ -186,6 +204,110 @@ test('claims: wrong PCR value length, bad PCR key and bad log entries are named'
     'body.logs.ima.entries[0]',
   );
   expectMalformed(() => decodeClaims(encodeCbor({ ...base, sw: { name: 'a' } })), 'body.sw.version');
+});
+
+const [stage, chunk, , , , operate] = sample.commands as [
+  Extract<(typeof sample.commands)[number], { op: 'stage' }>,
+  Extract<(typeof sample.commands)[number], { op: 'chunk' }>,
+  unknown,
+  unknown,
+  unknown,
+  Extract<(typeof sample.commands)[number], { op: 'operate' }>,
+];
+
+test('command bounds: chunk data and manifest sizes, id length, deadline, rollout token', () => {
+  const chunkObj = asObject(chunk);
+  assert.ok(
+    decodeMessage(encodeCbor({ ...chunkObj, data: new Uint8Array(65_536) })),
+    '65,536 bytes is a chunk',
+  );
+  expectMalformed(
+    () => decodeMessage(encodeCbor({ ...chunkObj, data: new Uint8Array(65_537) })),
+    'payload.data',
+    'at most 65536',
+    '65537',
+  );
+  expectMalformed(() => decodeMessage(encodeCbor({ ...chunkObj, data: new Uint8Array(0) })), 'payload.data');
+  expectMalformed(
+    () => decodeMessage(encodeCbor({ ...chunkObj, command: new Uint8Array(15) })),
+    'payload.command',
+    '16 bytes',
+  );
+  const stageObj = asObject(stage);
+  expectMalformed(
+    () => decodeMessage(encodeCbor({ ...stageObj, manifest: new Uint8Array(16 * 1024 + 1) })),
+    'payload.manifest',
+    'at most',
+  );
+  expectMalformed(
+    () => decodeMessage(encodeCbor({ ...stageObj, id: new Uint8Array(17) })),
+    'payload.id',
+    '16 bytes',
+  );
+  expectMalformed(() => decodeMessage(encodeCbor({ ...stageObj, deadline: 0 })), 'payload.deadline');
+  expectMalformed(
+    () => decodeMessage(encodeCbor({ ...stageObj, rollout: 'two words' })),
+    'payload.rollout',
+    'without spaces',
+  );
+  expectMalformed(() => decodeMessage(encodeCbor({ ...stageObj, op: 'reboot' })), 'payload.op', 'reboot');
+});
+
+test('operate: every key of operation is required and typed', () => {
+  const o = asObject(operate);
+  const op = { name: 'switch-recipe', args: new Map([['recipe', 'B']]), token: new Uint8Array(10) };
+  for (const key of ['name', 'args', 'token'] as const) {
+    const { [key]: _, ...rest } = op;
+    expectMalformed(
+      () => decodeMessage(encodeCbor({ ...o, operation: rest })),
+      `payload.operation.${key}`,
+      'missing',
+    );
+  }
+  expectMalformed(
+    () => decodeMessage(encodeCbor({ ...o, operation: { ...op, args: [1] } })),
+    'payload.operation.args',
+    'map',
+  );
+  expectMalformed(
+    () => decodeMessage(encodeCbor({ ...o, operation: { ...op, token: 'x' } })),
+    'payload.operation.token',
+  );
+});
+
+test('report: want only with fetching and within 1 to 65,536; code only with failed or rolled-back', () => {
+  const [fetching, rolledBack, staged] = sample.reports.map(asObject) as [
+    Record<string, Encodable>,
+    Record<string, Encodable>,
+    Record<string, Encodable>,
+  ];
+  expectMalformed(
+    () => decodeMessage(encodeCbor({ ...fetching, want: { offset: 0, length: 65_537 } })),
+    'payload.want.length',
+    'from 1 to 65536',
+  );
+  expectMalformed(
+    () => decodeMessage(encodeCbor({ ...fetching, want: { offset: 0, length: 0 } })),
+    'payload.want.length',
+  );
+  expectMalformed(
+    () => decodeMessage(encodeCbor({ ...fetching, want: { length: 10 } })),
+    'payload.want.offset',
+    'missing',
+  );
+  expectMalformed(
+    () => decodeMessage(encodeCbor({ ...staged, want: { offset: 0, length: 1 } })),
+    'payload.want',
+    '"staged"',
+  );
+  expectMalformed(() => decodeMessage(encodeCbor({ ...staged, code: 'busy' })), 'payload.code', '"staged"');
+  expectMalformed(
+    () => decodeMessage(encodeCbor({ ...rolledBack, code: 'tired' })),
+    'payload.code',
+    'health-failed',
+  );
+  const { code: _, ...bare } = rolledBack;
+  assert.is((decodeMessage(encodeCbor(bare)) as { code?: string }).code, undefined, 'a code is optional');
 });
 
 test.run();

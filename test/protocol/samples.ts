@@ -1,10 +1,12 @@
 import type {
   Challenge,
   Claims,
+  Command,
   ErrorMessage,
   Evidence,
   Hello,
   Message,
+  Report,
   Result,
 } from '../../shared/protocol/index.ts';
 import { encodeClaims } from '../../shared/protocol/index.ts';
@@ -77,4 +79,31 @@ export const error: ErrorMessage = {
   round: fill(16, 1),
 };
 
-export const ALL: readonly Message[] = [hello, challenge, evidence, result, error];
+const command = { t: 'command', id: fill(16, 0xc0), rollout: 'r-2026-01', deadline: 600_000 } as const;
+
+/** One command of every op. */
+export const commands: readonly Command[] = [
+  { ...command, op: 'stage', manifest: fill(200, 0xd2) },
+  { ...command, op: 'chunk', command: fill(16, 0xc1), offset: 65_536, data: fill(1000, 0xda) },
+  { ...command, op: 'activate', at: 1795000000000 },
+  { ...command, op: 'commit' },
+  { ...command, op: 'rollback' },
+  {
+    ...command,
+    op: 'operate',
+    operation: { name: 'switch-recipe', args: new Map([['recipe', 'B']]), token: fill(120, 0x70) },
+    at: 1795000060000,
+  },
+  { ...command, op: 'cancel', command: fill(16, 0xc2) },
+];
+
+const report = { t: 'report', command: fill(16, 0xc1), sw: { name: 'app', version: '1.0.0' } } as const;
+
+/** A report of every shape: fetching with want, an outcome with a code, a plain progress. */
+export const reports: readonly Report[] = [
+  { ...report, state: 'fetching', want: { offset: 131_072, length: 65_536 } },
+  { ...report, state: 'rolled-back', code: 'health-failed', detail: 'probe exited 1' },
+  { ...report, state: 'staged' },
+];
+
+export const ALL: readonly Message[] = [hello, challenge, evidence, result, error, ...commands, ...reports];

@@ -4,7 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { toHex } from '../../shared/tpm/index.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
-import { connectOperator, eventually, settle } from '../support/operator.ts';
+import { connectOperator, settle } from '../support/operator.ts';
 import type { Connected, ToolsDevice } from '../support/tools-device.ts';
 import { errorsIn, hear, honestServed, refusals, retainedSeenBy } from './abuse-support.ts';
 import { memoryNow, reportMemory } from './memory.ts';

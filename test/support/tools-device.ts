@@ -8,13 +8,14 @@ import {
   type Challenge,
   type Claims,
   channelExporter,
-  decodeGatewayMessage,
+  decodeFromGateway,
   deviceIdentity,
   type Evidence,
   encodeClaims,
   encodeMessage,
   type GatewayMessage,
   type Hello,
+  type Report,
   type SwEntry,
   topics,
 } from '../../shared/protocol/index.ts';
@@ -166,7 +167,8 @@ export class ToolsDevice {
     const app: { topic: string; payload: Buffer }[] = [];
     client.on('message', (topic, payload) => {
       if (topic === topics.in(username)) {
-        const m = decodeGatewayMessage(payload);
+        // Every gateway message, rollout commands included: a test device may play a rollout member.
+        const m = decodeFromGateway(payload);
         const w = waiters.shift();
         if (w) w(m);
         else inbox.push(m);
@@ -206,7 +208,7 @@ export class ToolsDevice {
     };
   }
 
-  async send(c: Connected, message: Hello | Evidence): Promise<void> {
+  async send(c: Connected, message: Hello | Evidence | Report): Promise<void> {
     await c.client.publishAsync(
       topics.out(c.client.options.username as string),
       Buffer.from(encodeMessage(message)),

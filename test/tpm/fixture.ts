@@ -1,6 +1,12 @@
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { writeCheckquoteFiles } from '../../firmware-shims/tpm/checkquote-files.ts';
+import type { AttestationKeys } from '../../firmware-shims/tpm/provision.ts';
+import type { Quote } from '../../firmware-shims/tpm/quote.ts';
 import { Tpm } from '../../firmware-shims/tpm/tpm.ts';
 import { Reader } from '../../shared/tpm/bytes.ts';
+import type { HashName } from '../../shared/tpm/constants.ts';
+import type { PcrSelection } from '../../shared/tpm/pcr-selection.ts';
 import { type Swtpm, type SwtpmOptions, startSwtpm } from '../support/swtpm.ts';
 
 export interface TpmFixture {
@@ -24,6 +30,34 @@ export async function startTpm(opts: SwtpmOptions = {}): Promise<TpmFixture> {
       }
     },
   };
+}
+
+export interface CheckquoteInput {
+  quote: Quote;
+  qualifyingData: Uint8Array;
+  values: Map<HashName, Map<number, Uint8Array>>;
+  /** tpm2_checkquote's arguments for the files written. */
+  args: string[];
+}
+
+/** Our quote over `selection` and the PCRs read after it, written in `dir` as tpm2_checkquote takes them. */
+export async function quoteForCheckquote(
+  tpm: Tpm,
+  keys: AttestationKeys,
+  dir: string,
+  selection: PcrSelection,
+): Promise<CheckquoteInput> {
+  const qualifyingData = randomBytes(32);
+  const quote = await tpm.quote(keys.ak.handle, qualifyingData, selection);
+  const values = new Map<HashName, Map<number, Uint8Array>>([['sha256', await tpm.pcrRead(selection)]]);
+  const args = await writeCheckquoteFiles(dir, {
+    akPublic: keys.ak.public,
+    ...quote,
+    selection,
+    values,
+    qualifyingData,
+  });
+  return { quote, qualifyingData, values, args };
 }
 
 /** Contents of a TPM2B file as tpm2-tools writes them (`-u ek.pub`: TPM2B_PUBLIC). */

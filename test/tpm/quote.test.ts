@@ -3,7 +3,6 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { writeCheckquoteFiles } from '../../firmware-shims/tpm/checkquote-files.ts';
 import { type AttestationKeys, provisionAttestationKeys } from '../../firmware-shims/tpm/provision.ts';
 import {
   attestStage,
@@ -21,7 +20,13 @@ import { parsePublic } from '../../shared/tpm/public.ts';
 import { checkQuote } from '../../shared/tpm/quote-check.ts';
 import { AK_TEMPLATE, matchesTemplate } from '../../shared/tpm/templates.ts';
 import { tempDir } from '../support/tmp.ts';
-import { parsePcrreadOutput, readTpm2bFile, startTpm, type TpmFixture } from './fixture.ts';
+import {
+  parsePcrreadOutput,
+  quoteForCheckquote,
+  readTpm2bFile,
+  startTpm,
+  type TpmFixture,
+} from './fixture.ts';
 
 const t = suite('quote and PCRs against tpm2-tools');
 let f: TpmFixture;
@@ -63,16 +68,7 @@ t('PCR_Read equals tpm2_pcrread after extends by either side', async () => {
 t('our quote over chosen PCRs and qualifying data passes tpm2_checkquote', async () => {
   // 11 PCRs: more than one TPML_DIGEST group in the tpm2-tools PCR file.
   const selection: PcrSelection = [{ hash: 'sha256', pcrs: [0, 1, 2, 3, 4, 5, 6, 7, 9, 16, 23] }];
-  const qualifyingData = randomBytes(32);
-  const q = await f.tpm.quote(keys.ak.handle, qualifyingData, selection);
-  const values = new Map<HashName, Map<number, Uint8Array>>([['sha256', await f.tpm.pcrRead(selection)]]);
-  const args = await writeCheckquoteFiles(dir, {
-    akPublic: keys.ak.public,
-    ...q,
-    selection,
-    values,
-    qualifyingData,
-  });
+  const { quote: q, qualifyingData, values, args } = await quoteForCheckquote(f.tpm, keys, dir, selection);
   await f.swtpm.tpm2(['tpm2_checkquote', ...args]);
   const check = checkQuote(keys.ak.public, q.attest, q.signature, {
     qualifyingData,
@@ -85,6 +81,9 @@ t('our quote over chosen PCRs and qualifying data passes tpm2_checkquote', async
 async function toolsQuote(alg: 'ecc' | 'rsa', handle: number) {
   const pub = join(dir, `ak-${alg}.pub`);
   const ctx = join(dir, `ak-${alg}.ctx`);
+  // swtpm has no resource manager: our bus session holds one of its three session slots, and
+  // tpm2_createek needs all three. (On /dev/tpmrm0 the kernel swaps sessions in and out.)
+  await f.tpm.endBusSession();
   await f.swtpm.tpm2(['tpm2_createek', '-c', '0x81010001', '-G', 'ecc']).catch(() => undefined);
   const scheme = alg === 'ecc' ? 'ecdsa' : 'rsassa';
   await f.swtpm.tpm2([

@@ -1,4 +1,5 @@
 import { toHex } from '../../../shared/tpm/index.ts';
+import { mcuViews } from '../../mcus/view.ts';
 import { type DeviceRecord, POSTURES, type Posture } from '../../model.ts';
 import { type ApiContext, isConnected } from '../context.ts';
 import { ApiError } from '../errors.ts';
@@ -8,6 +9,9 @@ import { intParam } from '../query.ts';
 import type { Router } from '../router.ts';
 import { labelMatcher } from '../selector.ts';
 import { type DeviceDetailView, deviceView, eventView, roundView } from '../views.ts';
+
+/** Rounds looked through for the newest appraised one, whose MCU results the device view shows. */
+const MCU_LOOKBACK = 5;
 
 export function deviceOr404(ctx: ApiContext, id: string): DeviceRecord {
   const d = ctx.gateway.fleet.get(id);
@@ -41,8 +45,10 @@ export function deviceRoutes(router: Router, ctx: ApiContext): void {
     const d = deviceOr404(ctx, params.id!);
     const rounds = intParam(query, 'rounds', 0, 500, 20);
     const events = intParam(query, 'events', 0, 500, 20);
+    // A few rounds at least: the MCUs are shown from the newest appraised one, which may be
+    // behind a round still pending.
     const [recent, history] = await Promise.all([
-      ctx.gateway.store.recentRounds(d.id, Math.max(rounds, 1)),
+      ctx.gateway.store.recentRounds(d.id, Math.max(rounds, MCU_LOOKBACK)),
       ctx.gateway.store.postureEvents(d.id, events),
     ]);
     const json: DeviceDetailView = {
@@ -57,6 +63,7 @@ export function deviceRoutes(router: Router, ctx: ApiContext): void {
       },
       rounds: recent.slice(0, rounds).map(roundView),
       events: history.map(eventView),
+      mcus: mcuViews(d.id, recent),
     };
     return { status: 200, json };
   });

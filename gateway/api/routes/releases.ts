@@ -1,4 +1,6 @@
+import { isManifestToken } from '../../../shared/protocol/software-manifest.ts';
 import { show } from '../../policy/json-fields.ts';
+import type { ReleaseManifestRecord } from '../../releases/model.ts';
 import type { ApiContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
 import { onlyKeys, readJson } from '../http.ts';
@@ -7,13 +9,37 @@ import { releaseView } from '../views.ts';
 
 // Software releases as reference values (stored; joined with policy.json's by the runtime
 // policy). A change applies from the next round: refreshPolicy rebuilds the runtime policy.
+// Signed bundles are imported by `vigil-gateway release import` on the gateway's host (it writes
+// the artifact into the gateway directory), which then registers the reference value here.
 
-// The manifest's own rule for names and versions (shared/protocol/software-manifest.ts): one printable token.
-const TOKEN = /^[\x21-\x7e]{1,128}$/;
 const DIGEST = /^[0-9a-fA-F]{64}$/;
 
+/** What GET /v1/releases/manifests shows of an imported release (the manifest bytes stay in). */
+export interface ReleaseManifestView {
+  readonly name: string;
+  readonly version: string;
+  readonly seq: number;
+  readonly digest: string;
+  readonly kid: string;
+  readonly artifact: { readonly sha256: string; readonly size: number };
+  readonly importedAt: number;
+}
+
+function releaseManifestView(r: ReleaseManifestRecord): ReleaseManifestView {
+  return {
+    name: r.name,
+    version: r.version,
+    seq: r.seq,
+    digest: r.digest,
+    kid: r.kid,
+    artifact: { sha256: r.artifact.sha256, size: r.artifact.size },
+    importedAt: r.importedAt,
+  };
+}
+
+// The software manifest's own rule for names and versions: one printable token.
 function token(what: string, v: unknown): string {
-  if (typeof v !== 'string' || !TOKEN.test(v))
+  if (typeof v !== 'string' || !isManifestToken(v))
     throw new ApiError(
       'bad-release',
       `release ${what} ${show(v)}: expected 1 to 128 printable ASCII characters, no spaces`,
@@ -25,6 +51,12 @@ export function releaseRoutes(router: Router, ctx: ApiContext): void {
   router.on('GET', '/v1/releases', async () => ({
     status: 200,
     json: { releases: (await ctx.gateway.store.releases()).map(releaseView) },
+  }));
+
+  // Releases imported from signed bundles (`vigil-gateway release import`), with their seq.
+  router.on('GET', '/v1/releases/manifests', async () => ({
+    status: 200,
+    json: { manifests: (await ctx.gateway.store.releaseManifests()).map(releaseManifestView) },
   }));
 
   router.on('POST', '/v1/releases', async ({ req }) => {

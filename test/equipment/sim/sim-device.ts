@@ -105,6 +105,11 @@ export class SimDevice extends EventEmitter<SimDeviceEvents> {
     return this.#client?.connected ?? false;
   }
 
+  /** The MQTT client of the current connection, for application traffic (undefined before connect). */
+  get mqtt(): MqttClient | undefined {
+    return this.#client;
+  }
+
   /** The TLS socket of the current connection (undefined before the first CONNACK). */
   socket(): TLSSocket | undefined {
     return this.#client?.stream as unknown as TLSSocket | undefined;

@@ -35,8 +35,11 @@ export interface SimLink {
   readonly attester: SimAttester;
   /** The last challenge sent on this link. */
   lastChallenge(): Challenge;
-  /** Answers a challenge (the last by default) with evidence bound to this link. */
-  answer(c?: Challenge): void;
+  /**
+   * Answers a challenge (the last by default) with evidence bound to this link. Resolves once the
+   * gateway's store had its turn: the result of an enrolment waits for its commit.
+   */
+  answer(c?: Challenge): Promise<void>;
   /** Delivers any device message, encoded, as the broker would. */
   deliver(message: Parameters<typeof encodeMessage>[0]): void;
 }
@@ -137,7 +140,10 @@ export class RoundsHarness {
         if (c?.t !== 'challenge') throw new Error('no challenge was sent on this link');
         return c;
       },
-      answer: (c = self.lastChallenge()) => self.deliver(attester.evidence(c, exporterOf(linkId, c.nonce))),
+      answer: (c = self.lastChallenge()) => {
+        self.deliver(attester.evidence(c, exporterOf(linkId, c.nonce)));
+        return new Promise((resolve) => setImmediate(resolve));
+      },
       deliver: (m) => this.router.dispatch(conn, encodeMessage(m)),
     };
     return self;

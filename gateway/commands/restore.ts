@@ -1,0 +1,35 @@
+import { resolve } from 'node:path';
+import { loadConfig } from '../config.ts';
+import { readRunFile } from '../run-file.ts';
+import { SCHEMA_VERSION } from '../store/migrations.ts';
+import { restoreStoreFile } from '../store/sqlite-file.ts';
+import { parse, UsageError } from './args.ts';
+import { describe } from './backup.ts';
+import { CommandError, gatewayDir } from './client.ts';
+
+// `vigil-gateway restore FILE --dir DIR`: the gateway directory's store becomes the backup in
+// FILE, once FILE is known to be an intact Vigil store of a schema this gateway supports. Never
+// while a gateway runs on DIR, and the database it replaces is kept beside it.
+
+export async function restore(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, { dir: { type: 'string' } });
+  if (positionals.length !== 1) throw new UsageError('restore takes one backup file');
+  const file = resolve(positionals[0]!);
+  const config = loadConfig(gatewayDir(values.dir));
+  const running = readRunFile(config.dir);
+  if (running)
+    throw new CommandError(
+      `a gateway (pid ${running.pid}) is running on ${config.dir}: stop it first; restore never replaces a live database`,
+    );
+  const keptAs = `${config.database}.before-restore-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  const { restored, kept } = await restoreStoreFile(file, config.database, keptAs);
+  process.stdout.write(
+    `restored ${file} into ${config.database}:\n${describe({ ...restored, file: config.database })}\n` +
+      (kept ? `the database it replaced is kept as ${kept}\n` : '') +
+      (restored.schemaVersion < SCHEMA_VERSION
+        ? `the gateway migrates it from schema ${restored.schemaVersion} to ${SCHEMA_VERSION} when it starts\n`
+        : '') +
+      `start the gateway: vigil-gateway start --dir ${config.dir}\n`,
+  );
+  return 0;
+}

@@ -1,0 +1,59 @@
+import type { GatewayEvent } from '../events.ts';
+
+// What gateways tell each other on the control bus (JSON, so `redis-cli subscribe` shows it).
+// Each says something that is already in PostgreSQL, or soft state that is sent again: a lost
+// message delays, it never loses anything (docs/scale.md).
+
+export type BusMessage =
+  /** These device rows were committed: read them again. */
+  | { readonly t: 'devices'; readonly from: string; readonly ids: readonly string[] }
+  /** The allowlist or the releases changed: rebuild the runtime policy. */
+  | { readonly t: 'policy'; readonly from: string }
+  /** Live-view events of the sender's devices, rounds and batches. */
+  | { readonly t: 'events'; readonly from: string; readonly events: readonly GatewayEvent[] }
+  /** Rounds of this batch were asked of the fleet: take those of the devices you hold. */
+  | { readonly t: 'requested'; readonly from: string; readonly batch: string }
+  /** To the asker: the sender took what it could of this batch. */
+  | { readonly t: 'answered'; readonly from: string; readonly batch: string }
+  /** To a device's previous holder: a newer connection of it attested on the sender. */
+  | { readonly t: 'retire'; readonly from: string; readonly device: string }
+  /** The app/ filters the sender's clients subscribe to (sent on change and periodically). */
+  | { readonly t: 'interest'; readonly from: string; readonly filters: readonly string[] };
+
+export type BusMessageType = BusMessage['t'];
+
+const isString = (v: unknown): v is string => typeof v === 'string';
+const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every(isString);
+
+/** The message in `text`, or why it is not one (a newer gateway, a stray publisher). */
+export function parseBusMessage(text: string): BusMessage | { readonly invalid: string } {
+  let m: Record<string, unknown>;
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return { invalid: 'not a JSON object' };
+    m = v as Record<string, unknown>;
+  } catch {
+    return { invalid: 'not JSON' };
+  }
+  if (!isString(m.from)) return { invalid: '"from" is not a gateway id' };
+  switch (m.t) {
+    case 'devices':
+      return isStringArray(m.ids) ? (m as BusMessage) : { invalid: '"ids" is not a list of device ids' };
+    case 'policy':
+      return m as BusMessage;
+    case 'events':
+      return Array.isArray(m.events) &&
+        m.events.every((e) => typeof e === 'object' && e !== null && 'kind' in e)
+        ? (m as BusMessage)
+        : { invalid: '"events" is not a list of events' };
+    case 'requested':
+    case 'answered':
+      return isString(m.batch) ? (m as BusMessage) : { invalid: '"batch" is not a batch id' };
+    case 'retire':
+      return isString(m.device) ? (m as BusMessage) : { invalid: '"device" is not a device id' };
+    case 'interest':
+      return isStringArray(m.filters) ? (m as BusMessage) : { invalid: '"filters" is not a list of filters' };
+    default:
+      return { invalid: `unknown message type ${JSON.stringify(m.t)}` };
+  }
+}

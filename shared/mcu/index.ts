@@ -1,0 +1,11 @@
+export * from './certificate.ts';
+export * from './challenge.ts';
+export * from './claims.ts';
+export * from './codes.ts';
+export * from './dice.ts';
+export * from './evidence.ts';
+export * from './frame.ts';
+export * from './keys.ts';
+export * from './messages.ts';
+export type { Signed } from './signed.ts';
+export * from './submodule.ts';

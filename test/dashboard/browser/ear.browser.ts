@@ -1,0 +1,68 @@
+import type { Page } from 'playwright-core';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { EarView } from '../../../gateway/api/routes/rounds.ts';
+import { signIn } from '../support/browser.ts';
+import { type DashboardCtx, withDashboard } from '../support/browser-suite.ts';
+import { forgeAffirming } from '../support/forge-ear.ts';
+import { ROGUE_SOFTWARE } from '../support/rogue.ts';
+import { connectSim } from '../support/sim-fleet.ts';
+
+// Each round's EAR checked in the browser (COSE and EAR decoded by shared/, ES256 verified with
+// @noble/curves against the gateway's key) rather than taken on the API's word: the check passes
+// on what the gateway signed and sent the device, and fails when the result is tampered with on
+// its way to the page (here: a contraindicated verdict made affirming, the signature kept).
+
+const it = suite<DashboardCtx>('dashboard in Chromium: EARs checked in the browser', { devices: [] });
+
+const verdict = (page: Page) => page.locator('.ear .ear-verdict');
+
+withDashboard(it, async (ctx) => {
+  await connectSim(ctx.dg, ctx.devices, 'dash-ear/good');
+  await connectSim(ctx.dg, ctx.devices, 'dash-ear/rogue', { software: [ROGUE_SOFTWARE] });
+});
+
+it('the EAR of the latest round verifies, and its claims match the round shown', async (ctx) => {
+  const page = ctx.page!;
+  await signIn(page, ctx.dg!.url, ctx.dg!.viewerToken);
+  const [good, rogue] = ctx.devices;
+  for (const d of [good!, rogue!]) {
+    await page.goto(`${ctx.dg!.url}#/devices/${d.id}`);
+    await page.locator('.ear[data-ear-check="verified"]').waitFor();
+    assert.match((await verdict(page).textContent())!, /Signature verified in this browser/);
+    assert.ok(
+      (await page.locator('.ear').textContent())!.includes('The signed claims match the round shown'),
+    );
+  }
+  const claims = (await page.locator('.ear .claims').textContent())!;
+  assert.ok(claims.includes(`${rogue!.id}: contraindicated (sw-not-allowed)`), claims);
+});
+
+it('a tampered EAR fails the check, and the page says what the forgery claims', async (ctx) => {
+  const page = ctx.page!;
+  const rogue = ctx.devices[1]!;
+  await page.route('**/v1/rounds/*/ear', async (route) => {
+    const response = await route.fetch();
+    const ear = (await response.json()) as EarView;
+    const forged = forgeAffirming(Buffer.from(ear.cwt, 'base64url'), rogue.id);
+    await route.fulfill({ response, json: { ...ear, cwt: Buffer.from(forged).toString('base64url') } });
+  });
+  try {
+    assert.ok(page.url().endsWith(`#/devices/${rogue.id}`));
+    await page.reload();
+    await page.locator('.ear[data-ear-check="failed"]').waitFor();
+    assert.match(
+      (await verdict(page).textContent())!,
+      /Not verified: the signature does not verify with the gateway's EAR key/,
+    );
+    assert.ok((await page.locator('.ear .claims').textContent())!.includes(`${rogue.id}: affirming`));
+  } finally {
+    await page.unroute('**/v1/rounds/*/ear');
+  }
+});
+
+it('nothing went wrong in the page: no error, no CSP violation', (ctx) => {
+  assert.equal(ctx.browser!.problems, []);
+});
+
+it.run();

@@ -1,0 +1,28 @@
+import { execFile } from 'node:child_process';
+
+// A command run to completion as a child process, for tests of what an operator types: the
+// gateway CLI, a generated shell script. Never throws; the exit code tells.
+
+export interface Run {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+const ROOT = new URL('../..', import.meta.url).pathname;
+
+export function run(file: string, args: readonly string[], timeoutMs = 120_000): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      file,
+      args,
+      { cwd: ROOT, timeout: timeoutMs, env: { ...process.env, NO_COLOR: '1' } },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+/** `vigil-gateway ARGS` from source. */
+export const gatewayCli = (args: readonly string[]): Promise<Run> =>
+  run(process.execPath, ['--import', 'tsx', 'gateway/cli.ts', ...args]);
