@@ -1,33 +1,18 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { TestGateway } from '../support/gateway.ts';
-import type { Connected, ToolsDevice } from '../support/tools-device.ts';
 import { honestServed } from './abuse-support.ts';
-import { attestedConnection, createDevice, startOpenGateway } from './testbed.ts';
+import { closeTestbed, openTestbed, type Testbed } from './testbed.ts';
 
 // JSON the operator API reads, made to hurt: nested 30,000 deep (an outside check found that a
 // selector like this overflowed the stack where the error message quoted it: a 500), and wide
 // within the body size limit. Every route that reads a body answers 400 with a message that says
 // what was wrong, and the gateway serves on.
 
-interface Ctx {
-  gw: TestGateway;
-  honest: ToolsDevice;
-  h: Connected;
-}
-const it = suite<Ctx>('JSON bounds of the operator API');
+const it = suite<Testbed>('JSON bounds of the operator API');
 
-it.before(async (ctx) => {
-  ctx.gw = await startOpenGateway({ deadlineMs: 5000 });
-  ctx.honest = await createDevice();
-  ctx.h = await attestedConnection(ctx.gw, ctx.honest);
-});
-
-it.after(async (ctx) => {
-  await ctx.h?.close().catch(() => undefined);
-  await ctx.honest?.stop();
-  await ctx.gw?.stop();
-});
+it.before((ctx) => openTestbed(ctx));
+it.after((ctx) => closeTestbed(ctx));
 
 async function call(gw: TestGateway, method: string, path: string, body: string) {
   const res = await fetch(`http://127.0.0.1:${gw.gateway.apiPort}${path}`, {
@@ -41,7 +26,7 @@ async function call(gw: TestGateway, method: string, path: string, body: string)
 const deep = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
 
 it('a value nested 30,000 deep in every body the API reads: 400, not a 500', async (ctx) => {
-  const { gw, honest } = ctx;
+  const { gw, device: honest } = ctx;
   const bodies: [string, string, string][] = [
     ['POST', '/v1/batches', `{"all": ${deep(30_000)}}`],
     ['POST', '/v1/batches', `{"ids": ${deep(30_000)}}`],
@@ -60,11 +45,11 @@ it('a value nested 30,000 deep in every body the API reads: 400, not a 500', asy
   assert.is(r.status, 400);
   assert.is(r.json.error?.code, 'bad-selector', JSON.stringify(r.json));
   assert.ok(r.json.error!.message.length < 200, r.json.error!.message);
-  await honestServed(gw, honest, ctx.h, 'after the deep JSON');
+  await honestServed(gw, honest, ctx.conn, 'after the deep JSON');
 });
 
 it('wide values within the size limit: 400 with the value quoted short', async (ctx) => {
-  const { gw, honest } = ctx;
+  const { gw, device: honest } = ctx;
   const wide = JSON.stringify({ all: Array.from({ length: 6000 }, (_, i) => i) });
   const r = await call(gw, 'POST', '/v1/batches', wide);
   assert.is(r.status, 400);
@@ -72,7 +57,7 @@ it('wide values within the size limit: 400 with the value quoted short', async (
   assert.ok(r.json.error!.message.length < 200, r.json.error!.message);
   const big = await call(gw, 'POST', '/v1/batches', JSON.stringify({ ids: 'x'.repeat(70_000) }));
   assert.is(big.status, 413);
-  await honestServed(gw, honest, ctx.h, 'after the wide JSON');
+  await honestServed(gw, honest, ctx.conn, 'after the wide JSON');
 });
 
 it.run();

@@ -4,18 +4,16 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseQuoteAttest, toHex } from '../../shared/tpm/index.ts';
-import type { TestGateway } from '../support/gateway.ts';
-import type { Connected, ToolsDevice } from '../support/tools-device.ts';
 import { expectMessage } from './support.ts';
 import {
-  attestedConnection,
-  createDevice,
+  closeTestbed,
   onDemandRound,
+  openTestbed,
   reboot,
   restoreTpm,
   setTpmClock,
   snapshotTpm,
-  startOpenGateway,
+  type Testbed,
 } from './testbed.ts';
 
 // A clone (a copy of the TPM's state restored later) that hides its age: moved forward with
@@ -29,37 +27,33 @@ import {
 
 const HOUR = 3_600_000n;
 
-interface Ctx {
-  gw: TestGateway;
-  device: ToolsDevice;
-  a: Connected;
+interface Ctx extends Testbed {
   snapshot: string;
 }
 const it = suite<Ctx>('a clone whose clock hides its age');
 
 it.before(async (ctx) => {
   ctx.snapshot = mkdtempSync(join(tmpdir(), 'vigil-tpm-snapshot-'));
-  ctx.gw = await startOpenGateway({ deadlineMs: 5000 });
-  ctx.device = await createDevice();
   // The clone is taken before a reboot, so that restored and booted it counts the resetCount the
   // gateway sees next.
-  snapshotTpm(ctx.device, ctx.snapshot);
-  await reboot(ctx.device);
-  ctx.a = await attestedConnection(ctx.gw, ctx.device, { suffix: 'a' });
+  await openTestbed(ctx, {
+    beforeAttest: async (device) => {
+      snapshotTpm(device, ctx.snapshot);
+      await reboot(device);
+    },
+  });
 });
 
 it.after(async (ctx) => {
-  await ctx.a?.close().catch(() => undefined);
-  await ctx.device?.stop();
-  await ctx.gw?.stop();
+  await closeTestbed(ctx);
   if (ctx.snapshot) rmSync(ctx.snapshot, { recursive: true, force: true });
 });
 
 /** An on-demand round answered by whatever TPM state the device has now. */
 async function round(ctx: Ctx) {
-  const c = await onDemandRound(ctx.gw, ctx.device, ctx.a);
-  const ev = await ctx.device.answer(ctx.a, c);
-  const r = expectMessage(await ctx.a.next(), 'result');
+  const c = await onDemandRound(ctx.gw, ctx.device, ctx.conn);
+  const ev = await ctx.device.answer(ctx.conn, c);
+  const r = expectMessage(await ctx.conn.next(), 'result');
   const detail = (await ctx.gw.gateway.store.round(toHex(c.round)))?.detail;
   return { r, quoted: parseQuoteAttest(ev.attest).clock, detail };
 }

@@ -4,19 +4,17 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseQuoteAttest, toHex } from '../../shared/tpm/index.ts';
-import type { TestGateway } from '../support/gateway.ts';
-import type { Connected, ToolsDevice } from '../support/tools-device.ts';
 import { expectMessage } from './support.ts';
 import {
-  attestedConnection,
-  createDevice,
+  closeTestbed,
   onDemandRound,
+  openTestbed,
   readTpmClock,
   reboot,
   restoreTpm,
   setTpmClock,
   snapshotTpm,
-  startOpenGateway,
+  type Testbed,
 } from './testbed.ts';
 
 // Reboots and hidden clock rollback (PROTOCOL.md §5 clock-rollback). A reboot raises resetCount:
@@ -24,25 +22,18 @@ import {
 // device's storage can mount on a firmware TPM or swtpm: restore a copy of the TPM's state taken
 // earlier (a clone), so that resetCount is what the gateway last saw but the clock is older.
 
-interface Ctx {
-  gw: TestGateway;
-  device: ToolsDevice;
-  a: Connected;
+interface Ctx extends Testbed {
   snapshot: string;
 }
 const it = suite<Ctx>('reboot and clock rollback');
 
 it.before(async (ctx) => {
   ctx.snapshot = mkdtempSync(join(tmpdir(), 'vigil-tpm-snapshot-'));
-  ctx.gw = await startOpenGateway({ deadlineMs: 5000 });
-  ctx.device = await createDevice();
-  ctx.a = await attestedConnection(ctx.gw, ctx.device, { suffix: 'a' });
+  await openTestbed(ctx);
 });
 
 it.after(async (ctx) => {
-  await ctx.a?.close().catch(() => undefined);
-  await ctx.device?.stop();
-  await ctx.gw?.stop();
+  await closeTestbed(ctx);
   if (ctx.snapshot) rmSync(ctx.snapshot, { recursive: true, force: true });
 });
 
@@ -50,7 +41,7 @@ it.after(async (ctx) => {
 const restoreClone = (ctx: Ctx) => restoreTpm(ctx.device, ctx.snapshot);
 
 it('resetCount increased: accepted, recorded, the software log restarts from 0', async (ctx) => {
-  const { gw, device, a } = ctx;
+  const { gw, device, conn: a } = ctx;
   const before = gw.gateway.fleet.get(device.id)!;
   // The clone an attacker keeps for later: the TPM state as it is now.
   snapshotTpm(device, ctx.snapshot);
@@ -74,7 +65,7 @@ it('resetCount increased: accepted, recorded, the software log restarts from 0',
 });
 
 it('a restored copy of the TPM state (same resetCount, older clock): clock-rollback', async (ctx) => {
-  const { gw, device, a } = ctx;
+  const { gw, device, conn: a } = ctx;
   const seen = gw.gateway.fleet.get(device.id)!.clock!;
   await restoreClone(ctx);
   const c = await onDemandRound(gw, device, a);
@@ -91,7 +82,7 @@ it('a restored copy of the TPM state (same resetCount, older clock): clock-rollb
 });
 
 it('known limit: the clone with its clock set just past the last one seen is not revealed by clockInfo', async (ctx) => {
-  const { gw, device, a } = ctx;
+  const { gw, device, conn: a } = ctx;
   const seen = gw.gateway.fleet.get(device.id)!.clock!;
   await restoreClone(ctx);
   // Whoever holds owner authorization (empty here, as on most devices) may move the clock forward;

@@ -8,11 +8,9 @@ import * as assert from 'uvu/assert';
 import { loadConfig } from '../../gateway/config.ts';
 import { startGateway } from '../../gateway/gateway.ts';
 import { GatewayLockedError } from '../../gateway/store/lock.ts';
-import type { TestGateway } from '../support/gateway.ts';
 import { settle } from '../support/operator.ts';
-import type { Connected, ToolsDevice } from '../support/tools-device.ts';
 import { honestServed } from './abuse-support.ts';
-import { attestedConnection, createDevice, startOpenGateway } from './testbed.ts';
+import { attestedConnection, closeTestbed, openTestbed, type Testbed } from './testbed.ts';
 
 // Two gateways on one posture store: each would believe it owns every device's live state. The
 // second is refused, naming the first's pid, whether it starts in the same process or as the CLI;
@@ -20,26 +18,17 @@ import { attestedConnection, createDevice, startOpenGateway } from './testbed.ts
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
-interface Ctx {
-  gw: TestGateway;
-  honest: ToolsDevice;
-  h: Connected;
+interface Ctx extends Testbed {
   lockPath: string;
 }
 const it = suite<Ctx>('one gateway per store');
 
 it.before(async (ctx) => {
-  ctx.gw = await startOpenGateway({ deadlineMs: 5000 });
+  await openTestbed(ctx);
   ctx.lockPath = `${loadConfig(ctx.gw.dir).database}.lock`;
-  ctx.honest = await createDevice();
-  ctx.h = await attestedConnection(ctx.gw, ctx.honest);
 });
 
-it.after(async (ctx) => {
-  await ctx.h?.close().catch(() => undefined);
-  await ctx.honest?.stop();
-  await ctx.gw?.stop();
-});
+it.after((ctx) => closeTestbed(ctx));
 
 const silent = pino({ level: 'silent' });
 
@@ -54,7 +43,7 @@ it('a second gateway on the directory, in this process: refused, naming the hold
     assert.match((e as Error).message, new RegExp(`in use by the gateway with pid ${process.pid} `));
   }
   assert.is(JSON.parse(readFileSync(ctx.lockPath, 'utf8')).pid, process.pid, 'the lock stays the first one');
-  await honestServed(gw, ctx.honest, ctx.h, 'after the second gateway was refused');
+  await honestServed(gw, ctx.device, ctx.conn, 'after the second gateway was refused');
 });
 
 it('a second gateway on the directory, from the CLI: exits 1 with the holder in its message', async (ctx) => {
@@ -75,12 +64,12 @@ it('a second gateway on the directory, from the CLI: exits 1 with the holder in 
   }
   assert.is(code, 1, stderr);
   assert.match(stderr, new RegExp(`the posture store is in use by the gateway with pid ${process.pid} `));
-  await honestServed(ctx.gw, ctx.honest, ctx.h, 'after the CLI was refused');
+  await honestServed(ctx.gw, ctx.device, ctx.conn, 'after the CLI was refused');
 });
 
 it('a lock left by a dead process, or by a pid another process now has, is taken over', async (ctx) => {
   const { gw } = ctx;
-  await ctx.h.close();
+  await ctx.conn.close();
   await gw.gateway.close();
   const dead = spawnSync(process.execPath, ['-e', '']).pid!;
   const stale = [
@@ -94,8 +83,8 @@ it('a lock left by a dead process, or by a pid another process now has, is taken
     await next.close();
   }
   await gw.restart();
-  ctx.h = await attestedConnection(gw, ctx.honest);
-  await honestServed(gw, ctx.honest, ctx.h, 'on the gateway started again');
+  ctx.conn = await attestedConnection(gw, ctx.device);
+  await honestServed(gw, ctx.device, ctx.conn, 'on the gateway started again');
 });
 
 it.run();

@@ -28,6 +28,34 @@ export function createDevice(): Promise<ToolsDevice> {
   return ToolsDevice.create({ software: [SOFTWARE] });
 }
 
+/** What most attack suites start from: a gateway, and one device attested on it. */
+export interface Testbed {
+  gw: TestGateway;
+  device: ToolsDevice;
+  /** The device's attested connection. */
+  conn: Connected;
+}
+
+/**
+ * Starts a testbed into `into` (filled as each part exists, so that closeTestbed stops what a
+ * failed start left); `beforeAttest` runs on the device before its first connection.
+ */
+export async function openTestbed(
+  into: Partial<Testbed>,
+  opts: { beforeAttest?: (device: ToolsDevice) => Promise<void> } = {},
+): Promise<void> {
+  into.gw = await startOpenGateway({ deadlineMs: 5000 });
+  into.device = await createDevice();
+  await opts.beforeAttest?.(into.device);
+  into.conn = await attestedConnection(into.gw, into.device, { suffix: 'a' });
+}
+
+export async function closeTestbed(t: Partial<Testbed>): Promise<void> {
+  await t.conn?.close().catch(() => undefined);
+  await t.device?.stop();
+  await t.gw?.stop();
+}
+
 /** A TPM reset, after which the device measures SOFTWARE again, as it does on every boot. */
 export async function reboot(device: ToolsDevice): Promise<void> {
   await device.resetTpm();
