@@ -14,6 +14,7 @@ import { type GatewayConfig, loadConfig } from './config.ts';
 import { DeviceConnection } from './connections/device-connection.ts';
 import { Connections } from './connections/registry.ts';
 import { Replies } from './connections/replies.ts';
+import { DeviceRooms } from './connections/room.ts';
 import { MessageRouter } from './connections/router.ts';
 import { EventBus } from './events.ts';
 import { PolicyFile } from './policy/policy-file.ts';
@@ -27,6 +28,7 @@ import { removeRunFile, writeRunFile } from './run-file.ts';
 import { type HealthServer, startHealth } from './scale/health.ts';
 import { openStore } from './scale/open-store.ts';
 import { ScaleOut } from './scale/scale-out.ts';
+import { acquireStoreLock } from './store/lock.ts';
 import { startRetention } from './store/retention.ts';
 import type { Store } from './store/store.ts';
 import { EarSigner } from './verifier/ear.ts';
@@ -103,7 +105,12 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   };
 
   try {
-    // 1. The store, and the keys and secrets the gateway signs and checks with.
+    // 1. The store (one gateway per SQLite store: the lock; a PostgreSQL store is shared by
+    // design), and the keys and secrets the gateway signs and checks with.
+    if (config.scale.engine === 'sqlite') {
+      const lock = acquireStoreLock(config.database, clock.now());
+      closers.push(() => lock.release());
+    }
     const opened = await openStore(config, log);
     const store: Store = opened.store;
     closers.push(() => store.close());
@@ -239,6 +246,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
     // 5. The broker: MQTT over TLS 1.3, every device connection a DeviceConnection.
     const byClient = new Map<Client, DeviceConnection>();
+    const rooms = new DeviceRooms(connections, replies, log);
     let closing = false;
     const broker: Broker = await createBroker(
       {
@@ -247,6 +255,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         ...(config.tls.clientCa && { clientCa: readFileSync(config.tls.clientCa) }),
         requireClientCert: config.tls.requireClientCert,
         operatorToken,
+        limits: () => runtime,
+        clock,
       },
       {
         deviceConnected(client, link, deviceId) {
@@ -273,6 +283,26 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
           if (conn) router.dispatch(conn, payload);
         },
         peer: (client) => byClient.get(client),
+        phase: (client) => byClient.get(client)?.phase,
+        makeRoom: (deviceId) =>
+          rooms.makeRoom(deviceId, runtime.connections.perDevice, () =>
+            metrics.refused('device-connections'),
+          ),
+        helloMissing(client, ms) {
+          const conn = byClient.get(client);
+          if (conn)
+            replies.refuseConnection(
+              conn,
+              'identity-mismatch',
+              `no hello within ${ms} ms of connecting (connections.helloTimeoutMs): send hello right after CONNECT`,
+            );
+        },
+        refused(refusal, client, tell) {
+          metrics.refused(refusal.reason);
+          const conn = client && byClient.get(client);
+          if (tell && conn && refusal.code)
+            replies.send(conn, { t: 'error', code: refusal.code, detail: refusal.why.slice(0, 1024) });
+        },
         ...(scale && { mayConnect: (deviceId: string) => scale.mayConnect(deviceId) }),
       },
       log,

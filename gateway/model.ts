@@ -20,6 +20,11 @@ export interface ClockState {
   readonly clock: bigint;
   readonly resetCount: number;
   readonly restartCount: number;
+  /**
+   * Unix ms at which the round that quoted this clock was issued (the quote came after it): how
+   * far the clock may have run since is judged from it. Absent for records older than it.
+   */
+  readonly at?: number;
 }
 
 export interface SoftwareIdentity {

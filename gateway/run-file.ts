@@ -1,5 +1,6 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pidAlive } from './store/lock.ts';
 
 // DIR/run.json: where a running gateway actually listens. The configured ports can be overridden
 // at start (`--port`, `--api-port`, 0 for any free port), so operator commands read this first.
@@ -23,15 +24,6 @@ export function removeRunFile(dir: string, pid: number): void {
   if (readRunFile(dir)?.pid === pid) rmSync(runFile(dir), { force: true });
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** The running gateway's addresses; undefined when none runs (a stale file from a crash is ignored). */
 export function readRunFile(dir: string): RunInfo | undefined {
   let info: RunInfo;
@@ -40,5 +32,5 @@ export function readRunFile(dir: string): RunInfo | undefined {
   } catch {
     return undefined;
   }
-  return Number.isInteger(info.pid) && alive(info.pid) ? info : undefined;
+  return Number.isInteger(info.pid) && pidAlive(info.pid) ? info : undefined;
 }

@@ -6,6 +6,31 @@ import { ApiError } from './errors.ts';
 
 /** Operator requests are small (a selector, a few labels); anything larger is a mistake. */
 export const MAX_BODY = 64 * 1024;
+/**
+ * Operator requests nest two levels deep; 16 leaves room and keeps every later walk of the value
+ * (validation, an error message quoting it) far from the stack's limit.
+ */
+export const MAX_DEPTH = 16;
+
+/** How deep `text` nests arrays and objects, counted without parsing; stops past `limit`. */
+export function jsonDepth(text: string, limit: number): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      // A backslash escapes the next character; a quote ends the string.
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      deepest = Math.max(deepest, ++depth);
+      if (deepest > limit) return deepest;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return deepest;
+}
 
 /** Reads a JSON object body, refusing more than `limit` bytes without buffering them. */
 export async function readJson(req: IncomingMessage, limit = MAX_BODY): Promise<Record<string, unknown>> {
@@ -20,6 +45,11 @@ export async function readJson(req: IncomingMessage, limit = MAX_BODY): Promise<
   }
   const text = Buffer.concat(chunks).toString('utf8');
   if (text.trim() === '') return {};
+  if (jsonDepth(text, MAX_DEPTH) > MAX_DEPTH)
+    throw new ApiError(
+      'bad-request',
+      `the request body nests arrays or objects deeper than ${MAX_DEPTH} levels; operator requests are flat`,
+    );
   let value: unknown;
   try {
     value = JSON.parse(text);

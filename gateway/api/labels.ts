@@ -1,3 +1,4 @@
+import { show } from '../policy/json-fields.ts';
 import { ApiError } from './errors.ts';
 
 // Device labels: short keys and values, chosen so that `K=V` is unambiguous on a command line and
@@ -11,7 +12,7 @@ export function checkLabelKey(key: string): string {
   if (!KEY.test(key))
     throw new ApiError(
       'bad-label',
-      `label key ${JSON.stringify(key)}: expected 1 to 63 characters from A-Z a-z 0-9 _ . -, starting with a letter or digit`,
+      `label key ${show(key)}: expected 1 to 63 characters from A-Z a-z 0-9 _ . -, starting with a letter or digit`,
     );
   return key;
 }
@@ -20,7 +21,7 @@ export function checkLabelValue(key: string, value: string): string {
   if (!VALUE.test(value))
     throw new ApiError(
       'bad-label',
-      `label ${key}: value ${JSON.stringify(value)} must be 1 to 128 characters from A-Z a-z 0-9 _ . : @ / + -`,
+      `label ${key}: value ${show(value)} must be 1 to 128 characters from A-Z a-z 0-9 _ . : @ / + -`,
     );
   return value;
 }
@@ -28,8 +29,7 @@ export function checkLabelValue(key: string, value: string): string {
 /** `K=V` as typed by an operator. */
 export function parseLabel(text: string, code: 'bad-label' | 'bad-selector' = 'bad-label'): [string, string] {
   const eq = text.indexOf('=');
-  if (eq <= 0)
-    throw new ApiError(code, `label ${JSON.stringify(text)}: expected KEY=VALUE, for example swarm=kitchen`);
+  if (eq <= 0) throw new ApiError(code, `label ${show(text)}: expected KEY=VALUE, for example swarm=kitchen`);
   try {
     const key = checkLabelKey(text.slice(0, eq));
     return [key, checkLabelValue(key, text.slice(eq + 1))];

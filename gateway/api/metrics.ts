@@ -1,3 +1,4 @@
+import { REFUSAL_REASONS, type RefusalReason } from '../broker/limits.ts';
 import type { RoundRecord } from '../model.ts';
 import { POSTURES, type Posture } from '../model.ts';
 import type { AttestationObserver } from '../rounds/attestation.ts';
@@ -64,6 +65,7 @@ export class GatewayMetrics implements AttestationObserver {
   private readonly appraisal = new Histogram(APPRAISAL_BUCKETS);
   private readonly latency = new Histogram(LATENCY_BUCKETS);
   private readonly batches = new Histogram(BATCH_BUCKETS);
+  private readonly refusals = new Map<RefusalReason, number>(REFUSAL_REASONS.map((r) => [r, 0]));
 
   roundSettled(round: RoundRecord, appraisalMs?: number): void {
     // An appraised round without a code is `ok`, unless no claim could be made (`none`: an
@@ -78,6 +80,11 @@ export class GatewayMetrics implements AttestationObserver {
 
   batchCompleted(durationMs: number): void {
     this.batches.observe(durationMs / 1000);
+  }
+
+  /** The broker refused something over a limit, quota, deadline or access rule. */
+  refused(reason: RefusalReason): void {
+    this.refusals.set(reason, (this.refusals.get(reason) ?? 0) + 1);
   }
 
   render(fleet: FleetSnapshot): string {
@@ -117,6 +124,9 @@ export class GatewayMetrics implements AttestationObserver {
       '# HELP vigil_store_dropped_writes_total History dropped because the store could not write and its queue was full.',
       '# TYPE vigil_store_dropped_writes_total counter',
       `vigil_store_dropped_writes_total ${fleet.store.dropped}`,
+      '# HELP vigil_refusals_total Publishes, subscribes and connections refused by the broker, by reason (a quota, limit, deadline or access rule).',
+      '# TYPE vigil_refusals_total counter',
+      ...[...this.refusals].map(([r, n]) => `vigil_refusals_total{reason="${r}"} ${n}`),
     ];
     return `${lines.join('\n')}\n`;
   }

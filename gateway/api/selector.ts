@@ -1,5 +1,6 @@
 import { isDeviceId } from '../../shared/protocol/index.ts';
 import type { DeviceRecord } from '../model.ts';
+import { show } from '../policy/json-fields.ts';
 import { ApiError } from './errors.ts';
 import { parseLabel } from './labels.ts';
 
@@ -22,16 +23,12 @@ export function parseSelector(body: Record<string, unknown>): Selector {
       `a selector has exactly one field, got ${keys.length === 0 ? 'none' : keys.join(', ')}: send ${FORMS}`,
     );
   if ('all' in body) {
-    if (body.all !== true)
-      throw new ApiError('bad-selector', `"all" must be true, got ${JSON.stringify(body.all)}`);
+    if (body.all !== true) throw new ApiError('bad-selector', `"all" must be true, got ${show(body.all)}`);
     return { all: true };
   }
   if ('label' in body) {
     if (typeof body.label !== 'string')
-      throw new ApiError(
-        'bad-selector',
-        `"label" must be a string KEY=VALUE, got ${JSON.stringify(body.label)}`,
-      );
+      throw new ApiError('bad-selector', `"label" must be a string KEY=VALUE, got ${show(body.label)}`);
     parseLabel(body.label, 'bad-selector');
     return { label: body.label };
   }
@@ -46,7 +43,7 @@ export function parseSelector(body: Record<string, unknown>): Selector {
       if (typeof id !== 'string' || !isDeviceId(id))
         throw new ApiError(
           'bad-selector',
-          `"ids": ${JSON.stringify(id)} is not a device id (24 lowercase hex digits, as \`vigil-gateway devices\` lists them)`,
+          `"ids": ${show(id)} is not a device id (24 lowercase hex digits, as \`vigil-gateway devices\` lists them)`,
         );
     }
     return { ids: [...new Set(ids as string[])] };

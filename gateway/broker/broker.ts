@@ -2,14 +2,23 @@ import { constants, timingSafeEqual } from 'node:crypto';
 import tls from 'node:tls';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import type { Logger } from 'pino';
-import { channelExporter, isDeviceId, topics } from '../../shared/protocol/index.ts';
-import type { DeviceLink } from '../connections/device-connection.ts';
+import { type Clock, systemClock } from '../../shared/clock.ts';
+import { appTopicOwner, channelExporter, isDeviceId, topics } from '../../shared/protocol/index.ts';
+import type { DeviceLink, Phase } from '../connections/device-connection.ts';
+import { LogBudget } from '../connections/log-budget.ts';
 import { mayDeliver, mayPublish, maySubscribe, type Peer } from './access.ts';
-import { guardPacketSize, MAX_PACKET_BYTES } from './packet-guard.ts';
+import { ConnectionGuard } from './connection-guard.ts';
+import type { BrokerLimits, BrokerRefusal } from './limits.ts';
+import { guardPacketSize, packetLimit } from './packet-guard.ts';
 import { publishFrame, topicField } from './publish-frame.ts';
+import { RetainedLedger, SubscriptionLedger } from './quotas.ts';
+import { SessionStore } from './session-store.ts';
 
 // The MQTT broker (aedes on TLS 1.3). Every rule of PROTOCOL.md §1 goes through aedes' own hooks
-// and the decisions in access.ts; this file only wires them and keeps per-connection identity.
+// and the decisions in access.ts; every bound of the policy's `connections` and `quotas` through
+// the same hooks and the pieces beside this file (connection-guard, quotas, session-store). This
+// file wires them, keeps per-connection identity, and reports each refusal once: counted, logged
+// within the client's budget, and told to the device when it is the device's own doing.
 
 /** Where refused and consumed publishes are rerouted: no client can subscribe under `$`. */
 const VOID_TOPIC = '$vigil/void';
@@ -26,6 +35,20 @@ export interface BrokerHandlers {
   deviceMessage(client: Client, payload: Buffer): void;
   /** The peer of a client, as access.ts judges it (read at every decision: trust changes). */
   peer(client: Client): Peer | undefined;
+  /** Where a device's connection is in its life (hello deadline, per-address limit). */
+  phase(client: Client): Phase | undefined;
+  /**
+   * Called before a device's connection is accepted: makes room for it under the device's
+   * connection limit (closing an unattested one), or returns why there is none.
+   */
+  makeRoom(deviceId: string): string | undefined;
+  /** A device connection said no hello within the deadline: tell it, and close it. */
+  helloMissing(client: Client, timeoutMs: number): void;
+  /**
+   * A refusal (already logged within budget): count it; when `tell` and the refusal has a code,
+   * the device hears of it on its `in` topic.
+   */
+  refused(refusal: BrokerRefusal, client: Client | undefined, tell: boolean): void;
   /**
    * Several gateways (gateway/scale): asked after the local checks whether the device may connect
    * here now; a refusal is sent as the CONNACK return code, its reason logged.
@@ -46,6 +69,9 @@ export interface BrokerOptions {
   readonly clientCa?: Buffer;
   readonly requireClientCert: boolean;
   readonly operatorToken: string;
+  /** The policy's bounds, read at every decision (a reload applies at once). */
+  readonly limits: () => BrokerLimits;
+  readonly clock?: Clock;
 }
 
 export interface Broker {
@@ -74,39 +100,99 @@ export async function createBroker(
   log: Logger,
 ): Promise<Broker> {
   const operators = new WeakSet<Client>();
+  /** The device a client authenticated as. */
+  const deviceOf = new WeakMap<Client, string>();
+  /** What CONNECT asked for, read in preConnect (authenticate is not given the packet). */
+  const asked = new WeakMap<Client, { keepalive: number; willBytes: number }>();
   const peerOf = (client: Client): Peer | undefined =>
     operators.has(client) ? { kind: 'operator' } : handlers.peer(client);
+  const limits = opts.limits;
+
+  const budget = new LogBudget<object>(opts.clock ?? systemClock, (key, suppressed) =>
+    log.warn({ client: (key as Partial<Client>).id, suppressed }, 'refusals not logged in the last window'),
+  );
+  /** Every refusal goes through here: logged within the client's (or address's) budget, counted. */
+  const report = (refusal: BrokerRefusal, client: Client | undefined, key: object = client ?? {}) => {
+    const loud = budget.take(key);
+    if (loud)
+      log.warn(
+        {
+          client: client?.id,
+          address: (client?.conn as tls.TLSSocket | undefined)?.remoteAddress,
+          reason: refusal.reason,
+          why: refusal.why.slice(0, 300),
+        },
+        'refused',
+      );
+    handlers.refused(refusal, client, loud);
+  };
+
+  const retained = new RetainedLedger();
+  const sessions = new SessionStore({
+    quotas: () => limits().quotas,
+    dropped: (session, refusal) => report(refusal, undefined, session),
+  });
+  const subscriptions = new SubscriptionLedger<Client>((id) => sessions.offlineFilters(id));
+  const guard = new ConnectionGuard({
+    limits: () => limits().connections,
+    standing: (client) => (operators.has(client) ? 'operator' : handlers.phase(client)),
+    helloMissing: (client, ms) => handlers.helloMissing(client, ms),
+    refused: (refusal, _address, key, client) => report(refusal, client, key),
+  });
 
   const aedes = await Aedes.createBroker({
     maxClientsIdLength: 64,
+    persistence: sessions.persistence,
+    preConnect(client, packet, done) {
+      const will = packet.will?.payload;
+      asked.set(client, {
+        keepalive: packet.keepalive ?? 0,
+        willBytes: typeof will === 'string' ? Buffer.byteLength(will) : (will?.length ?? 0),
+      });
+      done(null, true);
+    },
     authenticate(client, username, password, done) {
+      const refuse = (code: 2 | 3 | 4 | 5, refusal: BrokerRefusal | string) => {
+        if (typeof refusal !== 'string') report(refusal, client);
+        return done(authError(code, typeof refusal === 'string' ? refusal : refusal.why), false);
+      };
+      const { keepalive, willBytes } = asked.get(client) ?? { keepalive: 0, willBytes: 0 };
+      const { connections, maxPayload } = limits();
+      // MQTT 3.1.1 has no return code for either: 5 (not authorized) is the closest, and says
+      // "not like this" rather than "try again".
+      if (keepalive === 0 || keepalive > connections.keepaliveMaxS)
+        return refuse(5, {
+          reason: 'keepalive',
+          why: `keepalive ${keepalive} s refused: use 1 to ${connections.keepaliveMaxS} s (connections.keepaliveMaxS); 0 would let a silent connection live forever`,
+        });
+      if (willBytes > maxPayload)
+        return refuse(5, {
+          reason: 'payload-too-large',
+          why: `a will of ${willBytes} bytes exceeds the maximum of ${maxPayload} (maxPayload)`,
+        });
       if (username === OPERATOR_USERNAME) {
-        if (!sameSecret(opts.operatorToken, password)) {
-          return done(authError(4, 'operator token is wrong: use the token in the gateway directory'), false);
-        }
+        if (!sameSecret(opts.operatorToken, password))
+          return refuse(4, 'operator token is wrong: use the token in the gateway directory');
         operators.add(client);
         return done(null, true);
       }
-      if (username === undefined || !isDeviceId(username)) {
-        return done(
-          authError(4, 'username must be the device id (24 lowercase hex digits of the EK hash)'),
-          false,
-        );
-      }
+      if (username === undefined || !isDeviceId(username))
+        return refuse(4, 'username must be the device id (24 lowercase hex digits of the EK hash)');
       const [base, suffix, ...more] = client.id.split('.');
-      if (base !== username || more.length > 0 || (suffix !== undefined && !CLIENT_SUFFIX.test(suffix))) {
-        return done(authError(2, `clientId must be "${username}" or "${username}.<suffix>"`), false);
-      }
+      if (base !== username || more.length > 0 || (suffix !== undefined && !CLIENT_SUFFIX.test(suffix)))
+        return refuse(2, `clientId must be "${username}" or "${username}.<suffix>"`);
       // aedes would otherwise take over the older connection: refused, so that nobody can evict
       // an attested connection by reusing its clientId.
       const taken = () => (aedes as unknown as { clients: Record<string, Client> }).clients[client.id];
-      if (taken()) {
-        return done(authError(2, `clientId ${client.id} is connected already; use a fresh suffix`), false);
-      }
+      if (taken()) return refuse(2, `clientId ${client.id} is connected already; use a fresh suffix`);
       const admit = () => {
-        if (client.closed) return done(authError(3, 'the connection closed during CONNECT'), false);
-        if (taken())
-          return done(authError(2, `clientId ${client.id} is connected already; use a fresh suffix`), false);
+        if (client.closed) return refuse(3, 'the connection closed during CONNECT');
+        if (taken()) return refuse(2, `clientId ${client.id} is connected already; use a fresh suffix`);
+        const full = handlers.makeRoom(username);
+        // 3 (server unavailable): the device may try again once its older connections are gone.
+        if (full !== undefined) return refuse(3, { reason: 'device-connections', why: full });
+        deviceOf.set(client, username);
+        sessions.opened(client.id, username, client.clean);
         handlers.deviceConnected(
           client,
           deviceLink(client, client.conn as tls.TLSSocket, username),
@@ -130,21 +216,33 @@ export async function createBroker(
     authorizePublish(client, packet, done) {
       const peer = client && peerOf(client);
       if (!client || !peer) return done(new Error('not authenticated'));
+      const { maxPayload, quotas } = limits();
+      const bytes = (packet.payload as Buffer).length;
       const decision = mayPublish(peer, packet.topic, packet.retain, Date.now());
-      if (decision.ok && peer.kind === 'device' && packet.topic.endsWith('/out')) {
+      let refusal: BrokerRefusal | undefined;
+      if (bytes > maxPayload)
+        refusal = {
+          reason: 'payload-too-large',
+          why: `the payload of ${bytes} bytes on ${packet.topic.slice(0, 200)} exceeds the maximum of ${maxPayload} (maxPayload)`,
+          code: 'malformed',
+        };
+      else if (!decision.ok) refusal = { reason: 'publish-denied', why: decision.why };
+      else if (peer.kind === 'device' && packet.topic.endsWith('/out')) {
         try {
           handlers.deviceMessage(client, packet.payload as Buffer);
         } catch (e) {
           log.error({ err: e, client: client.id }, 'handling a device message failed');
         }
-      } else if (decision.ok) {
-        return done(null);
       } else {
-        log.warn(
-          { client: client.id, topic: packet.topic.slice(0, 200), why: decision.why },
-          'publish refused',
-        );
+        const owner = packet.retain ? appTopicOwner(packet.topic) : undefined;
+        // Operators are not held to a device's quotas, but what they retain under a device's
+        // topics is counted with the rest of it.
+        refusal = owner
+          ? retained.retain(owner, packet.topic, bytes, quotas, peer.kind === 'device')
+          : undefined;
+        if (!refusal) return done(null);
       }
+      if (refusal) report(refusal, client);
       // MQTT 3.1.1 has no negative PUBACK: acknowledge as usual, deliver to nobody.
       packet.topic = VOID_TOPIC;
       packet.retain = false;
@@ -155,11 +253,15 @@ export async function createBroker(
       const decision = peer
         ? maySubscribe(peer, sub.topic, Date.now())
         : { ok: false as const, why: 'not authenticated' };
-      if (decision.ok) return done(null, sub);
-      log.warn(
-        { client: client.id, filter: sub.topic.slice(0, 200), why: decision.why },
-        'subscribe refused',
-      );
+      const refusal: BrokerRefusal | undefined = !decision.ok
+        ? { reason: 'subscribe-denied', why: `${sub.topic.slice(0, 200)}: ${decision.why}` }
+        : peer?.kind === 'device' && sub.topic !== topics.in(peer.deviceId)
+          ? subscriptions.subscribe(peer.deviceId, client, sub.topic, limits().quotas)
+          : undefined;
+      if (!refusal) return done(null, sub);
+      // Refused filters must not reach the session store with the granted ones of the packet.
+      sessions.refuse(sub);
+      report(refusal, client);
       return done(null, null);
     },
     authorizeForward(client, packet) {
@@ -169,6 +271,16 @@ export async function createBroker(
       return peer && mayDeliver(peer, packet.topic, false, Date.now()) ? packet : null;
     },
   });
+  aedes.on('unsubscribe', (filters, client) => {
+    const id = deviceOf.get(client);
+    if (id) subscriptions.unsubscribe(id, client, filters);
+  });
+  const forget = (client: Client) => {
+    const id = deviceOf.get(client);
+    if (id === undefined) return;
+    subscriptions.closed(id, client);
+    if (!client.clean) sessions.closed(client.id);
+  };
 
   // A PUBLISH framed here and written to this connection's socket: exactly one recipient, in
   // order with whatever aedes itself writes there (whole packets, one write each).
@@ -208,12 +320,21 @@ export async function createBroker(
     },
     (socket) => {
       const client = aedes.handle(socket);
-      guardPacketSize(socket, MAX_PACKET_BYTES, (announced) =>
-        log.warn({ client: client.id, announced }, 'connection cut: an MQTT packet over the size limit'),
+      guard.secured(socket.remoteAddress, socket.remotePort, client);
+      guardPacketSize(
+        socket,
+        () => packetLimit(limits().maxPayload),
+        (announced) =>
+          log.warn({ client: client.id, announced }, 'connection cut: an MQTT packet over the size limit'),
       );
-      socket.once('close', () => handlers.closed(client));
+      socket.once('close', () => {
+        forget(client);
+        handlers.closed(client);
+      });
     },
   );
+  // Before the TLS handshake: the per-address limit and the hello deadline start here.
+  server.on('connection', (socket) => guard.accepted(socket));
   server.on('tlsClientError', (err, socket) => {
     log.debug({ err: err.message, remote: socket.remoteAddress }, 'TLS handshake refused');
   });

@@ -18,7 +18,8 @@ export class PolicyError extends Error {
 /** Keys with this name are the document's comments, ignored wherever they appear. */
 export const COMMENT_KEY = '$comment';
 
-function show(value: unknown): string {
+/** A value of a JSON document for an error message: JSON, cut short. */
+export function show(value: unknown): string {
   if (value === undefined) return 'nothing';
   const s = JSON.stringify(value);
   return s.length > 60 ? `${s.slice(0, 57)}…` : s;

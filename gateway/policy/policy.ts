@@ -2,6 +2,14 @@ import { writeFileSync } from 'node:fs';
 import { DEFAULT_MAX_PAYLOAD, PCR_COUNT } from '../../shared/protocol/index.ts';
 import { defaultMcuPolicy, type McuPolicySettings, parseMcuPolicy } from '../mcus/policy.ts';
 import { COMMENT_KEY, Field, PolicyError } from './json-fields.ts';
+import {
+  type ConnectionLimits,
+  type DeviceQuotas,
+  defaultConnectionLimits,
+  defaultDeviceQuotas,
+  parseConnectionLimits,
+  parseDeviceQuotas,
+} from './limits.ts';
 
 // The gateway's appraisal and admission policy: what an operator writes in `policy.json`
 // (docs/policy.md is the reference). Parsing is strict: an unknown key, a wrong type or an
@@ -9,6 +17,7 @@ import { COMMENT_KEY, Field, PolicyError } from './json-fields.ts';
 // policy is a policy nobody meant.
 
 export { PolicyError } from './json-fields.ts';
+export type { ConnectionLimits, DeviceQuotas } from './limits.ts';
 
 export const ADMISSION_MODES = ['allowlist', 'ek-ca', 'open'] as const;
 export type AdmissionMode = (typeof ADMISSION_MODES)[number];
@@ -65,6 +74,10 @@ export interface Policy {
   readonly mcus: McuPolicySettings;
   /** Rollouts: the gateway-wide rate at which artifact bytes go out, so attestation keeps its share. */
   readonly rollouts: { readonly artifactBytesPerSecond: number };
+  /** Deadlines and limits of connections (hello, keepalive, per device, per address). */
+  readonly connections: ConnectionLimits;
+  /** What one device may hold in the broker. */
+  readonly quotas: DeviceQuotas;
 }
 
 const MINUTE = 60_000;
@@ -103,6 +116,8 @@ export function defaultPolicy(): Policy {
     // 4 MiB/s: a 20 MB release reaches 100 devices in about 8 minutes, and a round's few hundred
     // bytes never wait behind a chunk for long.
     rollouts: { artifactBytesPerSecond: 4 * 1024 * 1024 },
+    connections: defaultConnectionLimits(),
+    quotas: defaultDeviceQuotas(),
   };
 }
 
@@ -117,6 +132,8 @@ const KEYS = [
   'retention',
   'mcus',
   'rollouts',
+  'connections',
+  'quotas',
 ] as const;
 const MAX_PCR = PCR_COUNT - 1;
 
@@ -228,6 +245,8 @@ export function parsePolicy(json: unknown, source: string): Policy {
     allowSim: m.get('allowSim')?.boolean() ?? d.allowSim,
     maxPayload: m.get('maxPayload')?.integer(4096, 16 * 1024 * 1024, 'bytes') ?? d.maxPayload,
     retention: parseRetention(m.get('retention')),
+    connections: parseConnectionLimits(m.get('connections')),
+    quotas: parseDeviceQuotas(m.get('quotas')),
     mcus: parseMcuPolicy(m.get('mcus')),
     rollouts: parseRollouts(m.get('rollouts')),
   };

@@ -5,7 +5,7 @@ import { entriesAdmitting } from '../store/allowlist.ts';
 import type { AdmissionPolicy } from '../verifier/admission.ts';
 import { McuPolicy } from '../verifier/mcu-policy.ts';
 import { ReferenceValues } from '../verifier/reference-values.ts';
-import type { Policy } from './policy.ts';
+import type { ConnectionLimits, DeviceQuotas, Policy } from './policy.ts';
 
 /**
  * The policy as the gateway applies it: the operator's file joined with the releases and the
@@ -23,6 +23,8 @@ export interface RuntimePolicy {
   readonly graceMs: number;
   readonly admitWarning: boolean;
   readonly maxPayload: number;
+  readonly connections: ConnectionLimits;
+  readonly quotas: DeviceQuotas;
   readonly admission: AdmissionPolicy;
   readonly reference: ReferenceValues;
   /** MCU sub-attesters: admissions, reference firmware, expected slots, what a failure does. */
@@ -52,6 +54,8 @@ export function buildRuntimePolicy(
     ...policy.rounds,
     admitWarning: policy.admitWarning,
     maxPayload: policy.maxPayload,
+    connections: policy.connections,
+    quotas: policy.quotas,
     admission: {
       mode: policy.admission.mode,
       allowSim: policy.allowSim,

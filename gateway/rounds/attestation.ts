@@ -252,6 +252,7 @@ export class Attestation {
   /** Everything of §5 but the AK's signature, which the appraisal leaves to the crypto pool. */
   private appraise(conn: DeviceConnection, round: ActiveRound, evidence: Evidence, device: DeviceRecord) {
     const ctx = conn.hello!;
+    const clockAt = device.clock?.at;
     return appraise(
       evidence,
       {
@@ -265,6 +266,7 @@ export class Attestation {
         ak: { public: ctx.ak, publicArea: round.akPublicArea },
         swPcr: ctx.hello.swPcr,
         ...(device.clock && { clock: device.clock }),
+        ...(clockAt !== undefined && { clockElapsedMs: this.deps.clock.now() - clockAt }),
         ...(device.swLog && { swLog: device.swLog }),
         genuineHardware: ctx.genuineHardware,
       },
@@ -322,7 +324,7 @@ export class Attestation {
       const hello = conn.hello!;
       const updated: DeviceRecord = {
         ...(saysHello(device, hello) ? device : recordFromHello(device, hello, now)),
-        clock: a.clock,
+        clock: { ...a.clock, at: round.issuedAt },
         swLog: a.swLog,
       };
       if (round.activation) log.info({ device: device.id }, 'AK activated and enrolled');

@@ -203,6 +203,13 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 8,
+    description: "the wall time of a device's recorded TPM clock, to judge how far the clock may have run",
+    sql: `
+      ALTER TABLE devices ADD COLUMN clock_at INTEGER;
+    `,
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

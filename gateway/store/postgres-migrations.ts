@@ -184,6 +184,13 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    description: "the wall time of a device's recorded TPM clock, to judge how far the clock may have run",
+    sql: `
+      ALTER TABLE devices ADD COLUMN clock_at BIGINT;
+    `,
+  },
 ];
 
 export const PG_SCHEMA_VERSION = PG_MIGRATIONS.length;

@@ -63,6 +63,7 @@ export interface DeviceRow {
   clock: string | null;
   reset_count: number | null;
   restart_count: number | null;
+  clock_at: number | null;
   sw_log: string | null;
   first_seen: number;
   last_seen: number;
@@ -101,6 +102,7 @@ export function deviceToRow(d: DeviceRecord): DeviceRow {
     clock: d.clock ? clockIn(d.clock.clock) : null,
     reset_count: d.clock ? d.clock.resetCount : null,
     restart_count: d.clock ? d.clock.restartCount : null,
+    clock_at: d.clock?.at ?? null,
     sw_log: swLog ? JSON.stringify(swLog) : null,
     first_seen: d.firstSeen,
     last_seen: d.lastSeen,
@@ -132,6 +134,7 @@ export function deviceFromRow(r: DeviceRow): DeviceRecord {
       clock: BigInt(r.clock),
       resetCount: r.reset_count,
       restartCount: r.restart_count,
+      ...(r.clock_at !== null && { at: r.clock_at }),
     };
     d.clock = clock;
   }

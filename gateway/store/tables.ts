@@ -71,6 +71,7 @@ export const DEVICES: Table<DeviceRecord, DeviceRow> = {
     'clock',
     'reset_count',
     'restart_count',
+    'clock_at',
     'sw_log',
     'first_seen',
     'last_seen',

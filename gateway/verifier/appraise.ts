@@ -90,7 +90,7 @@ export function appraise(
     pcrSelectionStage(attest, round.pcrs); // pcr-selection-mismatch
     pcrDigestStage(attest, claims, round.pcrs, sig); // pcr-digest-mismatch
     const swLog = softwareLogStage(claims, device, attest); // log-mismatch
-    const rebooted = clockStage(device.clock, attest.clock); // clock-rollback
+    const rebooted = clockStage(device.clock, attest.clock, device.clockElapsedMs); // clock-rollback
     softwareStage(swLog, reference); // sw-not-allowed
     trust.executables = TRUST.approvedRuntime;
     const firmware = firmwareStage(claims, round.pcrs, device.swPcr, reference); // firmware-changed

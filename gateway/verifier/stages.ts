@@ -55,6 +55,8 @@ export interface DeviceContext {
   readonly ak?: { readonly public: TpmPublic; readonly publicArea: Uint8Array };
   readonly swPcr: number;
   readonly clock?: ClockState;
+  /** Wall time, ms, from the issue of the round that quoted `clock` to this appraisal. */
+  readonly clockElapsedMs?: number;
   readonly swLog?: SwLogState;
   /** The EK chained to a manufacturer CA (ek-ca admission), so the TPM is known genuine. */
   readonly genuineHardware: boolean;
@@ -272,22 +274,52 @@ export function softwareLogStage(claims: Claims, device: DeviceContext, attest: 
 }
 
 /**
- * clock-rollback: with the same resetCount, neither the clock nor restartCount went back. Returns
- * whether the TPM was reset since the last round (a reboot: recorded, not a failure).
+ * A TPM's clock runs within ±15% of real time (TPM 2.0 Part 1, Clock; the reference implementation
+ * lets TPM2_ClockRateAdjust reach 16.7%): 1.2 leaves room for both.
  */
-export function clockStage(previous: ClockState | undefined, now: QuoteAttest['clock']): boolean {
+export const CLOCK_RATE_TOLERANCE = 1.2;
+/** Steps of the gateway's own wall clock (NTP) and rounding, ms. */
+export const CLOCK_SLACK_MS = 60_000n;
+
+/**
+ * clock-rollback: the quoted clock is a continuation of the one last seen. With the same
+ * resetCount, neither the clock nor restartCount went back. And, whenever the wall time since the
+ * round that quoted the last clock is known (`elapsedMs`, measured by the caller: an appraisal
+ * reads no clock), the TPM clock did not run further than real time can explain, reset or not: a
+ * clock does not advance while the TPM is off and cannot be moved forward but by TPM2_ClockSet,
+ * which is how a restored copy of a TPM's state would be made to look newer than the last quote.
+ * How far a clock goes back across a reset is not judged: a TPM resumes from its last write of the
+ * clock to NV, and swtpm restarted without an orderly shutdown was measured to resume from 0 after
+ * a ClockSet of three hours. Returns whether the TPM was reset since the last round (a reboot:
+ * recorded, not a failure).
+ */
+export function clockStage(
+  previous: ClockState | undefined,
+  now: QuoteAttest['clock'],
+  elapsedMs?: number,
+): boolean {
   if (previous === undefined) return false;
   if (now.resetCount < previous.resetCount)
     refuse('clock-rollback', `resetCount went from ${previous.resetCount} back to ${now.resetCount}`);
-  if (now.resetCount > previous.resetCount) return true;
-  if (now.restartCount < previous.restartCount)
+  const rebooted = now.resetCount > previous.resetCount;
+  if (!rebooted && now.restartCount < previous.restartCount)
     refuse(
       'clock-rollback',
       `restartCount went from ${previous.restartCount} back to ${now.restartCount} without a reset`,
     );
-  if (now.clock < previous.clock)
+  if (!rebooted && now.clock < previous.clock)
     refuse('clock-rollback', `TPM clock went from ${previous.clock} back to ${now.clock} ms without a reset`);
-  return false;
+  // A gateway clock that stepped back gives no measure: the check waits for the next round.
+  if (elapsedMs !== undefined && elapsedMs >= 0) {
+    const ran = now.clock - previous.clock;
+    const most = BigInt(Math.ceil(elapsedMs * CLOCK_RATE_TOLERANCE)) + CLOCK_SLACK_MS;
+    if (ran > most)
+      refuse(
+        'clock-rollback',
+        `TPM clock ran ${ran} ms ahead (from ${previous.clock} to ${now.clock}) in ${elapsedMs} ms of wall time, more than the ${most} ms a TPM clock can: it was set forward (TPM2_ClockSet), as a restored copy of the TPM state would be`,
+      );
+  }
+  return rebooted;
 }
 
 /** sw-not-allowed: everything the software log says runs is a registered release. */

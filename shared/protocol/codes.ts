@@ -60,12 +60,19 @@ export const ROLLOUT_CODES = [
 export type RolloutCode = (typeof ROLLOUT_CODES)[number];
 
 /**
- * What an `error` may carry: a result code of §5, a code of §6.5, or `unexpected-message` for a
+ * What an `error` may carry: a result code of §5, a code of §6.5, `unexpected-message` for a
  * well-formed message that the connection's state does not accept (evidence before hello, a
- * second hello, a report before the connection attested). The last is the project's own: §2
- * lists `malformed` for messages that fail the codec, and a message in the wrong order does not.
+ * second hello, a report before the connection attested), or `quota-exceeded` for a publish,
+ * subscribe or connection refused because the device is at one of the policy's quotas or limits.
+ * The last two are the project's own: §2 lists `malformed` for messages that fail the codec, and
+ * neither a message in the wrong order nor a device over its quota does.
  */
-export const ERROR_CODES = [...RESULT_CODES, ...ROLLOUT_CODES, 'unexpected-message'] as const;
+export const ERROR_CODES = [
+  ...RESULT_CODES,
+  ...ROLLOUT_CODES,
+  'unexpected-message',
+  'quota-exceeded',
+] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /** Appraisal status of a result (EAR's trust tiers plus `none` for "no claim could be made"). */

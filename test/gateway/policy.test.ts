@@ -56,6 +56,14 @@ test('an empty policy is the default policy, and the default is what the docs pr
     retention: { roundsDays: 7 },
     mcus: { firmware: {}, onFailure: 'submodule', slots: {}, models: {}, expect: [] },
     rollouts: { artifactBytesPerSecond: 4 * 1024 * 1024 },
+    connections: { helloTimeoutMs: 15_000, keepaliveMaxS: 1200, perDevice: 4, unattestedPerAddress: 1000 },
+    quotas: {
+      subscriptions: 32,
+      retainedMessages: 16,
+      retainedBytes: 16 * 1024,
+      queuedMessages: 64,
+      queuedBytes: 32 * 1024,
+    },
   });
 });
 
@@ -85,6 +93,14 @@ test('a full policy parses; hex is normalised; expiry follows the interval unles
       maxPayload: 4096,
       retention: { roundsDays: 30 },
       rollouts: { artifactBytesPerSecond: 1_000_000 },
+      connections: { helloTimeoutMs: 2000, keepaliveMaxS: 60, perDevice: 2, unattestedPerAddress: 10 },
+      quotas: {
+        subscriptions: 4,
+        retainedMessages: 0,
+        retainedBytes: 0,
+        queuedMessages: 8,
+        queuedBytes: 4096,
+      },
     },
     'policy.json',
   );
@@ -102,6 +118,8 @@ test('a full policy parses; hex is normalised; expiry follows the interval unles
     retention: { roundsDays: 30 },
     mcus: { firmware: {}, onFailure: 'submodule', slots: {}, models: {}, expect: [] },
     rollouts: { artifactBytesPerSecond: 1_000_000 },
+    connections: { helloTimeoutMs: 2000, keepaliveMaxS: 60, perDevice: 2, unattestedPerAddress: 10 },
+    quotas: { subscriptions: 4, retainedMessages: 0, retainedBytes: 0, queuedMessages: 8, queuedBytes: 4096 },
   } satisfies Policy);
 });
 
@@ -112,6 +130,21 @@ const WRONG: [unknown, string, RegExp][] = [
   [{ admision: {} }, 'admision', /unknown key \(allowed here: admission, pcrs,/],
   [{ retention: { roundsDays: 0 } }, 'retention.roundsDays', /whole number of days from 1 to 3650, got 0/],
   [{ retention: { rounds: 7 } }, 'retention.rounds', /unknown key \(allowed here: roundsDays\)/],
+  [
+    { connections: { helloTimeoutMs: 100 } },
+    'connections.helloTimeoutMs',
+    /whole number of ms from 500 to 300000, got 100/,
+  ],
+  [{ connections: { keepaliveMaxS: 0 } }, 'connections.keepaliveMaxS', /from 10 to 65535, got 0/],
+  [{ connections: { perDevice: 0 } }, 'connections.perDevice', /from 1 to 100, got 0/],
+  [
+    { connections: { perAddress: 5 } },
+    'connections.perAddress',
+    /unknown key \(allowed here: helloTimeoutMs,/,
+  ],
+  [{ quotas: { subscriptions: -1 } }, 'quotas.subscriptions', /from 0 to 10000, got -1/],
+  [{ quotas: { retainedBytes: -1 } }, 'quotas.retainedBytes', /whole number of bytes from 0/],
+  [{ quotas: { queuedMessages: '64' } }, 'quotas.queuedMessages', /got "64"/],
   [
     { rollouts: { artifactBytesPerSecond: 1000 } },
     'rollouts.artifactBytesPerSecond',

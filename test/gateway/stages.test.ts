@@ -137,6 +137,24 @@ it('clock-rollback: a reset is a reboot; going back without one is refused', () 
   refusedWith('clock-rollback', () => clockStage({ ...now, resetCount: now.resetCount + 1 }, now));
 });
 
+it('clock-rollback: a clock that ran further than wall time allows, reset or not', () => {
+  const now = attest.clock;
+  const before = (ms: bigint) => ({ ...now, clock: now.clock - ms });
+  // 10 minutes of wall time: up to 12 minutes (rate tolerance) plus a minute of slack may pass.
+  assert.is(clockStage(before(600_000n), now, 600_000), false, 'in step with wall time');
+  assert.is(clockStage(before(780_000n), now, 600_000), false, 'the most a TPM clock may run');
+  refusedWith('clock-rollback', () => clockStage(before(780_001n), now, 600_000));
+  refusedWith('clock-rollback', () => clockStage(before(3_600_000n), now, 1000));
+  // Also across a reset: the clock does not run while the TPM is off.
+  const reset = (ms: bigint) => ({ ...before(ms), resetCount: now.resetCount - 1 });
+  assert.is(clockStage(reset(1000n), now, 5000), true);
+  refusedWith('clock-rollback', () => clockStage(reset(3_600_000n), now, 5000));
+  // Back across a reset, by any amount: a TPM resumes from its last write of the clock to NV.
+  assert.is(clockStage({ ...reset(0n), clock: now.clock + 10n * 3_600_000n }, now, 5000), true);
+  assert.is(clockStage(before(3_600_000n), now, -1), false, 'a gateway clock that stepped back: no measure');
+  assert.is(clockStage(before(3_600_000n), now), false, 'no wall time recorded: not judged');
+});
+
 it('sw-not-allowed and firmware-changed against reference values; unmeasured PCRs reported', () => {
   const state = softwareLogStage(claims, device, attest);
   softwareStage(state, reference);

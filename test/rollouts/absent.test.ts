@@ -1,5 +1,6 @@
 import * as assert from 'uvu/assert';
 import { barrier } from '../../gateway/rollouts/machine.ts';
+import type { RolloutView } from '../../gateway/rollouts/view.ts';
 import type { Command } from '../../shared/protocol/index.ts';
 import { toHex } from '../../shared/tpm/bytes.ts';
 import { eventually, settle } from '../support/operator.ts';
@@ -95,8 +96,13 @@ it('absent, quorum, cancel before `at`, rejoin in the trailing wave', async (ctx
     toB.some((c) => c.op === 'operate'),
     'a cancelled operation is not sent again',
   );
-  const back = await phase(bed, id, ['completed']);
-  const trailing = back.waves.find((w) => w.wave === 'trailing')!;
+  // The rollout was completed before d came back: it is completed again once d's trailing wave is.
+  let back: RolloutView | undefined;
+  await eventually(async () => {
+    back = await bed.rollout(id);
+    return back.phase === 'completed' && back.waves.some((w) => w.wave === 'trailing');
+  }, 'd in a completed trailing wave');
+  const trailing = back!.waves.find((w) => w.wave === 'trailing')!;
   assert.equal(
     trailing.members.map((m) => [m.id, m.state]),
     [[d.id, 'converged']],

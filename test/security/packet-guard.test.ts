@@ -16,9 +16,13 @@ async function run(
   s.on('readable', () => {
     while (s.read() !== null);
   });
-  guardPacketSize(s, max, (n) => {
-    cut = n;
-  });
+  guardPacketSize(
+    s,
+    () => max,
+    (n) => {
+      cut = n;
+    },
+  );
   for (const c of chunks) {
     if (s.destroyed) break;
     s.write(Buffer.from(c));

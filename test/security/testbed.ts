@@ -1,3 +1,5 @@
+import { cpSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import type { Challenge, Evidence } from '../../shared/protocol/index.ts';
 import { toHex } from '../../shared/tpm/index.ts';
@@ -26,10 +28,64 @@ export function createDevice(): Promise<ToolsDevice> {
   return ToolsDevice.create({ software: [SOFTWARE] });
 }
 
+/** What most attack suites start from: a gateway, and one device attested on it. */
+export interface Testbed {
+  gw: TestGateway;
+  device: ToolsDevice;
+  /** The device's attested connection. */
+  conn: Connected;
+}
+
+/**
+ * Starts a testbed into `into` (filled as each part exists, so that closeTestbed stops what a
+ * failed start left); `beforeAttest` runs on the device before its first connection.
+ */
+export async function openTestbed(
+  into: Partial<Testbed>,
+  opts: { beforeAttest?: (device: ToolsDevice) => Promise<void> } = {},
+): Promise<void> {
+  into.gw = await startOpenGateway({ deadlineMs: 5000 });
+  into.device = await createDevice();
+  await opts.beforeAttest?.(into.device);
+  into.conn = await attestedConnection(into.gw, into.device, { suffix: 'a' });
+}
+
+export async function closeTestbed(t: Partial<Testbed>): Promise<void> {
+  await t.conn?.close().catch(() => undefined);
+  await t.device?.stop();
+  await t.gw?.stop();
+}
+
 /** A TPM reset, after which the device measures SOFTWARE again, as it does on every boot. */
 export async function reboot(device: ToolsDevice): Promise<void> {
   await device.resetTpm();
   await device.measure(SOFTWARE.name, SOFTWARE.version, SOFTWARE.digest);
+}
+
+/** Copies the device's TPM state into `snapshot` (an empty directory): the clone an attacker keeps. */
+export function snapshotTpm(device: ToolsDevice, snapshot: string): void {
+  for (const f of readdirSync(device.swtpm.stateDir))
+    cpSync(join(device.swtpm.stateDir, f), join(snapshot, f), { recursive: true });
+}
+
+/** Puts the clone in place of the TPM's state and boots it: it counts its own next reset. */
+export async function restoreTpm(device: ToolsDevice, snapshot: string): Promise<void> {
+  rmSync(device.swtpm.stateDir, { recursive: true, force: true });
+  cpSync(snapshot, device.swtpm.stateDir, { recursive: true });
+  await reboot(device);
+}
+
+/** The TPM's clock (tpm2_readclock), ms. */
+export async function readTpmClock(device: ToolsDevice): Promise<bigint> {
+  const { stdout } = await device.swtpm.tpm2(['tpm2_readclock']);
+  const clock = /clock:\s*(\d+)/.exec(stdout)?.[1];
+  assert.ok(clock, stdout);
+  return BigInt(clock);
+}
+
+/** Moves the TPM's clock forward (TPM2_ClockSet, owner authorization: empty here, as on most devices). */
+export async function setTpmClock(device: ToolsDevice, ms: bigint): Promise<void> {
+  await device.swtpm.tpm2(['tpm2_setclock', String(ms)]);
 }
 
 /** Answers `challenge` honestly on `conn` and expects it affirmed; returns the evidence sent. */

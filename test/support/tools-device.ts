@@ -46,6 +46,8 @@ export interface Connected {
   readonly app: { topic: string; payload: Buffer }[];
   /** Subscribes; resolves with the granted QoS, 128 when the broker refused the filter. */
   subscribe(filter: string): Promise<number>;
+  /** CONNACK's session-present flag: the broker kept a persistent session for this clientId. */
+  readonly sessionPresent: boolean;
   close(): Promise<void>;
 }
 
@@ -139,11 +141,14 @@ export class ToolsDevice {
     };
   }
 
-  /** Opens an MQTT connection as this device (or as `username`), subscribed to its `in`. */
+  /**
+   * Opens an MQTT connection as this device (or as `username`), subscribed to its `in`; `clean:
+   * false` asks for a persistent session, `localAddress` picks the loopback address it comes from.
+   */
   async connect(
     url: string,
     ca: Buffer,
-    opts: { suffix?: string; username?: string } = {},
+    opts: { suffix?: string; username?: string; clean?: boolean; localAddress?: string } = {},
   ): Promise<Connected> {
     const username = opts.username ?? this.id;
     const client = mqtt.connect(url, {
@@ -154,6 +159,8 @@ export class ToolsDevice {
       reconnectPeriod: 0,
       minVersion: 'TLSv1.3',
       connectTimeout: 5000,
+      clean: opts.clean ?? true,
+      ...(opts.localAddress && { localAddress: opts.localAddress }),
     } as mqtt.IClientOptions);
     const inbox: GatewayMessage[] = [];
     const waiters: ((m: GatewayMessage) => void)[] = [];
@@ -167,8 +174,8 @@ export class ToolsDevice {
         else inbox.push(m);
       } else app.push({ topic, payload });
     });
-    await new Promise<void>((resolve, reject) => {
-      client.once('connect', () => resolve());
+    const sessionPresent = await new Promise<boolean>((resolve, reject) => {
+      client.once('connect', (connack) => resolve(connack.sessionPresent));
       client.once('error', reject);
       client.once('close', () => reject(new Error('connection closed before CONNACK')));
     });
@@ -177,6 +184,7 @@ export class ToolsDevice {
       client,
       socket: client.stream as unknown as TLSSocket,
       app,
+      sessionPresent,
       // mqtt.js rejects a SUBACK of 0x80; a refusal is an answer here, not an error.
       subscribe: (filter) =>
         client.subscribeAsync(filter, { qos: 0 }).then(

@@ -1,4 +1,5 @@
 import { isDeviceId } from '../../../shared/protocol/index.ts';
+import { show } from '../../policy/json-fields.ts';
 import { allowlistEntry } from '../../store/allowlist.ts';
 import type { ApiContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
@@ -13,7 +14,7 @@ function entry(value: unknown): string {
   if (typeof value !== 'string')
     throw new ApiError(
       'bad-ek',
-      `"ek" must be a string: an EK hash (64 hex digits) or a device id (24), got ${JSON.stringify(value)}`,
+      `"ek" must be a string: an EK hash (64 hex digits) or a device id (24), got ${show(value)}`,
     );
   try {
     return allowlistEntry(value);

@@ -1,4 +1,5 @@
 import { isManifestToken } from '../../../shared/protocol/software-manifest.ts';
+import { show } from '../../policy/json-fields.ts';
 import type { ReleaseManifestRecord } from '../../releases/model.ts';
 import type { ApiContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
@@ -41,7 +42,7 @@ function token(what: string, v: unknown): string {
   if (typeof v !== 'string' || !isManifestToken(v))
     throw new ApiError(
       'bad-release',
-      `release ${what} ${JSON.stringify(v)}: expected 1 to 128 printable ASCII characters, no spaces`,
+      `release ${what} ${show(v)}: expected 1 to 128 printable ASCII characters, no spaces`,
     );
   return v;
 }
@@ -66,7 +67,7 @@ export function releaseRoutes(router: Router, ctx: ApiContext): void {
     if (typeof body.digest !== 'string' || !DIGEST.test(body.digest))
       throw new ApiError(
         'bad-release',
-        `release digest ${JSON.stringify(body.digest)}: expected the SHA-256 of the release's manifest, 64 hex digits (\`vigil-gateway release add --manifest FILE\` computes it)`,
+        `release digest ${show(body.digest)}: expected the SHA-256 of the release's manifest, 64 hex digits (\`vigil-gateway release add --manifest FILE\` computes it)`,
       );
     const existing = (await ctx.gateway.store.releases()).find(
       (r) => r.name === name && r.version === version,
