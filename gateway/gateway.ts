@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
 import type { Client } from 'aedes';
 import pino, { type Logger } from 'pino';
@@ -17,6 +16,7 @@ import { Replies } from './connections/replies.ts';
 import { DeviceRooms } from './connections/room.ts';
 import { MessageRouter } from './connections/router.ts';
 import { EventBus } from './events.ts';
+import { listen } from './listen.ts';
 import { PolicyFile } from './policy/policy-file.ts';
 import { buildRuntimePolicy, type RuntimePolicy } from './policy/runtime-policy.ts';
 import { Fleet } from './posture/fleet.ts';
@@ -343,12 +343,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         return health?.close();
       });
     }
-    await new Promise<void>((resolve, reject) => {
-      broker.server.once('error', reject);
-      broker.server.listen(opts.mqttPort ?? config.mqtt.port, config.mqtt.host, () => resolve());
-    });
+    const mqttPort = await listen(broker.server, opts.mqttPort ?? config.mqtt.port, config.mqtt.host);
     fleet.announceAll();
-    const mqttPort = (broker.server.address() as AddressInfo).port;
     log.info(
       { port: mqttPort, policy: runtime.id, devices: fleet.size },
       'gateway listening (MQTT over TLS 1.3)',

@@ -1,8 +1,8 @@
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { checkCsrf } from '../dashboard/csrf.ts';
 import { Dashboard } from '../dashboard/dashboard.ts';
 import { SECURITY_HEADERS } from '../dashboard/security-headers.ts';
+import { listen } from '../listen.ts';
 import { VERSION } from '../version.ts';
 import { bearerPrincipal, checkRole, noCredentials, tokenRoles } from './auth.ts';
 import type { ApiContext } from './context.ts';
@@ -119,14 +119,7 @@ export async function startApi(ctx: ApiContext, opts: ApiOptions): Promise<ApiSe
   });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
+  const port = await listen(server, opts.port, opts.host);
   ctx.gateway.log.info({ host: opts.host, port }, 'operator API listening');
   return {
     port,

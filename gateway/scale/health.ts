@@ -1,6 +1,6 @@
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import { listen } from '../listen.ts';
 
 // The load balancer's health check, on a port of its own (gateway.json `health`): the operator
 // API stays on loopback behind its token, and HAProxy checks HTTP here rather than opening TLS
@@ -42,14 +42,7 @@ export async function startHealth(
   });
   server.requestTimeout = 5000;
   server.headersTimeout = 5000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
+  const port = await listen(server, opts.port, opts.host);
   log.info({ host: opts.host, port }, 'health check listening (GET /health)');
   return {
     port,

@@ -8,6 +8,7 @@ import * as assert from 'uvu/assert';
 import { loadConfig } from '../../gateway/config.ts';
 import { startGateway } from '../../gateway/gateway.ts';
 import { GatewayLockedError } from '../../gateway/store/lock.ts';
+import { sqliteSpecific } from '../support/gateway.ts';
 import { settle } from '../support/operator.ts';
 import { honestServed } from './abuse-support.ts';
 import { attestedConnection, closeTestbed, openTestbed, type Testbed } from './testbed.ts';
@@ -23,8 +24,11 @@ interface Ctx extends Testbed {
 }
 const it = suite<Ctx>('one gateway per store');
 
+// A PostgreSQL store is shared by several gateways by design (docs/scale.md): the lock is SQLite's.
+sqliteSpecific('security/store-lock.test.ts', 'the lock on an SQLite file');
+
 it.before(async (ctx) => {
-  await openTestbed(ctx);
+  await openTestbed(ctx, { sqlite: true });
   ctx.lockPath = `${loadConfig(ctx.gw.dir).database}.lock`;
 });
 

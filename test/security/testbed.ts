@@ -14,8 +14,12 @@ import { expectMessage, onlySession } from './support.ts';
 /** The release the device runs and the gateway accepts. */
 export const SOFTWARE = { name: 'tools-fw', version: '1.0', digest: digestOf('tools-fw 1.0 manifest') };
 
-export function startOpenGateway(rounds: { deadlineMs: number }): Promise<TestGateway> {
+export function startOpenGateway(
+  rounds: { deadlineMs: number },
+  engine: { sqlite?: boolean } = {},
+): Promise<TestGateway> {
   return startTestGateway({
+    ...engine,
     policy: {
       admission: { mode: 'open' },
       referenceValues: { software: [{ ...SOFTWARE, digest: toHex(SOFTWARE.digest) }] },
@@ -42,9 +46,13 @@ export interface Testbed {
  */
 export async function openTestbed(
   into: Partial<Testbed>,
-  opts: { beforeAttest?: (device: ToolsDevice) => Promise<void> } = {},
+  opts: {
+    beforeAttest?: (device: ToolsDevice) => Promise<void>;
+    /** A test of the SQLite store itself: SQLite whatever the run's engine. */
+    sqlite?: boolean;
+  } = {},
 ): Promise<void> {
-  into.gw = await startOpenGateway({ deadlineMs: 5000 });
+  into.gw = await startOpenGateway({ deadlineMs: 5000 }, { sqlite: opts.sqlite ?? false });
   into.device = await createDevice();
   await opts.beforeAttest?.(into.device);
   into.conn = await attestedConnection(into.gw, into.device, { suffix: 'a' });
