@@ -1,14 +1,15 @@
 import type { Sample, SegmentTrend } from './soak-trend.ts';
 
-// The soak's samples as a small SVG (no plotting dependency): the gateway's RSS (left axis) and
-// open descriptors (right axis) over minutes, the restart as a dashed line, and each process's
-// fitted trend over the part of it that was fitted.
+// The soak's samples as a small SVG (no plotting dependency): the gateway's RSS and its live heap
+// after a full collection (dots; left axis) and open descriptors (right axis) over minutes, the
+// restart as a dashed line, and each process's fitted trends over the part of it that was fitted.
 
 const W = 760;
 const H = 320;
 const M = { left: 56, right: 60, top: 34, bottom: 40 };
 const RSS_COLOUR = '#1f5fa8';
 const FDS_COLOUR = '#c8661b';
+const HEAP_COLOUR = '#2e8b3e';
 
 /** A round upper bound for an axis: 1, 2 or 5 times a power of ten. */
 function niceMax(v: number): number {
@@ -58,7 +59,7 @@ export function soakSvg(
   }
   parts.push(
     `<text x="${W / 2}" y="${H - 6}" text-anchor="middle">minutes</text>`,
-    `<text x="14" y="${H / 2}" transform="rotate(-90 14 ${H / 2})" text-anchor="middle" fill="${RSS_COLOUR}">gateway RSS, MB</text>`,
+    `<text x="14" y="${H / 2}" transform="rotate(-90 14 ${H / 2})" text-anchor="middle"><tspan fill="${RSS_COLOUR}">gateway RSS</tspan>, <tspan fill="${HEAP_COLOUR}">live heap</tspan>, MB</text>`,
     `<text x="${W - 12}" y="${H / 2}" transform="rotate(90 ${W - 12} ${H / 2})" text-anchor="middle" fill="${FDS_COLOUR}">open descriptors</text>`,
   );
   if (restartAtS !== undefined)
@@ -71,6 +72,9 @@ export function soakSvg(
       `<path d="${path(seg, (s) => yRss(s.rssMb))}" fill="none" stroke="${RSS_COLOUR}" stroke-width="1.5"/>`,
       `<path d="${path(seg, (s) => yFds(s.fds))}" fill="none" stroke="${FDS_COLOUR}" stroke-width="1.5"/>`,
     );
+  for (const s of samples)
+    if (s.liveHeapMb !== undefined)
+      parts.push(`<circle cx="${x(s.t / 60)}" cy="${yRss(s.liveHeapMb)}" r="2.5" fill="${HEAP_COLOUR}"/>`);
   for (const t of trends) {
     const [a, b] = [t.from / 60, t.to / 60];
     parts.push(
@@ -79,6 +83,12 @@ export function soakSvg(
       `<text x="${x(b) - 4}" y="${yRss(t.rss.intercept + t.rss.slope * b) - 6}" text-anchor="end" fill="${RSS_COLOUR}">${t.rss.slope >= 0 ? '+' : ''}${t.rss.slope.toFixed(2)} MB/min</text>`,
       `<text x="${x(b) - 4}" y="${yFds(t.fds.intercept + t.fds.slope * b) + 14}" text-anchor="end" fill="${FDS_COLOUR}">${t.fds.slope >= 0 ? '+' : ''}${t.fds.slope.toFixed(1)} fds/min</text>`,
     );
+    const h = t.liveHeap;
+    if (h)
+      parts.push(
+        `<line x1="${x(a)}" y1="${yRss(h.intercept + h.slope * a)}" x2="${x(b)}" y2="${yRss(h.intercept + h.slope * b)}" stroke="${HEAP_COLOUR}" stroke-dasharray="2 2"/>`,
+        `<text x="${x(b) - 4}" y="${yRss(h.intercept + h.slope * b) - 6}" text-anchor="end" fill="${HEAP_COLOUR}">${h.slope >= 0 ? '+' : ''}${h.slope.toFixed(2)} MB/min</text>`,
+      );
   }
   parts.push('</svg>');
   return `${parts.join('\n')}\n`;

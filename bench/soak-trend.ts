@@ -1,7 +1,9 @@
 // What the soak's samples of the gateway process say about leaks: per gateway process (a restart
-// starts a new one), the least-squares slope of RSS and of open descriptors after a warm-up. A
-// leak shows as a slope that does not go to zero as the run gets longer; start-up growth (the
-// fleet connecting, caches filling) is what the warm-up leaves out.
+// starts a new one), the least-squares slope of RSS, of open descriptors and of the live JS heap
+// after a full collection, each after a warm-up. A leak shows as a slope that does not go to zero
+// as the run gets longer; start-up growth (the fleet connecting, caches filling) is what the
+// warm-up leaves out. RSS also carries garbage not yet collected and heap V8 keeps for reuse, so
+// over minutes it moves by tens of MB either way; the live heap after a full collection does not.
 
 export interface Sample {
   /** Seconds since the soak started. */
@@ -12,6 +14,8 @@ export interface Sample {
   readonly attested: number;
   /** Which gateway process: 0 before the restart, 1 after. */
   readonly segment: number;
+  /** The JS heap in use right after a full collection, MB: taken on some samples only. */
+  readonly liveHeapMb?: number;
 }
 
 export interface Line {
@@ -45,6 +49,8 @@ export interface SegmentTrend {
   /** Fitted over minutes: MB per minute, descriptors per minute. */
   readonly rss: Line;
   readonly fds: Line;
+  /** MB per minute; undefined when fewer than three samples after the warm-up took the live heap. */
+  readonly liveHeap: Line | undefined;
 }
 
 /**
@@ -61,14 +67,17 @@ export function segmentTrends(samples: readonly Sample[], warmup = 0.25, minWarm
     const cut = start + Math.max(minWarmupS, (end - start) * warmup);
     const fitted = own.filter((s) => s.t >= cut);
     if (fitted.length < 3) continue;
-    const minutes = (pick: (s: Sample) => number) => fitted.map((s) => ({ x: s.t / 60, y: pick(s) }));
+    const minutes = (of: readonly Sample[], pick: (s: Sample) => number) =>
+      of.map((s) => ({ x: s.t / 60, y: pick(s) }));
+    const heaps = fitted.filter((s) => s.liveHeapMb !== undefined);
     trends.push({
       segment,
       from: fitted[0]!.t,
       to: fitted.at(-1)!.t,
       samples: fitted.length,
-      rss: leastSquares(minutes((s) => s.rssMb)),
-      fds: leastSquares(minutes((s) => s.fds)),
+      rss: leastSquares(minutes(fitted, (s) => s.rssMb)),
+      fds: leastSquares(minutes(fitted, (s) => s.fds)),
+      liveHeap: heaps.length >= 3 ? leastSquares(minutes(heaps, (s) => s.liveHeapMb!)) : undefined,
     });
   }
   return trends;

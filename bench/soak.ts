@@ -26,7 +26,7 @@ import { printTable } from './table.ts';
 
 const USAGE = `npm run soak -- [--minutes 20] [--devices 3000] [--shard-size 1000] [--periodic-ms 5000]
   [--deadline-ms 3000] [--churn-per-min N] [--on-demand-every 60] [--reload-every 90]
-  [--sample-every 5] [--restart graceful|kill|none] [--svg docs/soak.svg]
+  [--sample-every 5] [--heap-every 60] [--restart graceful|kill|none] [--svg docs/soak.svg]
   [--json bench/soak-results.json] [--keep-dir]`;
 
 interface Options {
@@ -39,6 +39,7 @@ interface Options {
   readonly onDemandEveryS: number;
   readonly reloadEveryS: number;
   readonly sampleEveryS: number;
+  readonly heapEveryS: number;
   readonly restart: 'graceful' | 'kill' | 'none';
   readonly svg: string;
   readonly json: string;
@@ -59,6 +60,7 @@ function options(argv: string[]): Options {
       'on-demand-every': { type: 'string', default: '60' },
       'reload-every': { type: 'string', default: '90' },
       'sample-every': { type: 'string', default: '5' },
+      'heap-every': { type: 'string', default: '60' },
       restart: { type: 'string', default: 'graceful' },
       svg: { type: 'string', default: 'docs/soak.svg' },
       json: { type: 'string', default: 'bench/soak-results.json' },
@@ -93,6 +95,7 @@ function options(argv: string[]): Options {
     onDemandEveryS: num('on-demand-every', v['on-demand-every'], 5),
     reloadEveryS: num('reload-every', v['reload-every'], 5),
     sampleEveryS: num('sample-every', v['sample-every'], 1),
+    heapEveryS: num('heap-every', v['heap-every'], 5),
     restart,
     svg: v.svg!,
     json: v.json!,
@@ -155,20 +158,29 @@ async function soak(o: Options): Promise<void> {
     let failedCalls = 0;
     let restartAt: number | undefined;
     let recoveredAfterS: number | undefined;
-    const next = { sample: 0, churn: 10, onDemand: o.onDemandEveryS, reload: o.reloadEveryS };
+    const next = { sample: 0, heap: 0, churn: 10, onDemand: o.onDemandEveryS, reload: o.reloadEveryS };
     const halfway = (o.minutes * 60) / 2;
     while (elapsed() < o.minutes * 60) {
       const t = elapsed();
       if (t >= next.sample) {
         next.sample += o.sampleEveryS;
-        const stats = await gateway.call<{ attested: number }>('stats');
+        // Now and then the live heap: a full collection first (the gateway runs with --expose-gc),
+        // then what is still in use. RSS is read before it, so the collection does not shape RSS.
         const p = procStats(gateway.pid);
+        const fds = openFds(gateway.pid);
+        const heap = t >= next.heap;
+        if (heap) {
+          next.heap += o.heapEveryS;
+          await gateway.call('gc');
+        }
+        const stats = await gateway.call<{ attested: number; mem: NodeJS.MemoryUsage }>('stats');
         samples.push({
           t,
           rssMb: p.rssKb / 1024,
-          fds: openFds(gateway.pid),
+          fds,
           attested: stats.attested,
           segment,
+          ...(heap && { liveHeapMb: stats.mem.heapUsed / 2 ** 20 }),
         });
         if (restartAt !== undefined && recoveredAfterS === undefined && stats.attested >= 0.95 * o.devices)
           recoveredAfterS = t - restartAt;
@@ -204,6 +216,7 @@ async function soak(o: Options): Promise<void> {
         gateway = await startChild('gateway-process.ts', [dir]);
         segment++;
         next.sample = elapsed();
+        next.heap = next.sample;
       }
       await sleep(1000);
     }
@@ -324,8 +337,22 @@ async function soak(o: Options): Promise<void> {
           t.fds.slope,
           '/min',
         ),
+        ...(t.liveHeap
+          ? [
+              info(
+                `gateway ${t.segment === 0 ? 'before' : 'after'} restart: live heap slope (after a full GC)`,
+                t.liveHeap.slope,
+                'MB/min',
+              ),
+            ]
+          : []),
       ]),
       info('gateway RSS at the end', samples.at(-1)?.rssMb ?? Number.NaN, 'MB'),
+      info(
+        'gateway live heap at the end (after a full GC)',
+        samples.findLast((s) => s.liveHeapMb !== undefined)?.liveHeapMb ?? Number.NaN,
+        'MB',
+      ),
       info('gateway open descriptors at the end', samples.at(-1)?.fds ?? Number.NaN, ''),
     ];
     const title = `Vigil soak: ${o.devices} sim devices, ${o.minutes} min, periodic ${o.periodicMs / 1000} s, restart ${o.restart}`;
