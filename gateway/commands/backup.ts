@@ -5,7 +5,7 @@ import { readRunFile } from '../run-file.ts';
 import type { BackupInfo } from '../store/sqlite.ts';
 import { backupDatabase, inspectStoreFile, type StoreFileInfo } from '../store/sqlite-file.ts';
 import { client, parse, TARGET_OPTIONS, UsageError } from './args.ts';
-import { gatewayDir } from './client.ts';
+import { gatewayDir, requireSqliteStore } from './client.ts';
 
 // `vigil-gateway backup --out FILE`: a consistent copy of the gateway's store. From the running
 // gateway through its API (SQLite's online backup, rounds going on meanwhile), or, when none
@@ -25,6 +25,7 @@ export async function backup(args: string[]): Promise<number> {
     uncommitted = info.uncommitted;
     how = `from the running gateway${running ? ` (pid ${running.pid})` : ''}`;
   } else {
+    requireSqliteStore(config, 'backup');
     const db = new Database(config.database, { readonly: true, fileMustExist: true });
     try {
       await backupDatabase(db, out);

@@ -1,10 +1,19 @@
 import { readFileSync } from 'node:fs';
-import { loadConfig } from '../config.ts';
+import { type GatewayConfig, loadConfig } from '../config.ts';
 import { readRunFile } from '../run-file.ts';
 
 // How an operator command reaches the running gateway: the API address and the operator token
 // from the gateway directory (gateway.json `api`, operator.token), or `--api URL` when the
 // gateway was started with another port (`start --api-port`) or is reached through a tunnel.
+
+/** backup and restore work on an SQLite store; a PostgreSQL one has its own tools. */
+export function requireSqliteStore(config: GatewayConfig, command: 'backup' | 'restore'): void {
+  if (config.scale.engine !== 'sqlite')
+    throw new CommandError(
+      `${config.dir} keeps its store in PostgreSQL: ${command} copies an SQLite store; use pg_dump and pg_restore (docs/operations.md)`,
+      `${command}-unsupported`,
+    );
+}
 
 export class CommandError extends Error {
   override readonly name = 'CommandError';

@@ -5,6 +5,8 @@ import pino from 'pino';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { type Gateway, startGateway } from '../../gateway/gateway.ts';
+import { initGateway } from '../../gateway/setup/init.ts';
+import { acquireStoreLock } from '../../gateway/store/lock.ts';
 import { SCHEMA_VERSION } from '../../gateway/store/migrations.ts';
 import { SqliteStore } from '../../gateway/store/sqlite.ts';
 import { restoreStoreFile, StoreFileError } from '../../gateway/store/sqlite-file.ts';
@@ -249,6 +251,38 @@ it('restore refuses what is not a Vigil store of a supported schema, and a datab
   }
   const { kept } = await restoreStoreFile(current, target, `${target}.kept`);
   assert.is(kept, `${target}.kept`, 'once closed, it is replaced and kept aside');
+
+  // A store whose lock a gateway holds is never replaced, run file or not.
+  const locked = initGateway({ dir: tempDir('restore-locked'), hosts: ['localhost'] });
+  const lock = acquireStoreLock(locked.database, Date.now());
+  try {
+    const r = await gatewayCli(['restore', current, '--dir', locked.dir]);
+    assert.is(r.code, 1, r.stdout);
+    assert.match(
+      r.stderr,
+      `a gateway (pid ${process.pid}) holds the store ${locked.database}: stop it first`,
+    );
+  } finally {
+    lock.release();
+  }
+  const r = await gatewayCli(['restore', current, '--dir', locked.dir]);
+  assert.is(r.code, 0, r.stderr);
+
+  // A PostgreSQL store is not restore's (nor backup's) to replace.
+  const pg = initGateway({
+    dir: tempDir('restore-pg'),
+    hosts: ['localhost'],
+    database: 'postgres://vigil@127.0.0.1:1/vigil',
+  });
+  for (const command of [
+    ['restore', current, '--dir', pg.dir],
+    ['backup', '--out', join(dir, 'pg.db'), '--dir', pg.dir],
+  ]) {
+    const refused = await gatewayCli(command);
+    assert.is(refused.code, 1, refused.stdout);
+    assert.match(refused.stderr, 'keeps its store in PostgreSQL');
+    assert.match(refused.stderr, `[${command[0]}-unsupported]`);
+  }
 });
 
 it.run();
