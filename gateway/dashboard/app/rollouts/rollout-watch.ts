@@ -2,7 +2,7 @@ import { type Signal, useSignal } from '@preact/signals';
 import { useEffect } from 'preact/hooks';
 import type { RolloutView } from '../../../rollouts/view.ts';
 import { api, errorText } from '../api.ts';
-import { onEvent, onResync } from '../live.ts';
+import { reloadOn } from '../live.ts';
 
 // One rollout's full view (GET v1/rollouts/ID), fetched again shortly after a `rollout` event for
 // it or a posture change of one of its members (a member no longer fresh breaks the barrier
@@ -36,11 +36,9 @@ export function useRolloutView(id: string): Watched {
     error.value = null;
   };
   useEffect(() => {
-    let timer: ReturnType<typeof setTimeout> | undefined;
     let current = true;
     let asked = 0;
     const load = async () => {
-      timer = undefined;
       const n = ++asked;
       try {
         const { rollout } = await api<{ rollout: RolloutView }>(
@@ -55,20 +53,16 @@ export function useRolloutView(id: string): Watched {
     view.value = known.get(id) ?? null;
     error.value = null;
     void load();
-    const soon = () => {
-      timer ??= setTimeout(load, RELOAD_MS);
-    };
-    const off = [
-      onEvent((e) => {
-        if (e.kind === 'rollout' && e.notice.id === id) soon();
-        else if (e.kind === 'posture' && isMember(view.peek(), e.notice.id)) soon();
-      }),
-      onResync(() => void load()),
-    ];
+    const off = reloadOn(
+      (e) =>
+        (e.kind === 'rollout' && e.notice.id === id) ||
+        (e.kind === 'posture' && isMember(view.peek(), e.notice.id)),
+      () => void load(),
+      RELOAD_MS,
+    );
     return () => {
       current = false;
-      if (timer) clearTimeout(timer);
-      for (const f of off) f();
+      off();
     };
   }, [id]);
   return { view, error, show };

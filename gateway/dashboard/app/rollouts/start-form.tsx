@@ -5,6 +5,7 @@ import type { RolloutView } from '../../../rollouts/view.ts';
 import type { FleetPage } from '../../fleet-query.ts';
 import { api, errorText } from '../api.ts';
 import { go } from '../route.ts';
+import { SelectField } from '../ui/select-field.tsx';
 import { TextField } from '../ui/text-field.tsx';
 import { putNotice } from './rollout-list.ts';
 import { remember } from './rollout-watch.ts';
@@ -75,42 +76,28 @@ export function StartForm() {
     <form class="card start-form rollout-form" onSubmit={start}>
       <h2>Start a rollout</h2>
       <div class="form-grid">
-        <label class="field">
-          <span>Swarm (a label)</span>
-          <select
-            name="swarm"
-            value={swarm.value}
-            required
-            onChange={(e) => {
-              swarm.value = e.currentTarget.value;
-            }}
-          >
-            <option value="">choose…</option>
-            {labels.value.map((l) => (
-              <option key={l.label} value={l.label}>
-                {l.label} ({l.count} device{l.count === 1 ? '' : 's'})
-              </option>
-            ))}
-          </select>
-        </label>
-        <label class="field">
-          <span>Release</span>
-          <select
-            name="release"
-            value={release.value}
-            required
-            onChange={(e) => {
-              release.value = e.currentTarget.value;
-            }}
-          >
-            <option value="">{releases.value.length === 0 ? 'none imported' : 'choose…'}</option>
-            {releases.value.map((r) => (
-              <option key={`${r.name}@${r.version}`} value={`${r.name}@${r.version}`}>
-                {r.name} {r.version} (seq {r.seq})
-              </option>
-            ))}
-          </select>
-        </label>
+        <SelectField
+          label="Swarm (a label)"
+          name="swarm"
+          value={swarm}
+          required
+          prompt="choose…"
+          options={labels.value.map((l) => ({
+            value: l.label,
+            text: `${l.label} (${l.count} device${l.count === 1 ? '' : 's'})`,
+          }))}
+        />
+        <SelectField
+          label="Release"
+          name="release"
+          value={release}
+          required
+          prompt={releases.value.length === 0 ? 'none imported' : 'choose…'}
+          options={releases.value.map((r) => ({
+            value: `${r.name}@${r.version}`,
+            text: `${r.name} ${r.version} (seq ${r.seq})`,
+          }))}
+        />
         <TextField label="Waves (cumulative)" value={waves} required placeholder="1,50%,100%" />
         <TextField label="Success per wave" value={success} required placeholder="100%" />
         <TextField label="Abort beyond" value={abort} required placeholder="20%,min=1" />
