@@ -22,6 +22,7 @@ export interface RolloutNotice {
     readonly at: number;
     readonly state: Operation['state'];
   }[];
+  readonly createdAt: number;
   readonly updatedAt: number;
 }
 
@@ -69,7 +70,6 @@ export interface OperationView {
 }
 
 export interface RolloutView extends RolloutNotice {
-  readonly createdAt: number;
   readonly spec: {
     readonly waves: readonly string[];
     readonly successPercent: number;
@@ -117,6 +117,7 @@ export function rolloutNotice(r: Rollout, fresh: (member: string) => boolean): R
     members,
     barrier: { holds: b.holds, converged: b.good.length, needed: b.needed },
     operations: r.operations.map((o) => ({ id: o.id, name: o.name, at: o.at, state: o.state })),
+    createdAt: r.spec.createdAt,
     updatedAt: r.updatedAt,
   };
 }
@@ -166,7 +167,6 @@ export function rolloutView(r: Rollout, ctx: ViewContext): RolloutView {
   digests.sort((a, b) => Number(b.target) - Number(a.target) || b.members.length - a.members.length);
   return {
     ...rolloutNotice(r, ctx.fresh),
-    createdAt: s.createdAt,
     spec: {
       waves: s.waves.map(quota),
       successPercent: s.successPercent,

@@ -7,17 +7,26 @@ import { simPolicy } from '../support/sim-devices.ts';
 import { DESKTOP, launchBrowser, PHONE, signIn } from './support/browser.ts';
 import { startDashboardGateway } from './support/dashboard-gateway.ts';
 import { batchDone, call } from './support/http.ts';
+import { startRolloutSwarm } from './support/rollout-swarm.ts';
 import { connectSim } from './support/sim-fleet.ts';
 
 // The README's screenshots of the dashboard (docs/dashboard/*.png), taken in Debian's Chromium
 // from a real gateway with a small sim fleet: a few swarms, one device running an unregistered
-// build (contraindicated), one that stopped answering (stale).
+// build (contraindicated), one that stopped answering (stale). The rollouts pages come from a
+// second gateway whose swarm is three real agents on swtpm (sims do not update): rolled to a
+// release, then an operation released behind the barrier.
 //
 //   npx tsx test/dashboard/screenshots.ts [OUT_DIR]     (default docs/dashboard)
 //   pngquant --force --ext .png --quality 70-95 docs/dashboard/*.png   (a third of the size)
 
 const out = resolve(process.argv[2] ?? 'docs/dashboard');
 mkdirSync(out, { recursive: true });
+
+const shoot = async (page: Page, name: string, fullPage = false) => {
+  await page.waitForTimeout(600);
+  await page.screenshot({ path: join(out, `${name}.png`), fullPage });
+  process.stderr.write(`wrote ${join(out, `${name}.png`)}\n`);
+};
 
 const dg = await startDashboardGateway(simPolicy({ periodicMs: 60_000, deadlineMs: 800 }));
 const devices: SimDevice[] = [];
@@ -66,11 +75,6 @@ try {
   });
   await batchDone(dg.url, dg.operatorToken, one.json.id);
 
-  const shoot = async (page: Page, name: string) => {
-    await page.waitForTimeout(600);
-    await page.screenshot({ path: join(out, `${name}.png`) });
-    process.stderr.write(`wrote ${join(out, `${name}.png`)}\n`);
-  };
   for (const [size, viewport] of [
     ['desktop', DESKTOP],
     ['phone', PHONE],
@@ -94,4 +98,31 @@ try {
   await browser.close();
   await Promise.all(devices.map((d) => d.close()));
   await dg.stop();
+}
+
+const swarm = await startRolloutSwarm(3, 'line=press');
+const shots = await launchBrowser();
+try {
+  const api = <T>(method: string, path: string, body?: object) =>
+    call<T>(swarm.url, method, path, { token: swarm.operatorToken, ...(body && { body }) });
+  const started = await api<{ rollout: { id: string } }>('POST', 'v1/rollouts', {
+    swarm: 'line=press',
+    release: 'app@2.0.0',
+    waves: '1,100%',
+  });
+  const id = started.json.rollout.id;
+  const page = await shots.page(DESKTOP);
+  await signIn(page, swarm.url, swarm.operatorToken);
+  await page.goto(`${swarm.url}#/rollouts/${id}`);
+  await page.locator('.rollout-page[data-phase="completed"]').waitFor({ timeout: 60_000 });
+  await api('POST', `v1/rollouts/${id}/operations`, { name: 'recipe', args: { recipe: 'b' } });
+  await page.locator('article.operation[data-state="done"]').waitFor({ timeout: 15_000 });
+  await shoot(page, 'rollout-desktop', true);
+  await page.goto(`${swarm.url}#/rollouts`);
+  await page.locator(`tr[data-rollout="${id}"]`).waitFor();
+  await shoot(page, 'rollouts-desktop');
+  if (shots.problems.length > 0) throw new Error(`problems in the page: ${shots.problems.join('; ')}`);
+} finally {
+  await shots.close();
+  await swarm.stop();
 }

@@ -2,6 +2,7 @@ import { useEffect } from 'preact/hooks';
 import { DevicePage } from './devices/device-page.tsx';
 import { FleetPage } from './fleet/fleet-page.tsx';
 import { liveState, startLive, stopLive } from './live.ts';
+import { RolloutPage } from './rollouts/rollout-page.tsx';
 import { RolloutsPage } from './rollouts/rollouts-page.tsx';
 import { RoundsPage } from './rounds/rounds-page.tsx';
 import { href, type Route, route } from './route.ts';
@@ -71,6 +72,6 @@ function Page({ route: r }: { route: Route }) {
     case 'rounds':
       return <RoundsPage batch={r.batch} />;
     case 'rollouts':
-      return <RolloutsPage />;
+      return r.id ? <RolloutPage id={r.id} /> : <RolloutsPage />;
   }
 }

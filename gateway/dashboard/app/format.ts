@@ -31,3 +31,8 @@ export function expiresIn(expires: number | null, now: number): string {
 export function ago(at: number, now: number): string {
   return at > now ? 'just now' : `${span(now - at)} ago`;
 }
+
+/** "in 4m 10s" or "4m 10s ago". */
+export function fromNow(at: number, now: number): string {
+  return at >= now ? `in ${span(at - now)}` : `${span(now - at)} ago`;
+}

@@ -27,6 +27,32 @@ export function onResync(r: () => void): () => void {
   return () => resyncers.delete(r);
 }
 
+/**
+ * For a view that reloads its snapshot rather than applying events: `reload` runs `delayMs` after
+ * the first event `matters` picks (once for all that came meanwhile, so a burst costs one request)
+ * and at every resync. Returns the unsubscribe, which also drops a reload not yet run.
+ */
+export function reloadOn(
+  matters: (e: GatewayEvent) => boolean,
+  reload: () => void,
+  delayMs: number,
+): () => void {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const offEvent = onEvent((e) => {
+    if (!timer && matters(e))
+      timer = setTimeout(() => {
+        timer = undefined;
+        reload();
+      }, delayMs);
+  });
+  const offResync = onResync(reload);
+  return () => {
+    if (timer) clearTimeout(timer);
+    offEvent();
+    offResync();
+  };
+}
+
 const POLL_MS = 10_000;
 let source: EventSource | undefined;
 let queue: GatewayEvent[] = [];

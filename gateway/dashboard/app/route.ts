@@ -7,13 +7,13 @@ export type Route =
   | { readonly page: 'fleet' }
   | { readonly page: 'device'; readonly id: string }
   | { readonly page: 'rounds'; readonly batch?: string }
-  | { readonly page: 'rollouts' };
+  | { readonly page: 'rollouts'; readonly id?: string };
 
 export function parseRoute(hash: string): Route {
   const parts = hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
   if (parts[0] === 'devices' && parts[1]) return { page: 'device', id: parts[1] };
   if (parts[0] === 'rounds') return parts[1] ? { page: 'rounds', batch: parts[1] } : { page: 'rounds' };
-  if (parts[0] === 'rollouts') return { page: 'rollouts' };
+  if (parts[0] === 'rollouts') return parts[1] ? { page: 'rollouts', id: parts[1] } : { page: 'rollouts' };
   return { page: 'fleet' };
 }
 
@@ -26,7 +26,7 @@ export function href(r: Route): string {
     case 'rounds':
       return r.batch ? `#/rounds/${encodeURIComponent(r.batch)}` : '#/rounds';
     case 'rollouts':
-      return '#/rollouts';
+      return r.id ? `#/rollouts/${encodeURIComponent(r.id)}` : '#/rollouts';
   }
 }
 

@@ -7,7 +7,7 @@ import { api, errorText } from '../api.ts';
 import { now } from '../clock.ts';
 import { EarPanel } from '../ear/ear-panel.tsx';
 import { ago, dateTime, expiresIn } from '../format.ts';
-import { onEvent, onResync } from '../live.ts';
+import { reloadOn } from '../live.ts';
 import { watchBatch } from '../rounds/batch-watch.ts';
 import { go } from '../route.ts';
 import { canOperate } from '../session.ts';
@@ -29,10 +29,8 @@ export function DevicePage({ id }: { id: string }) {
   const earRound = useSignal<string | null>(null);
 
   useEffect(() => {
-    let timer: ReturnType<typeof setTimeout> | undefined;
     let current = true;
     const load = async () => {
-      timer = undefined;
       try {
         const d = await api<DeviceDetailView>(
           'GET',
@@ -49,17 +47,14 @@ export function DevicePage({ id }: { id: string }) {
     detail.value = null;
     earRound.value = null;
     void load();
-    const off = [
-      onEvent((e) => {
-        const about = e.kind === 'posture' ? e.notice.id : e.kind === 'round' ? e.device : undefined;
-        if (about === id) timer ??= setTimeout(load, RELOAD_MS);
-      }),
-      onResync(() => void load()),
-    ];
+    const off = reloadOn(
+      (e) => (e.kind === 'posture' ? e.notice.id : e.kind === 'round' ? e.device : undefined) === id,
+      () => void load(),
+      RELOAD_MS,
+    );
     return () => {
       current = false;
-      if (timer) clearTimeout(timer);
-      for (const f of off) f();
+      off();
     };
   }, [id]);
 

@@ -1,61 +1,100 @@
-// Rollouts: where a swarm's move to a new attested version will be followed and its coordinated
-// operation released. Nothing feeds this page yet (rollouts come with a later gateway); its
-// sections are the ones a rollout will fill: the waves in order, the members grouped by the
-// software digest their quotes measured, the barrier (every member attested the target digest),
-// and the operation it releases.
+import { useEffect } from 'preact/hooks';
+import type { RolloutNotice } from '../../../rollouts/view.ts';
+import { now } from '../clock.ts';
+import { ago, dateTime } from '../format.ts';
+import { onEvent, onResync } from '../live.ts';
+import { href } from '../route.ts';
+import { canOperate } from '../session.ts';
+import { StateBadge } from '../ui/state-badge.tsx';
+import { MemberCounts } from './member-counts.tsx';
+import { applyRolloutEvent, listError, loadRollouts, rollouts } from './rollout-list.ts';
+import { StartForm } from './start-form.tsx';
+import { phaseTone } from './tones.ts';
+
+// Rollouts: every swarm's move to a release, newest first, live; operators start one here.
 
 export function RolloutsPage() {
+  useEffect(() => {
+    void loadRollouts();
+    const off = [onEvent(applyRolloutEvent), onResync(() => void loadRollouts())];
+    return () => {
+      for (const f of off) f();
+    };
+  }, []);
+  const list = rollouts.value;
   return (
     <main class="page rollouts-page">
       <header class="page-head">
         <h1>Rollouts</h1>
-        <p class="muted">No rollout yet: this gateway version does not run rollouts.</p>
+        <p class="muted">
+          A swarm moves to an imported release in waves; an operation is released once every member's quote
+          shows the release.
+        </p>
       </header>
-      <div class="rollout-grid">
-        <section class="card waves" aria-labelledby="waves-h">
-          <h2 id="waves-h">Waves</h2>
-          <p class="muted">
-            Each wave's devices, its target release, and whether every member has attested it.
-          </p>
-          <ol class="wave-list empty-list">
-            <li class="muted">no wave</li>
-          </ol>
-        </section>
-        <section class="card members" aria-labelledby="members-h">
-          <h2 id="members-h">Members by measured digest</h2>
-          <p class="muted">What each member's quote shows it runs, grouped by software digest.</p>
-          <table>
-            <thead>
-              <tr>
-                <th>digest</th>
-                <th>release</th>
-                <th>devices</th>
-              </tr>
-            </thead>
-            <tbody>
-              <tr>
-                <td colSpan={3} class="muted">
-                  no member
-                </td>
-              </tr>
-            </tbody>
-          </table>
-        </section>
-        <section class="card barrier" aria-labelledby="barrier-h">
-          <h2 id="barrier-h">Barrier</h2>
-          <p>
-            <span class="badge barrier-idle">not armed</span>
-          </p>
-          <p class="muted">It holds when every member has attested the target digest, and not before.</p>
-        </section>
-        <section class="card operate" aria-labelledby="operate-h">
-          <h2 id="operate-h">Operate</h2>
-          <button type="button" class="primary" disabled>
-            Release the operation
-          </button>
-          <p class="muted">Enabled once the barrier holds.</p>
-        </section>
-      </div>
+      {canOperate.value ? (
+        <StartForm />
+      ) : (
+        <p class="card muted viewer-note">Signed in as a viewer: you can watch rollouts, not start them.</p>
+      )}
+      <section class="card">
+        <h2>All rollouts</h2>
+        {listError.value && <p class="error">{listError.value}</p>}
+        {list === null ? (
+          <p class="muted">loading…</p>
+        ) : list.length === 0 ? (
+          <p class="empty">No rollout yet.</p>
+        ) : (
+          <RolloutTable list={list} />
+        )}
+      </section>
     </main>
+  );
+}
+
+function RolloutTable({ list }: { list: readonly RolloutNotice[] }) {
+  const t = now.value;
+  return (
+    <div class="table-wrap">
+      <table class="rollouts">
+        <thead>
+          <tr>
+            <th>rollout</th>
+            <th>swarm</th>
+            <th>release</th>
+            <th>phase</th>
+            <th>members</th>
+            <th>barrier</th>
+            <th>updated</th>
+          </tr>
+        </thead>
+        <tbody>
+          {list.map((r) => (
+            <tr key={r.id} data-rollout={r.id} data-phase={r.phase}>
+              <td>
+                <a class="mono" href={href({ page: 'rollouts', id: r.id })}>
+                  {r.id}
+                </a>
+                <div class="muted small">started {dateTime(r.createdAt)}</div>
+              </td>
+              <td class="wrap">{r.swarm}</td>
+              <td class="wrap">
+                {r.release.name} {r.release.version} <span class="muted">(seq {r.release.seq})</span>
+              </td>
+              <td>
+                <StateBadge state={r.phase} tone={phaseTone(r.phase)} />
+                {r.why && <div class="muted small wrap">{r.why}</div>}
+              </td>
+              <td>
+                <MemberCounts counts={r.members} />
+              </td>
+              <td data-barrier={r.barrier.holds ? 'holds' : 'not-held'}>
+                {r.barrier.holds ? 'holds' : 'not held'}, {r.barrier.converged}/{r.barrier.needed}
+              </td>
+              <td>{ago(r.updatedAt, t)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
   );
 }
