@@ -21,21 +21,12 @@ import type { Store } from '../store/store.ts';
 import type { EarSigner } from '../verifier/ear.ts';
 import { ArtifactChunks } from './chunks.ts';
 import { remaining, wireCommand } from './commands.ts';
+import { Delivery } from './delivery.ts';
 import { ROLLOUT_ERRORS, RolloutError, type RolloutErrorCode } from './errors.ts';
-import {
-  barrier,
-  createRollout,
-  nextDeadline,
-  outstanding,
-  type RolloutEvent,
-  type Step,
-  sendable,
-  step,
-} from './machine.ts';
+import { barrier, createRollout, nextDeadline, type RolloutEvent, type Step, step } from './machine.ts';
 import {
   HOLDING,
   type InFlight,
-  type Member,
   needsEngine,
   type Operation,
   type Quota,
@@ -146,16 +137,6 @@ function labelOf(swarm: string): [string, string] {
   return [swarm.slice(0, eq), swarm.slice(eq + 1)];
 }
 
-/** Whether a settled round decides a verifying member's convergence (machine.ts onRound). */
-function decides(round: RoundRecord, m: Member): boolean {
-  return (
-    m.activatedAt !== undefined &&
-    round.reason === 'swarm' &&
-    round.issuedAt >= m.activatedAt &&
-    round.state === 'appraised'
-  );
-}
-
 export class RolloutEngine {
   readonly #d: RolloutEngineDeps;
   /** Every rollout held here: those this gateway steps, and copies of others' (several gateways). */
@@ -174,10 +155,7 @@ export class RolloutEngine {
   readonly #freshOn = new Map<string, DeviceConnection>();
   /** The last want served on each connection (stage id and offset). */
   readonly #served = new WeakMap<DeviceConnection, string>();
-  /** Command ids sent on each connection: a command goes once per connection. */
-  readonly #sentOn = new WeakMap<DeviceConnection, Set<string>>();
-  /** Swarm rounds asked on each connection for members of copies, by rollout and activation. */
-  readonly #swarmAsked = new WeakMap<DeviceConnection, Set<string>>();
+  readonly #delivery: Delivery;
   /** Copies to read again from the store (several gateways). */
   readonly #stale = new Set<string>();
   readonly #remote: RemoteMembers | undefined;
@@ -191,6 +169,12 @@ export class RolloutEngine {
     this.#d = deps;
     this.#bucket = new TokenBucket(deps.artifactBytesPerSecond, deps.clock, MAX_CHUNK_BYTES);
     this.#chunks = new ArtifactChunks(deps.artifacts, this.#bucket);
+    this.#delivery = new Delivery({
+      askable: (device) => this.#askable(device),
+      send: (conn, r, id, f) => this.#send(conn, r, id, f),
+      startRound: deps.startRound,
+      clock: deps.clock,
+    });
     if (deps.scale)
       this.#remote = new RemoteMembers({
         peers: deps.scale.peers,
@@ -255,7 +239,7 @@ export class RolloutEngine {
     for (const id of this.#byMember.get(device) ?? []) {
       const r = this.#rollouts.get(id)!;
       if (!this.#owned.has(id)) {
-        this.#copyRoundSettled(r, record);
+        this.#delivery.roundSettled(r, record);
         continue;
       }
       const event = this.#roundEvent(record, r.spec.release.name);
@@ -650,62 +634,9 @@ export class RolloutEngine {
     this.#d.replies.send(conn, wireCommand(r, id, f, release.manifest, this.#d.clock.now()));
   }
 
-  /**
-   * Sends the rollout's commands in flight to the members held here, each once per connection
-   * (`again`: once more, for a device to repeat a report that may have been lost), and, for a
-   * copy, asks the swarm rounds its verifying members held here need. One pass over what is in
-   * flight: a step of a large swarm costs its commands, not its members times its commands.
-   */
+  /** What is in flight goes to the members held here (delivery.ts). */
   #deliverRollout(r: Rollout, again = false): void {
-    const now = this.#d.clock.now();
-    const conns = new Map<string, DeviceConnection | undefined>();
-    const connOf = (device: string) => {
-      if (!conns.has(device)) conns.set(device, this.#askable(device));
-      return conns.get(device);
-    };
-    for (const [cid, f] of Object.entries(r.inflight)) {
-      const conn = connOf(f.member);
-      if (conn && sendable(r, f, now)) this.#sendOnce(conn, r, cid, f, again);
-    }
-    if (this.#owned.has(r.spec.id)) return;
-    for (const m of Object.values(r.members)) {
-      const conn = m.state === 'verifying' ? connOf(m.id) : undefined;
-      if (conn) this.#askSwarm(r, m.id, conn);
-    }
-  }
-
-  #deliverTo(r: Rollout, device: string, conn: DeviceConnection): void {
-    for (const [cid, f] of outstanding(r, device, this.#d.clock.now()))
-      this.#sendOnce(conn, r, cid, f, false);
-    if (!this.#owned.has(r.spec.id)) this.#askSwarm(r, device, conn);
-  }
-
-  #sendOnce(conn: DeviceConnection, r: Rollout, cid: string, f: InFlight, again: boolean): void {
-    const sent = this.#sentOn.get(conn) ?? new Set<string>();
-    this.#sentOn.set(conn, sent);
-    if (sent.has(cid) && !again) return;
-    sent.add(cid);
-    this.#send(conn, r, cid, f);
-  }
-
-  /** A member of a copy verifying on a connection here needs a swarm round after its activation. */
-  #askSwarm(r: Rollout, device: string, conn: DeviceConnection): void {
-    const m = r.members[device];
-    if (m?.state !== 'verifying' || m.activatedAt === undefined) return;
-    const key = `${r.spec.id} ${m.activatedAt}`;
-    const asked = this.#swarmAsked.get(conn) ?? new Set<string>();
-    this.#swarmAsked.set(conn, asked);
-    if (asked.has(key)) return;
-    asked.add(key);
-    this.#d.startRound(conn);
-  }
-
-  /** A round of a copy's member held here settled: one that cannot decide it is asked again. */
-  #copyRoundSettled(r: Rollout, record: RoundRecord): void {
-    const m = r.members[record.deviceId];
-    if (m?.state !== 'verifying' || decides(record, m)) return;
-    const conn = this.#askable(record.deviceId);
-    if (conn) this.#d.startRound(conn);
+    this.#delivery.rollout(r, { copy: !this.#owned.has(r.spec.id), again });
   }
 
   /** A device became fresh and good on `conn`: send what is in flight for it, tell its rollouts. */
@@ -715,7 +646,7 @@ export class RolloutEngine {
       void this.#run(async () => {
         const r = this.#rollouts.get(id);
         if (!r) return;
-        this.#deliverTo(r, device, conn);
+        this.#delivery.member(r, device, conn, !this.#owned.has(id));
         await this.#apply(id, { kind: 'attested', member: device });
       }).catch((err) => this.#failed(id, err));
     }
