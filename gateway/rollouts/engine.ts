@@ -285,14 +285,14 @@ export class RolloutEngine {
 
   /** A round of this device settled on another gateway (its event). */
   heardRound(device: string): void {
-    if (!this.#remote || this.#askable(device)) return;
+    if (!this.#remote || this.#closed || this.#askable(device)) return;
     if (this.#memberOfOwned(device) || (!this.#held(device) && this.#joinable(device)))
       this.#lookSoon([device], 'all');
   }
 
   /** Another gateway changed a rollout (its event): a copy is read again. */
   heardRollout(id: string): void {
-    if (this.#d.scale && !this.#owned.has(id)) this.#refreshSoon(id);
+    if (this.#d.scale && !this.#closed && !this.#owned.has(id)) this.#refreshSoon(id);
   }
 
   /**
@@ -303,7 +303,7 @@ export class RolloutEngine {
    */
   busUp(): void {
     const scale = this.#d.scale;
-    if (!scale) return;
+    if (!scale || this.#closed) return;
     void this.#run(async () => {
       const rows = await scale.store.liveRollouts();
       const live = new Set(rows.map((row) => row.rollout.spec.id));
@@ -325,7 +325,7 @@ export class RolloutEngine {
   /** Rollouts of gateways that stopped heartbeating, taken over by this one (membership.ts). */
   adopt(rollouts: readonly Rollout[]): void {
     const scale = this.#d.scale;
-    if (!scale) return;
+    if (!scale || this.#closed) return;
     for (const r of rollouts) {
       const id = r.spec.id;
       void this.#run(async () => {
@@ -794,7 +794,7 @@ export class RolloutEngine {
 
   /** An operator's request asked of another gateway, for a rollout owned here. */
   async #answer(from: string, ask: PeerAsk): Promise<PeerAnswer> {
-    if (!this.#owned.has(ask.rollout))
+    if (!this.#owned.has(ask.rollout) || this.#closed)
       return {
         ok: false,
         code: 'owner-unreachable',
@@ -822,7 +822,8 @@ export class RolloutEngine {
 
   /** A report a member held by another gateway sent; taken as if from the member itself. */
   #forwarded(from: string, fr: ForwardedReport): void {
-    if (!this.#owned.has(fr.rollout) || !(REPORT_STATES as readonly string[]).includes(fr.state)) return;
+    if (!this.#owned.has(fr.rollout) || this.#closed) return;
+    if (!(REPORT_STATES as readonly string[]).includes(fr.state)) return;
     const found = this.#pending.get(fr.device)?.lookup(fr.command);
     if (found?.kind !== 'open' || found.item.rollout !== fr.rollout) return; // late, or not ours
     this.#d.log.debug(
@@ -849,7 +850,7 @@ export class RolloutEngine {
 
   /** The owner asks for its commands in flight again: the copy is read, then sent to members here. */
   #resendAsked(owner: string, id: string): void {
-    if (this.#owned.has(id)) return;
+    if (this.#owned.has(id) || this.#closed) return;
     this.#owners.set(id, owner);
     void this.#run(async () => {
       const row = await this.#d.scale!.store.rolloutRow(id);
