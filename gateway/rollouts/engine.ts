@@ -203,6 +203,7 @@ export class RolloutEngine {
         ask: (from, ask) => engine.#answer(from, ask),
         report: (from, report) => engine.#forwarded(from, report),
         resend: (owner, rollout) => engine.#resendAsked(owner, rollout),
+        left: (from, rollout, device) => engine.#left(from, rollout, device),
       });
       engine.#stopSweep = every(deps.clock, scale.peers.sweepMs, () => engine.#sweep());
     }
@@ -277,8 +278,10 @@ export class RolloutEngine {
   closed(conn: DeviceConnection): void {
     if (this.#freshOn.get(conn.deviceId) !== conn) return;
     this.#freshOn.delete(conn.deviceId);
-    for (const id of this.#byMember.get(conn.deviceId) ?? [])
+    for (const id of this.#byMember.get(conn.deviceId) ?? []) {
       if (this.#owned.has(id)) this.#enqueue(id, { kind: 'lost', member: conn.deviceId });
+      else this.#tellLeft(id, conn.deviceId);
+    }
   }
 
   // What other gateways say (several gateways).
@@ -856,6 +859,25 @@ export class RolloutEngine {
       const row = await this.#d.scale!.store.rolloutRow(id);
       if (row) await this.#copy(row, true);
     }).catch((err) => this.#failed(id, err));
+  }
+
+  /**
+   * A member of a copy lost its attested connection here: its owner hears it now rather than at
+   * its next look, so that an operation not yet due is cancelled at once, as on one gateway.
+   */
+  #tellLeft(rollout: string, device: string): void {
+    const owner = this.#owners.get(rollout);
+    const peers = this.#d.scale?.peers;
+    if (peers && owner && owner !== peers.me) void peers.left(owner, rollout, device);
+  }
+
+  /** A member's holder says its attested connection there ended (its claim is being released). */
+  #left(from: string, rollout: string, device: string): void {
+    if (!this.#owned.has(rollout) || this.#closed || this.#askable(device)) return;
+    this.#remote!.left(device, from);
+    this.#remote!.judge(device);
+    for (const id of this.#byMember.get(device) ?? [])
+      if (this.#owned.has(id)) this.#enqueue(id, { kind: 'lost', member: device });
   }
 
   #memberOfOwned(device: string): boolean {

@@ -75,6 +75,8 @@ export interface PeerHandlers {
   report(from: string, report: ForwardedReport): void;
   /** The owner asks for the rollout's commands in flight to go out again to the members held here. */
   resend(owner: string, rollout: string): void;
+  /** The member's attested connection ended on gateway `from`. */
+  left(from: string, rollout: string, device: string): void;
 }
 
 /** The other gateways, over the control bus. */
@@ -94,5 +96,7 @@ export interface RolloutPeers {
   report(owner: string, report: ForwardedReport): Promise<boolean>;
   /** Asks every gateway to send this rollout's commands in flight again to the members it holds. */
   resend(rollout: string): Promise<boolean>;
+  /** Tells the owner that a member's attested connection here ended (its claim goes with it). */
+  left(owner: string, rollout: string, device: string): Promise<boolean>;
   serve(handlers: PeerHandlers): void;
 }

@@ -75,6 +75,11 @@ export class RemoteMembers {
     return rounds;
   }
 
+  /** Its holder says the device's attested connection there ended: no longer held there. */
+  left(device: string, holder: string): void {
+    if (this.#holders.get(device) === holder) this.#holders.set(device, null);
+  }
+
   /** The device attested on this gateway: its freshness is judged from its connection here now. */
   here(device: string): void {
     this.#fresh.delete(device);

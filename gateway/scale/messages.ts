@@ -27,7 +27,9 @@ export type BusMessage =
   /** To a rollout's owner: a member held by the sender reported on a command. */
   | { readonly t: 'rollout-report'; readonly from: string; readonly report: ForwardedReport }
   /** From a rollout's owner: send its commands in flight again to the members you hold. */
-  | { readonly t: 'rollout-resend'; readonly from: string; readonly rollout: string };
+  | { readonly t: 'rollout-resend'; readonly from: string; readonly rollout: string }
+  /** To a rollout's owner: the attested connection of this member ended on the sender. */
+  | { readonly t: 'rollout-left'; readonly from: string; readonly rollout: string; readonly device: string };
 
 export type BusMessageType = BusMessage['t'];
 
@@ -87,6 +89,10 @@ export function parseBusMessage(text: string): BusMessage | { readonly invalid: 
         : { invalid: '"report" is not a report of a rollout member' };
     case 'rollout-resend':
       return isString(m.rollout) ? (m as BusMessage) : { invalid: '"rollout" is not a rollout id' };
+    case 'rollout-left':
+      return isString(m.rollout) && isString(m.device)
+        ? (m as BusMessage)
+        : { invalid: '"rollout" or "device" is not an id' };
     default:
       return { invalid: `unknown message type ${JSON.stringify(m.t)}` };
   }

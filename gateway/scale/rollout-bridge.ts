@@ -63,6 +63,9 @@ export class RolloutBridge implements RolloutPeers {
     d.bus.on('rollout-resend', (m) => {
       if (m.from !== d.me) this.handlers?.resend(m.from, m.rollout);
     });
+    d.bus.on('rollout-left', (m) => {
+      if (m.from !== d.me) this.handlers?.left(m.from, m.rollout, m.device);
+    });
   }
 
   serve(handlers: PeerHandlers): void {
@@ -111,6 +114,10 @@ export class RolloutBridge implements RolloutPeers {
 
   resend(rollout: string): Promise<boolean> {
     return this.d.bus.toFleet({ t: 'rollout-resend', from: this.me, rollout });
+  }
+
+  left(owner: string, rollout: string, device: string): Promise<boolean> {
+    return this.d.bus.toGateway(owner, { t: 'rollout-left', from: this.me, rollout, device });
   }
 
   close(): void {

@@ -175,6 +175,7 @@ test('a request to a rollout’s owner: answered over the bus; unreachable, with
     },
     report: () => {},
     resend: () => {},
+    left: () => {},
   });
   busA.start();
   busB.start();

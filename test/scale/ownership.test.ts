@@ -110,6 +110,7 @@ test('bus messages are checked before use; what is not one says why', () => {
       /report of a rollout member/,
     ],
     ['{"t":"rollout-resend","from":"gw1"}', /"rollout"/],
+    ['{"t":"rollout-left","from":"gw1","rollout":"r-1"}', /"device"/],
   ] as const) {
     const m = parseBusMessage(raw);
     assert.ok('invalid' in m, raw);

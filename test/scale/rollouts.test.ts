@@ -248,6 +248,30 @@ it('started on gw1: converged from the holders’ swarm rounds; operate via gw3;
     'every member reported it',
   );
 
+  // Another, for a moment ahead; the member on gw3 goes offline before it: the barrier breaks on
+  // a gateway that does not own the rollout, and the owner cancels it on every member told.
+  const at = Date.now() + 3000;
+  const third = members[2]!;
+  const told = () => ctx.received.get(third.id)!.filter((c) => c.op === 'operate').length;
+  assert.is(told(), 1);
+  await api(env.dirs[1]!, env.token, 'POST', `/v1/rollouts/${id}/operations`, { name: 'recipe', at });
+  await eventually(() => told() === 2, 'the member on gw3 was told');
+  await third.goOffline();
+  await eventually(
+    async () => (await view(ctx, 0, id)).operationsDetail[1]?.state === 'cancelled',
+    'the operation cancelled before its time',
+  );
+  assert.ok(Date.now() < at, 'cancelled before `at`');
+  await settle(Math.max(0, at - Date.now()) + 500);
+  for (const m of members) assert.is(m.operationRuns().length, 1, `${m.id} did not run the cancelled one`);
+  await third.comeBack();
+  third.agent.agent.on('command', (c) => ctx.received.get(third.id)!.push(c));
+  await eventually(
+    async () => (await view(ctx, 1, id)).barrierDetail.holds,
+    'the barrier holds again',
+    15_000,
+  );
+
   // The CLI of gw2 reads the rollout and commits it (the owner, gw1, does).
   const target = { dir: env.dirs[1]!.dir, apiPort: env.dirs[1]!.apiPort };
   const status = await gatewayCli(['rollout', 'status', id], target);
