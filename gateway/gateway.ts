@@ -20,6 +20,7 @@ import { listen } from './listen.ts';
 import { PolicyFile } from './policy/policy-file.ts';
 import { buildRuntimePolicy, type RuntimePolicy } from './policy/runtime-policy.ts';
 import { Fleet } from './posture/fleet.ts';
+import { ArtifactFiles } from './releases/artifact-files.ts';
 import { RolloutEngine } from './rollouts/engine.ts';
 import { Attestation, type AttestationObserver } from './rounds/attestation.ts';
 import { BatchTracker } from './rounds/batches.ts';
@@ -227,7 +228,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     const retention = startRetention(store, () => policyFile.current().retention.roundsDays, log);
     closers.push(() => retention.close());
     const rollouts = await RolloutEngine.open({
-      dir: config.dir,
+      artifacts: new ArtifactFiles(config.dir, opened.shared),
       store,
       fleet,
       connections,
@@ -239,6 +240,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       clock,
       random,
       log,
+      // Several gateways: one owns each rollout, the others act for the members they hold.
+      ...(scale &&
+        opened.shared && {
+          scale: { store: opened.shared, peers: scale.rollouts, admitWarning: () => runtime.admitWarning },
+        }),
     });
     rollouts.register(router);
     observers.push({ roundSettled: (r) => rollouts.roundSettled(r) });
@@ -327,6 +333,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       batches,
       events,
       broker,
+      rollouts,
       refreshPolicy,
       policy: () => runtime,
       settled: (r) => observe.roundSettled?.(r),

@@ -32,6 +32,7 @@ export const API_ERRORS = {
   'body-too-large': 413,
   internal: 500,
   'too-many-streams': 503,
+  'owner-unreachable': 503,
   'backup-failed': 500,
   'backup-unsupported': 501,
 } as const;

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { open, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkNotExpired, type SignedRelease } from '../../shared/protocol/release-manifest.ts';
 import { equalBytes, toHex } from '../../shared/tpm/bytes.ts';
 import type { Release } from '../model.ts';
 import type { Store } from '../store/store.ts';
+import { ARTIFACTS_DIR, artifactStoreOf, syncDir } from './artifact-files.ts';
 import { loadReleaseKeys } from './keys.ts';
 import type { ReleaseManifestRecord } from './model.ts';
 import { readBundleFile } from './read-bundle.ts';
@@ -14,11 +15,9 @@ import { readBundleFile } from './read-bundle.ts';
 // with a key in DIR/release-keys/, its artifact must be exactly what the manifest says (size,
 // SHA-256, a safe archive whose tree measures to `digest`), and it must not contradict a release
 // already known. Then the artifact is kept content-addressed under DIR/artifacts/, the signed
-// manifest goes into the store, and `(name, version, digest)` becomes a reference value. One
-// pass over the bundle: the artifact is checked while it is copied, and renamed into place only
-// when every check passed.
-
-export const ARTIFACTS_DIR = 'artifacts';
+// manifest goes into the store (with the artifact too when the store is shared by several
+// gateways), and `(name, version, digest)` becomes a reference value. One pass over the bundle:
+// the artifact is checked while it is copied, and renamed into place only when every check passed.
 
 /** A bundle that contradicts what the gateway already holds. */
 export class ImportConflictError extends Error {
@@ -75,15 +74,6 @@ export interface Imported {
   readonly already: boolean;
 }
 
-function syncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 export async function importBundle(o: ImportOptions): Promise<Imported> {
   const { keys, folder } = loadReleaseKeys(o.dir);
   if (keys.length === 0)
@@ -136,6 +126,9 @@ export async function importBundle(o: ImportOptions): Promise<Imported> {
       artifact: { sha256, size: m.artifact.size, path },
       importedAt: o.now,
     };
+    // Several gateways: the artifact is in the shared store before its release is, so that any
+    // gateway that sees the release can serve it.
+    await artifactStoreOf(o.store)?.putArtifact(sha256, m.artifact.size, join(o.dir, path));
     if (!same) o.store.addReleaseManifest(record);
     o.store.addRelease({ name: m.name, version: m.version, digest: record.digest, addedAt: o.now });
     return { release: contents.release, record, files: contents.files, already: same !== undefined };

@@ -1,10 +1,9 @@
-import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { decodeCbor } from '../../shared/cbor/decode.ts';
 import { encodeCbor } from '../../shared/cbor/encode.ts';
 import type { CborMap } from '../../shared/cbor/value.ts';
 import type { Clock, Random, Timer } from '../../shared/clock.ts';
-import { MAX_CHUNK_BYTES, type Report } from '../../shared/protocol/messages.ts';
+import { MAX_CHUNK_BYTES, REPORT_STATES, type Report } from '../../shared/protocol/messages.ts';
 import { membersDigest } from '../../shared/protocol/operate-token.ts';
 import { fromHex, toHex } from '../../shared/tpm/bytes.ts';
 import type { DeviceConnection } from '../connections/device-connection.ts';
@@ -14,31 +13,35 @@ import type { Replies } from '../connections/replies.ts';
 import type { MessageRouter } from '../connections/router.ts';
 import type { DeviceRecord, RoundRecord } from '../model.ts';
 import type { PostureNotice } from '../posture/fleet.ts';
+import type { ArtifactFiles } from '../releases/artifact-files.ts';
 import { checkFloor } from '../releases/floor.ts';
 import type { ReleaseManifestRecord } from '../releases/model.ts';
+import { every } from '../scale/every.ts';
 import type { Store } from '../store/store.ts';
 import type { EarSigner } from '../verifier/ear.ts';
 import { ArtifactChunks } from './chunks.ts';
 import { remaining, wireCommand } from './commands.ts';
-import { RolloutError } from './errors.ts';
-import {
-  barrier,
-  createRollout,
-  type Effect,
-  nextDeadline,
-  outstanding,
-  type RolloutEvent,
-  type Step,
-  step,
-} from './machine.ts';
+import { Delivery } from './delivery.ts';
+import { ROLLOUT_ERRORS, RolloutError, type RolloutErrorCode } from './errors.ts';
+import { barrier, createRollout, nextDeadline, type RolloutEvent, type Step, step } from './machine.ts';
 import {
   HOLDING,
   type InFlight,
+  needsEngine,
   type Operation,
   type Quota,
   type Rollout,
   type RolloutSpec,
 } from './model.ts';
+import type {
+  ForwardedReport,
+  OwnedRollout,
+  PeerAnswer,
+  PeerAsk,
+  RolloutPeers,
+  SharedRollouts,
+} from './peers.ts';
+import { RemoteMembers } from './remote-members.ts';
 import { TokenBucket } from './token-bucket.ts';
 import { type RolloutNotice, type RolloutView, rolloutNotice, rolloutView } from './view.ts';
 
@@ -47,17 +50,38 @@ import { type RolloutNotice, type RolloutView, rolloutNotice, rolloutView } from
 // the rollout is stored and committed before any command it produced goes out (write-ahead), so a
 // gateway killed at any moment restarts knowing every command id it may have sent, and sends the
 // ones still in flight again, with the same ids, when their members attest. Commands go only to a
-// connection whose posture is fresh and good; convergence is fed from swarm rounds settled on
-// those connections, reading the digest from the device's replayed software log.
+// connection whose posture is fresh and good, each once per connection, read from the rollout's
+// state; convergence is fed from swarm rounds settled on those connections, reading the digest
+// from the device's replayed software log.
+//
+// Several gateways (docs/scale.md, docs/rollouts.md §11): each rollout is owned by one gateway,
+// the only one that steps it and writes it. The others keep a copy, read from the store when the
+// owner announces a change, and act for the members they hold: they send those members the
+// commands in flight the copy names, serve their `fetching` reports, ask the swarm rounds their
+// verifying members need and forward their other reports to the owner. The owner learns of
+// members held elsewhere from their claims, records and rounds (remote-members.ts). An operator's
+// request to a gateway that does not own the rollout goes to the owner.
 
 /** How long an operate token stays valid after the operation's time. */
 export const OPERATE_VALIDITY_MS = 5 * 60_000;
 
+/** What several gateways add: the shared store's rollouts and the other gateways. */
+export interface RolloutScale {
+  readonly store: SharedRollouts;
+  readonly peers: RolloutPeers;
+  /** Policy `admitWarning` (a member held elsewhere in warning is good when it admits). */
+  readonly admitWarning: () => boolean;
+}
+
 export interface RolloutEngineDeps {
-  /** The gateway directory (artifacts are under it). */
-  readonly dir: string;
+  /** Where artifacts are read from (the gateway directory, filled from the shared store). */
+  readonly artifacts: ArtifactFiles;
   readonly store: Store;
-  readonly fleet: { get(id: string): DeviceRecord | undefined; all(): Iterable<DeviceRecord> };
+  readonly fleet: {
+    get(id: string): DeviceRecord | undefined;
+    all(): Iterable<DeviceRecord>;
+    load(records: readonly DeviceRecord[]): void;
+  };
   readonly connections: Connections;
   readonly replies: Replies;
   /** Issues a `swarm` round on an attested connection (or leaves the one in flight). */
@@ -70,6 +94,8 @@ export interface RolloutEngineDeps {
   readonly clock: Clock;
   readonly random: Random;
   readonly log: Logger;
+  /** Several gateways on one PostgreSQL store and one Redis bus. */
+  readonly scale?: RolloutScale;
 }
 
 /** A rollout as an operator asks for it (validated by the API). */
@@ -94,7 +120,8 @@ export interface OperateRequest {
   readonly at?: number;
 }
 
-export type OperatorAction = 'pause' | 'resume' | 'cancel' | 'rollback' | 'commit';
+export const OPERATOR_ACTIONS = ['pause', 'resume', 'cancel', 'rollback', 'commit'] as const;
+export type OperatorAction = (typeof OPERATOR_ACTIONS)[number];
 
 /** A command in flight as a device's Pending set keeps it. */
 interface Sent {
@@ -102,9 +129,6 @@ interface Sent {
   readonly deadlineAt: number;
   readonly rollout: string;
 }
-
-/** Phases after which a rollout needs nothing more unless an operator acts on it. */
-const ENDED = new Set<Rollout['phase']>(['cancelled', 'rolled-back', 'committed']);
 
 const stateKey = (r: Rollout) => JSON.stringify({ ...r, updatedAt: 0 });
 
@@ -115,8 +139,13 @@ function labelOf(swarm: string): [string, string] {
 
 export class RolloutEngine {
   readonly #d: RolloutEngineDeps;
+  /** Every rollout held here: those this gateway steps, and copies of others' (several gateways). */
   readonly #rollouts = new Map<string, Rollout>();
   readonly #releases = new Map<string, ReleaseManifestRecord>();
+  /** The rollouts this gateway steps: all of them on one gateway, those it owns with several. */
+  readonly #owned = new Set<string>();
+  /** The owner of each copy. */
+  readonly #owners = new Map<string, string | null>();
   /** Rollouts that still act on a device, by device. */
   readonly #byMember = new Map<string, Set<string>>();
   /** Commands in flight per device: a device that restarts reports on its next connection. */
@@ -126,23 +155,59 @@ export class RolloutEngine {
   readonly #freshOn = new Map<string, DeviceConnection>();
   /** The last want served on each connection (stage id and offset). */
   readonly #served = new WeakMap<DeviceConnection, string>();
+  readonly #delivery: Delivery;
+  /** Copies to read again from the store (several gateways). */
+  readonly #stale = new Set<string>();
+  readonly #remote: RemoteMembers | undefined;
   readonly #bucket: TokenBucket;
   readonly #chunks: ArtifactChunks;
+  #stopSweep: (() => void) | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
 
   private constructor(deps: RolloutEngineDeps) {
     this.#d = deps;
     this.#bucket = new TokenBucket(deps.artifactBytesPerSecond, deps.clock, MAX_CHUNK_BYTES);
-    this.#chunks = new ArtifactChunks(deps.dir, this.#bucket);
+    this.#chunks = new ArtifactChunks(deps.artifacts, this.#bucket);
+    this.#delivery = new Delivery({
+      askable: (device) => this.#askable(device),
+      send: (conn, r, id, f) => this.#send(conn, r, id, f),
+      startRound: deps.startRound,
+      clock: deps.clock,
+    });
+    if (deps.scale)
+      this.#remote = new RemoteMembers({
+        peers: deps.scale.peers,
+        store: deps.scale.store,
+        fleet: deps.fleet,
+        admitWarning: deps.scale.admitWarning,
+        clock: deps.clock,
+        log: deps.log,
+      });
   }
 
-  /** The engine with every rollout that still needs it resumed from the store: deadlines re-armed. */
+  /**
+   * The engine with every rollout that still needs it resumed from the store: deadlines re-armed.
+   * With several gateways, the rollouts this gateway owns; the others' are held as copies.
+   */
   static async open(deps: RolloutEngineDeps): Promise<RolloutEngine> {
     const engine = new RolloutEngine(deps);
-    for (const r of await deps.store.rollouts())
-      if (!ENDED.has(r.phase) || Object.keys(r.inflight).length > 0) await engine.#load(r);
-    const resumed = [...engine.#rollouts.values()];
+    const scale = deps.scale;
+    if (!scale) {
+      for (const r of await deps.store.rollouts()) if (needsEngine(r)) await engine.#load(r);
+    } else {
+      for (const r of await scale.store.ownRollouts()) await engine.#load(r);
+      for (const row of await scale.store.liveRollouts())
+        if (!engine.#owned.has(row.rollout.spec.id)) await engine.#load(row.rollout, row);
+      scale.peers.serve({
+        ask: (from, ask) => engine.#answer(from, ask),
+        report: (from, report) => engine.#forwarded(from, report),
+        resend: (owner, rollout) => engine.#resendAsked(owner, rollout),
+        left: (from, rollout, device) => engine.#left(from, rollout, device),
+      });
+      engine.#stopSweep = every(deps.clock, scale.peers.sweepMs, () => engine.#sweep());
+    }
+    const resumed = [...engine.#owned].map((id) => engine.#rollouts.get(id)!);
     if (resumed.length > 0)
       deps.log.info(
         {
@@ -174,16 +239,11 @@ export class RolloutEngine {
     const device = record.deviceId;
     for (const id of this.#byMember.get(device) ?? []) {
       const r = this.#rollouts.get(id)!;
-      const event: RolloutEvent = {
-        kind: 'round',
-        member: device,
-        issuedAt: record.issuedAt,
-        reason: record.reason,
-        answered: record.state === 'appraised',
-        affirming: record.state === 'appraised' && record.status === 'affirming',
-        ...this.#measured(device, r.spec.release.name),
-        ...(record.codes[0] !== undefined && { code: record.codes[0] }),
-      };
+      if (!this.#owned.has(id)) {
+        this.#delivery.roundSettled(r, record);
+        continue;
+      }
+      const event = this.#roundEvent(record, r.spec.release.name);
       void this.#run(async () => {
         await this.#apply(id, event);
         // A round that could not show convergence (issued before activate, another reason): ask
@@ -205,17 +265,95 @@ export class RolloutEngine {
 
   /** A posture changed (the fleet's event): a member no longer fresh may break the barrier. */
   postureChanged(notice: PostureNotice): void {
-    if (this.#askable(notice.id) === undefined) this.#freshOn.delete(notice.id);
+    if (this.#askable(notice.id) === undefined) {
+      this.#freshOn.delete(notice.id);
+      // Held elsewhere: what the event says is read back with the member's claim.
+      if (this.#remote && this.#memberOfOwned(notice.id)) this.#lookSoon([notice.id], 'none');
+    }
     for (const id of this.#byMember.get(notice.id) ?? [])
-      this.#enqueue(id, { kind: 'lost', member: notice.id });
+      if (this.#owned.has(id)) this.#enqueue(id, { kind: 'lost', member: notice.id });
   }
 
   /** A device connection closed. */
   closed(conn: DeviceConnection): void {
     if (this.#freshOn.get(conn.deviceId) !== conn) return;
     this.#freshOn.delete(conn.deviceId);
-    for (const id of this.#byMember.get(conn.deviceId) ?? [])
-      this.#enqueue(id, { kind: 'lost', member: conn.deviceId });
+    for (const id of this.#byMember.get(conn.deviceId) ?? []) {
+      if (this.#owned.has(id)) this.#enqueue(id, { kind: 'lost', member: conn.deviceId });
+      else this.#tellLeft(id, conn.deviceId);
+    }
+  }
+
+  // What other gateways say (several gateways).
+
+  /** A round of this device settled on another gateway (its event). */
+  heardRound(device: string): void {
+    if (!this.#remote || this.#closed || this.#askable(device)) return;
+    if (this.#memberOfOwned(device) || (!this.#held(device) && this.#joinable(device)))
+      this.#lookSoon([device], 'all');
+  }
+
+  /** Another gateway changed a rollout (its event): a copy is read again. */
+  heardRollout(id: string): void {
+    if (this.#d.scale && !this.#closed && !this.#owned.has(id)) this.#refreshSoon(id);
+  }
+
+  /**
+   * The control bus is back: what it may have dropped is read from the store. Copies are read
+   * again and their commands in flight sent again to the members held here (a report forwarded
+   * while the bus was away is lost; the device repeats it for a repeated command id); the
+   * rollouts owned here are announced again, and their holders asked to send again too.
+   */
+  busUp(): void {
+    const scale = this.#d.scale;
+    if (!scale || this.#closed) return;
+    void this.#run(async () => {
+      const rows = await scale.store.liveRollouts();
+      const live = new Set(rows.map((row) => row.rollout.spec.id));
+      for (const row of rows) {
+        if (!this.#owned.has(row.rollout.spec.id)) await this.#copy(row, true);
+      }
+      for (const id of [...this.#rollouts.keys()])
+        if (!live.has(id) && !this.#owned.has(id)) this.#forget(id);
+      for (const id of this.#owned) {
+        const r = this.#rollouts.get(id)!;
+        if (!needsEngine(r)) continue;
+        this.#d.publish(rolloutNotice(r, (m) => this.#fresh(m)));
+        void scale.peers.resend(id);
+      }
+    }).catch((err: Error) => this.#d.log.warn({ err: err.message }, 'reading rollouts again failed'));
+    void this.#sweep();
+  }
+
+  /** Rollouts of gateways that stopped heartbeating, taken over by this one (membership.ts). */
+  adopt(rollouts: readonly Rollout[]): void {
+    const scale = this.#d.scale;
+    if (!scale || this.#closed) return;
+    for (const r of rollouts) {
+      const id = r.spec.id;
+      void this.#run(async () => {
+        const before = this.#rollouts.get(id);
+        const from = this.#owners.get(id) ?? null;
+        if (before) {
+          this.#owners.delete(id);
+          this.#owned.add(id);
+          this.#replace(before, r);
+        } else await this.#load(r);
+        if (!this.#owned.has(id)) return; // its release is gone (logged)
+        this.#d.log.warn(
+          { rollout: id, from, phase: r.phase, inflight: Object.keys(r.inflight).length },
+          'took over a rollout whose gateway stopped heartbeating: its commands in flight go out again with their ids',
+        );
+        this.#arm(r);
+        // Reports the previous owner took and did not store come again: the devices answer a
+        // repeated command id with the state they reached.
+        this.#deliverRollout(r, true);
+        void scale.peers.resend(id);
+        this.#d.publish(rolloutNotice(r, (m) => this.#fresh(m)));
+        this.#lookSoon(Object.keys(r.members), 'all');
+        await this.#apply(id, { kind: 'tick' });
+      }).catch((err) => this.#failed(id, err));
+    }
   }
 
   // Operator actions.
@@ -243,17 +381,9 @@ export class RolloutEngine {
           'release-not-found',
           `no imported release ${name} ${version}: import its bundle on the gateway's host (vigil-gateway release import BUNDLE), see GET /v1/releases/manifests`,
         );
-      const file = join(this.#d.dir, release.artifact.path);
-      const size = await stat(file).then(
-        (s) => s.size,
-        () => undefined,
-      );
-      if (size !== release.artifact.size)
-        throw new RolloutError(
-          'release-not-found',
-          `the artifact of ${name} ${version} is ${size === undefined ? 'missing' : `${size} bytes, not ${release.artifact.size}`} at ${file}: import the bundle again`,
-        );
-      this.#checkFree(req.swarm, members);
+      const located = await this.#d.artifacts.locate(release.artifact);
+      if (!located.ok) throw new RolloutError('release-not-found', `${name} ${version}: ${located.detail}`);
+      this.#checkFree(req.swarm, members, this.#rollouts.values());
       const floor = (await store.swarmFloors(req.swarm)).find((f) => f.name === name);
       const decision = checkFloor({ name, seq: release.seq, floor: floor?.seq, force: req.force });
       if (!decision.ok) throw new RolloutError('rollback-refused', `swarm ${req.swarm}: ${decision.detail}`);
@@ -271,8 +401,16 @@ export class RolloutEngine {
         createdAt: now,
       };
       const r = createRollout(spec, members, now);
+      const scale = this.#d.scale;
+      if (scale) {
+        // Members held elsewhere are judged by their claims from the first wave on.
+        await this.#remote!.refresh(members.filter((m) => !this.#askable(m)));
+        // Another gateway may have started one on this swarm a moment ago: checked again, in turn.
+        await scale.store.createRollout(r, (holding) => this.#checkFree(req.swarm, members, holding));
+      }
       this.#rollouts.set(spec.id, r);
       this.#releases.set(spec.id, release);
+      this.#owned.add(spec.id);
       this.#index(r);
       this.#d.log.info(
         {
@@ -293,6 +431,10 @@ export class RolloutEngine {
   }
 
   async act(id: string, action: OperatorAction): Promise<Rollout> {
+    if (this.#elsewhere(id)) {
+      await this.#ask(id, { kind: 'act', rollout: id, action });
+      return (await this.get(id))!;
+    }
     return this.#run(async () => {
       await this.#loaded(id);
       const s = await this.#apply(id, { kind: action });
@@ -307,8 +449,21 @@ export class RolloutEngine {
    * holds now; refuses with who is missing otherwise.
    */
   async operate(id: string, req: OperateRequest): Promise<Operation> {
+    if (this.#elsewhere(id)) {
+      const answer = await this.#ask(id, {
+        kind: 'operate',
+        rollout: id,
+        name: req.name,
+        args: toHex(encodeCbor(req.args)),
+        ...(req.at !== undefined && { at: req.at }),
+      });
+      if (!answer.operation) throw new Error(`the owner of rollout ${id} released no operation`);
+      return answer.operation;
+    }
     return this.#run(async () => {
       const r = await this.#loaded(id);
+      // The barrier is judged on claims read now for members held elsewhere.
+      await this.#remote?.refresh(Object.keys(r.members).filter((m) => !this.#askable(m)));
       const now = this.#d.clock.now();
       const at = req.at ?? now;
       const exp = Math.max(at, now) + OPERATE_VALIDITY_MS;
@@ -350,14 +505,16 @@ export class RolloutEngine {
     });
   }
 
-  /** A rollout as the engine holds it, else as stored. */
+  /** A rollout as the engine steps it, else as stored (a copy may be behind the store). */
   async get(id: string): Promise<Rollout | undefined> {
-    return this.#rollouts.get(id) ?? (await this.#d.store.rollout(id));
+    const held = this.#owned.has(id) || !this.#d.scale ? this.#rollouts.get(id) : undefined;
+    return held ?? (await this.#d.store.rollout(id));
   }
 
   async view(id: string): Promise<RolloutView | undefined> {
     const r = await this.get(id);
     if (!r) return undefined;
+    await this.#remote?.refresh(Object.keys(r.members).filter((m) => !this.#askable(m)));
     return rolloutView(r, {
       fresh: (m) => this.#fresh(m),
       running: (m, name) => {
@@ -368,9 +525,11 @@ export class RolloutEngine {
   }
 
   async list(): Promise<RolloutNotice[]> {
-    return (await this.#d.store.rollouts()).map((r) =>
-      rolloutNotice(this.#rollouts.get(r.spec.id) ?? r, (m) => this.#fresh(m)),
-    );
+    const stored = await this.#d.store.rollouts();
+    const all = stored.map((r) => (this.#owned.has(r.spec.id) ? this.#rollouts.get(r.spec.id)! : r));
+    const members = all.filter((r) => HOLDING.has(r.phase)).flatMap((r) => Object.keys(r.members));
+    await this.#remote?.refresh(members.filter((m) => !this.#askable(m)));
+    return all.map((r) => rolloutNotice(r, (m) => this.#fresh(m)));
   }
 
   /** Resolves once every step queued so far is done (tests, shutdown). */
@@ -380,6 +539,7 @@ export class RolloutEngine {
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.#stopSweep?.();
     for (const t of this.#timers.values()) t.cancel();
     this.#timers.clear();
     for (const p of this.#pending.values()) p.drain();
@@ -413,20 +573,28 @@ export class RolloutEngine {
 
   async #apply(id: string, event: RolloutEvent): Promise<Step | undefined> {
     const before = this.#rollouts.get(id);
-    if (!before || this.#closed) return undefined;
+    if (!before || this.#closed || !this.#owned.has(id)) return undefined;
     const s = step(before, event, this.#ctx());
     if (s.refused) return s;
     const after = s.rollout;
     const changed = stateKey(before) !== stateKey(after);
     if (changed) {
       this.#rollouts.set(id, after);
-      this.#d.store.saveRollout(after);
       // Write-ahead: no command leaves before the state naming its id is committed.
-      await this.#d.store.flush();
+      if (!(await this.#save(after))) {
+        await this.#lost(id, before);
+        return undefined;
+      }
     }
     this.#index(after);
     this.#syncPending(before, after);
-    for (const e of s.effects) this.#perform(after, e);
+    this.#deliverRollout(after);
+    for (const e of s.effects) {
+      if (e.kind !== 'swarm-round') continue;
+      // A member held elsewhere gets its swarm round from its holder, which reads the state.
+      const conn = this.#askable(e.member);
+      if (conn) this.#d.startRound(conn);
+    }
     if (changed) {
       if (after.phase !== before.phase)
         this.#d.log.info(
@@ -440,29 +608,48 @@ export class RolloutEngine {
     return s;
   }
 
-  #perform(r: Rollout, e: Effect): void {
-    const conn = this.#askable(e.member);
-    if (e.kind === 'swarm-round') {
-      if (conn) this.#d.startRound(conn);
-      return;
-    }
-    const f = r.inflight[e.id];
-    // Not askable now: the command stays in flight and goes out when the member attests.
-    if (f && conn) this.#send(conn, r, e.id, f);
+  /** Stores a step; false when another gateway owns the rollout now. */
+  async #save(r: Rollout): Promise<boolean> {
+    if (this.#d.scale) return this.#d.scale.store.saveOwnedRollout(r);
+    this.#d.store.saveRollout(r);
+    await this.#d.store.flush();
+    return true;
   }
+
+  /** Another gateway took the rollout over: this one follows it as a copy from now on. */
+  async #lost(id: string, before: Rollout): Promise<void> {
+    this.#owned.delete(id);
+    this.#timers.get(id)?.cancel();
+    this.#timers.delete(id);
+    this.#rollouts.set(id, before);
+    const row = await this.#d.scale?.store.rolloutRow(id);
+    this.#d.log.warn(
+      { rollout: id, owner: row?.owner },
+      'a rollout step was refused: another gateway took the rollout over; nothing of the step went out',
+    );
+    if (row) await this.#copy(row);
+  }
+
+  // Delivery to the members held here.
 
   #send(conn: DeviceConnection, r: Rollout, id: string, f: InFlight): void {
     const release = this.#releases.get(r.spec.id)!;
     this.#d.replies.send(conn, wireCommand(r, id, f, release.manifest, this.#d.clock.now()));
   }
 
-  /** A device became fresh and good on `conn`: resend what is in flight for it, tell its rollouts. */
+  /** What is in flight goes to the members held here (delivery.ts). */
+  #deliverRollout(r: Rollout, again = false): void {
+    this.#delivery.rollout(r, { copy: !this.#owned.has(r.spec.id), again });
+  }
+
+  /** A device became fresh and good on `conn`: send what is in flight for it, tell its rollouts. */
   #attested(device: string, conn: DeviceConnection): void {
+    this.#remote?.here(device);
     for (const id of this.#byMember.get(device) ?? []) {
       void this.#run(async () => {
         const r = this.#rollouts.get(id);
         if (!r) return;
-        for (const [cid, f] of outstanding(r, device, this.#d.clock.now())) this.#send(conn, r, cid, f);
+        this.#delivery.member(r, device, conn, !this.#owned.has(id));
         await this.#apply(id, { kind: 'attested', member: device });
       }).catch((err) => this.#failed(id, err));
     }
@@ -475,16 +662,22 @@ export class RolloutEngine {
     return false;
   }
 
+  /** A rollout owned here that holds a swarm this device is labelled into. */
+  #joinable(device: string): Rollout | undefined {
+    const labels = this.#d.fleet.get(device)?.labels ?? {};
+    for (const id of this.#owned) {
+      const r = this.#rollouts.get(id)!;
+      const [key, value] = labelOf(r.spec.swarm);
+      if (HOLDING.has(r.phase) && labels[key] === value && !r.members[device]) return r;
+    }
+    return undefined;
+  }
+
   /** A device labelled into a swarm after its rollout started joins it, at its next good round. */
   #joinSwarms(device: string): void {
-    const labels = this.#d.fleet.get(device)?.labels ?? {};
-    for (const r of this.#rollouts.values()) {
-      const [key, value] = labelOf(r.spec.swarm);
-      if (HOLDING.has(r.phase) && labels[key] === value && !r.members[device]) {
-        this.#enqueue(r.spec.id, { kind: 'join', member: device });
-        return; // one rollout at a time for a device
-      }
-    }
+    // One rollout at a time for a device; the owner of the rollout decides.
+    const r = this.#joinable(device);
+    if (r) this.#enqueue(r.spec.id, { kind: 'join', member: device });
   }
 
   #onReport(conn: DeviceConnection, m: Report): void {
@@ -513,14 +706,27 @@ export class RolloutEngine {
       this.#serve(device, sent, m.want);
       return;
     }
-    this.#enqueue(sent.rollout, {
-      kind: 'report',
-      member: device,
+    const report: ForwardedReport = {
+      rollout: sent.rollout,
+      device,
       command: id,
       state: m.state,
       ...('code' in m && m.code !== undefined && { code: m.code }),
       ...(m.detail !== undefined && { detail: m.detail }),
-    });
+    };
+    if (this.#owned.has(sent.rollout)) this.#enqueue(sent.rollout, this.#reportEvent(report));
+    else this.#forward(report);
+  }
+
+  #reportEvent(r: ForwardedReport): RolloutEvent {
+    return {
+      kind: 'report',
+      member: r.device,
+      command: r.command,
+      state: r.state,
+      ...(r.code !== undefined && { code: r.code }),
+      ...(r.detail !== undefined && { detail: r.detail }),
+    };
   }
 
   #serve(device: string, sent: Sent, want: { offset: number; length: number }): void {
@@ -551,6 +757,254 @@ export class RolloutEngine {
       );
   }
 
+  // Several gateways: the owner's side.
+
+  /** Whether the rollout is stepped by another gateway (a request goes to it). */
+  #elsewhere(id: string): boolean {
+    return this.#d.scale !== undefined && !this.#owned.has(id);
+  }
+
+  /** Asks the owner; its refusal comes back as the RolloutError it raised. */
+  async #ask(id: string, ask: PeerAsk): Promise<Extract<PeerAnswer, { ok: true }>> {
+    const { store, peers } = this.#d.scale!;
+    const row = await store.rolloutRow(id);
+    if (!row)
+      throw new RolloutError(
+        'rollout-not-found',
+        `no rollout ${id}: see GET /v1/rollouts (vigil-gateway rollout list)`,
+      );
+    // Ended: every request is refused, whoever owned it; the machine says why.
+    if (!needsEngine(row.rollout)) {
+      const s = step(row.rollout, ask.kind === 'act' ? { kind: ask.action } : { kind: 'tick' }, this.#ctx());
+      throw new RolloutError(
+        'rollout-refused',
+        `${ask.kind === 'act' ? ask.action : 'operate'} ${id}: ${s.refused ?? `the rollout is ${row.rollout.phase}`}`,
+      );
+    }
+    const owner = row.owner;
+    if (owner === null || owner === peers.me || !peers.live().has(owner))
+      throw new RolloutError(
+        'owner-unreachable',
+        `rollout ${id} has no live gateway running it now (${owner === null ? 'none took it yet' : owner === peers.me ? 'this gateway is taking it over' : `gateway ${owner} stopped heartbeating`}): a surviving gateway takes it over at its next heartbeat; ask again in a few seconds`,
+      );
+    const answer = await peers.ask(owner, ask);
+    this.#refreshSoon(id);
+    if (answer.ok) return answer;
+    if ((ROLLOUT_ERRORS as readonly string[]).includes(answer.code))
+      throw new RolloutError(answer.code as RolloutErrorCode, answer.message, answer.missing);
+    throw new Error(`gateway ${owner}, which runs rollout ${id}: ${answer.message}`);
+  }
+
+  /** An operator's request asked of another gateway, for a rollout owned here. */
+  async #answer(from: string, ask: PeerAsk): Promise<PeerAnswer> {
+    if (!this.#owned.has(ask.rollout) || this.#closed)
+      return {
+        ok: false,
+        code: 'owner-unreachable',
+        message: `gateway ${this.#d.scale!.peers.me} does not run rollout ${ask.rollout} (any more): ask again`,
+      };
+    this.#d.log.info({ rollout: ask.rollout, ask: ask.kind, from }, 'a rollout request from another gateway');
+    try {
+      if (ask.kind === 'act') {
+        if (!(OPERATOR_ACTIONS as readonly string[]).includes(ask.action))
+          return { ok: false, code: 'rollout-refused', message: `no action ${JSON.stringify(ask.action)}` };
+        await this.act(ask.rollout, ask.action);
+        return { ok: true };
+      }
+      const operation = await this.operate(ask.rollout, {
+        name: ask.name,
+        args: decodeCbor(fromHex(ask.args)) as CborMap,
+        ...(ask.at !== undefined && { at: ask.at }),
+      });
+      return { ok: true, operation };
+    } catch (e) {
+      if (!(e instanceof RolloutError)) throw e;
+      return { ok: false, code: e.code, message: e.message, ...(e.missing && { missing: e.missing }) };
+    }
+  }
+
+  /** A report a member held by another gateway sent; taken as if from the member itself. */
+  #forwarded(from: string, fr: ForwardedReport): void {
+    if (!this.#owned.has(fr.rollout) || this.#closed) return;
+    if (!(REPORT_STATES as readonly string[]).includes(fr.state)) return;
+    const found = this.#pending.get(fr.device)?.lookup(fr.command);
+    if (found?.kind !== 'open' || found.item.rollout !== fr.rollout) return; // late, or not ours
+    this.#d.log.debug(
+      { rollout: fr.rollout, device: fr.device, state: fr.state, from },
+      'report via another gateway',
+    );
+    this.#enqueue(fr.rollout, this.#reportEvent(fr));
+  }
+
+  /** A report of a member held here, for the owner of its rollout. */
+  #forward(report: ForwardedReport): void {
+    const owner = this.#owners.get(report.rollout);
+    const peers = this.#d.scale?.peers;
+    // No owner reachable now: the owner that takes it over asks for the command again.
+    if (!peers || !owner || owner === peers.me) return;
+    void peers.report(owner, report).then((sent) => {
+      if (!sent)
+        this.#d.log.debug(
+          { rollout: report.rollout, device: report.device, state: report.state },
+          'report not forwarded (the bus is down): the device repeats it when its command goes out again',
+        );
+    });
+  }
+
+  /** The owner asks for its commands in flight again: the copy is read, then sent to members here. */
+  #resendAsked(owner: string, id: string): void {
+    if (this.#owned.has(id) || this.#closed) return;
+    this.#owners.set(id, owner);
+    void this.#run(async () => {
+      const row = await this.#d.scale!.store.rolloutRow(id);
+      if (row) await this.#copy(row, true);
+    }).catch((err) => this.#failed(id, err));
+  }
+
+  /**
+   * A member of a copy lost its attested connection here: its owner hears it now rather than at
+   * its next look, so that an operation not yet due is cancelled at once, as on one gateway.
+   */
+  #tellLeft(rollout: string, device: string): void {
+    const owner = this.#owners.get(rollout);
+    const peers = this.#d.scale?.peers;
+    if (peers && owner && owner !== peers.me) void peers.left(owner, rollout, device);
+  }
+
+  /** A member's holder says its attested connection there ended (its claim is being released). */
+  #left(from: string, rollout: string, device: string): void {
+    if (!this.#owned.has(rollout) || this.#closed || this.#askable(device)) return;
+    this.#remote!.left(device, from);
+    this.#remote!.judge(device);
+    for (const id of this.#byMember.get(device) ?? [])
+      if (this.#owned.has(id)) this.#enqueue(id, { kind: 'lost', member: device });
+  }
+
+  #memberOfOwned(device: string): boolean {
+    for (const id of this.#byMember.get(device) ?? []) if (this.#owned.has(id)) return true;
+    return false;
+  }
+
+  /** Every third of a claim's expiry: claims of members held elsewhere, rounds of those verifying. */
+  async #sweep(): Promise<void> {
+    if (!this.#remote || this.#closed) return;
+    const far = new Set<string>();
+    for (const id of this.#owned) {
+      const r = this.#rollouts.get(id)!;
+      if (needsEngine(r)) for (const m of Object.keys(r.members)) if (!this.#askable(m)) far.add(m);
+    }
+    if (far.size > 0) await this.#lookSoon([...far], 'verifying');
+  }
+
+  #lookSoon(devices: readonly string[], rounds: 'all' | 'verifying' | 'none'): Promise<void> {
+    return this.#look(devices, rounds).catch((err: Error) =>
+      this.#d.log.warn(
+        { err: err.message },
+        'looking at rollout members on other gateways failed; looked at again',
+      ),
+    );
+  }
+
+  /**
+   * Looks again at devices held elsewhere: their claims, then (for `rounds`) their rounds settled
+   * since and their records as stored; feeds what changed to the rollouts owned here. Rounds are
+   * read before records: a round's device row is committed with it or before it, so the record
+   * read after shows what that round's log showed, or later.
+   */
+  async #look(devices: readonly string[], rounds: 'all' | 'verifying' | 'none'): Promise<void> {
+    const remote = this.#remote!;
+    const far = devices.filter((d) => this.#askable(d) === undefined);
+    if (far.length === 0) return;
+    await remote.refresh(far);
+    const scan = far.filter(
+      (d) =>
+        rounds === 'all' ||
+        (rounds === 'verifying' &&
+          [...(this.#byMember.get(d) ?? [])].some(
+            (id) => this.#owned.has(id) && this.#rollouts.get(id)!.members[d]?.state === 'verifying',
+          )),
+    );
+    const settled = new Map<string, RoundRecord[]>();
+    for (const d of scan) settled.set(d, await remote.settledRounds(d));
+    if (scan.length > 0)
+      await this.#d.scale!.store.reloadDevices(scan, (records) => this.#d.fleet.load(records));
+    for (const d of far) {
+      if (this.#askable(d)) continue; // it attested here meanwhile
+      const change = remote.judge(d);
+      for (const id of this.#byMember.get(d) ?? []) {
+        if (!this.#owned.has(id)) continue;
+        const name = this.#rollouts.get(id)!.spec.release.name;
+        if (change) this.#enqueue(id, { kind: change === 'fresh' ? 'attested' : 'lost', member: d });
+        for (const round of settled.get(d) ?? []) this.#enqueue(id, this.#roundEvent(round, name));
+      }
+      if (!this.#held(d) && remote.fresh(d)) this.#joinSwarms(d);
+    }
+  }
+
+  #roundEvent(record: RoundRecord, name: string): RolloutEvent {
+    return {
+      kind: 'round',
+      member: record.deviceId,
+      issuedAt: record.issuedAt,
+      reason: record.reason,
+      answered: record.state === 'appraised',
+      affirming: record.state === 'appraised' && record.status === 'affirming',
+      ...this.#measured(record.deviceId, name),
+      ...(record.codes[0] !== undefined && { code: record.codes[0] }),
+    };
+  }
+
+  // Several gateways: copies of rollouts owned elsewhere.
+
+  /** Reads a copy again soon (one read for any number of changes heard meanwhile). */
+  #refreshSoon(id: string): void {
+    if (this.#stale.has(id)) return;
+    this.#stale.add(id);
+    void this.#run(async () => {
+      if (!this.#stale.delete(id) || this.#owned.has(id)) return;
+      const row = await this.#d.scale!.store.rolloutRow(id);
+      if (row) await this.#copy(row);
+    }).catch((err) => this.#failed(id, err));
+  }
+
+  /**
+   * Takes a stored rollout owned elsewhere as this gateway's copy, and acts on what it says
+   * (`again`: its commands in flight go out once more to the members held here).
+   */
+  async #copy(row: OwnedRollout, again = false): Promise<void> {
+    const r = row.rollout;
+    const id = r.spec.id;
+    if (this.#owned.has(id)) return;
+    const before = this.#rollouts.get(id);
+    if (!needsEngine(r)) {
+      if (before) this.#forget(id);
+      return;
+    }
+    this.#owners.set(id, row.owner);
+    if (!before) await this.#load(r, row);
+    else if (stateKey(before) !== stateKey(r)) this.#replace(before, r);
+    const held = this.#rollouts.get(id);
+    if (held) this.#deliverRollout(held, again);
+  }
+
+  #replace(before: Rollout, after: Rollout): void {
+    this.#rollouts.set(after.spec.id, after);
+    this.#index(after);
+    this.#syncPending(before, after);
+  }
+
+  /** A copy that needs nothing more: dropped. */
+  #forget(id: string): void {
+    const before = this.#rollouts.get(id);
+    if (!before) return;
+    const done = { ...before, phase: 'cancelled' as const, inflight: {} };
+    this.#index(done);
+    this.#syncPending(before, done);
+    this.#rollouts.delete(id);
+    this.#releases.delete(id);
+    this.#owners.delete(id);
+  }
+
   // Bookkeeping.
 
   #askable(device: string): DeviceConnection | undefined {
@@ -558,8 +1012,9 @@ export class RolloutEngine {
     return conn && conn.trustedUntil > this.#d.clock.now() ? conn : undefined;
   }
 
+  /** Fresh and good on an attested connection here, or (several gateways) on another gateway. */
   #fresh(device: string): boolean {
-    return this.#askable(device) !== undefined;
+    return this.#askable(device) !== undefined || (this.#remote?.fresh(device) ?? false);
   }
 
   /** The entry of `name` in the device's last appraised software log. */
@@ -582,8 +1037,8 @@ export class RolloutEngine {
     return false;
   }
 
-  #checkFree(swarm: string, members: readonly string[]): void {
-    for (const r of this.#rollouts.values()) {
+  #checkFree(swarm: string, members: readonly string[], rollouts: Iterable<Rollout>): void {
+    for (const r of rollouts) {
       if (!HOLDING.has(r.phase)) continue;
       if (r.spec.swarm === swarm)
         throw new RolloutError(
@@ -612,7 +1067,8 @@ export class RolloutEngine {
     return stored;
   }
 
-  async #load(r: Rollout): Promise<void> {
+  /** Holds a stored rollout: stepped here, or (`copyOf`) a copy of its owner's. */
+  async #load(r: Rollout, copyOf?: { readonly owner: string | null }): Promise<void> {
     const { name, seq } = r.spec.release;
     const release = await this.#d.store.releaseManifest(name, seq);
     if (!release) {
@@ -624,13 +1080,15 @@ export class RolloutEngine {
     }
     this.#rollouts.set(r.spec.id, r);
     this.#releases.set(r.spec.id, release);
+    if (copyOf) this.#owners.set(r.spec.id, copyOf.owner);
+    else this.#owned.add(r.spec.id);
     this.#index(r);
     for (const [id, f] of Object.entries(r.inflight)) this.#open(r.spec.id, id, f);
     this.#arm(r);
   }
 
   #index(r: Rollout): void {
-    const active = !ENDED.has(r.phase) || Object.keys(r.inflight).length > 0;
+    const active = needsEngine(r);
     for (const m of Object.keys(r.members)) {
       const set = this.#byMember.get(m);
       if (active) {
@@ -666,12 +1124,13 @@ export class RolloutEngine {
         this.#pending.get(f.member)?.settle(id, f.deadlineAt <= now ? 'expired' : 'answered');
   }
 
+  /** Deadlines of a rollout stepped here. */
   #arm(r: Rollout): void {
     const id = r.spec.id;
     this.#timers.get(id)?.cancel();
     this.#timers.delete(id);
     const due = nextDeadline(r);
-    if (due === undefined || this.#closed) return;
+    if (due === undefined || this.#closed || !this.#owned.has(id)) return;
     this.#timers.set(
       id,
       this.#d.clock.after(due - this.#d.clock.now(), () => {

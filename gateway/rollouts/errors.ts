@@ -16,6 +16,8 @@ export const ROLLOUT_ERRORS = [
   'rollout-refused',
   /** An operation was asked while the barrier does not hold. */
   'barrier-not-held',
+  /** Several gateways: the gateway that runs the rollout did not answer (dead, or the bus is down). */
+  'owner-unreachable',
 ] as const;
 
 export type RolloutErrorCode = (typeof ROLLOUT_ERRORS)[number];

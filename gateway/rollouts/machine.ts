@@ -172,11 +172,14 @@ export function nextDeadline(r: Rollout): number | undefined {
  * `cancel` goes instead).
  */
 export function outstanding(r: Rollout, member: string, now: number): [string, InFlight][] {
-  return Object.entries(r.inflight).filter(([, f]) => {
-    if (f.member !== member || f.deadlineAt <= now) return false;
-    const c = f.command;
-    return c.op !== 'operate' || r.operations.some((o) => o.id === c.operation && o.state === 'released');
-  });
+  return Object.entries(r.inflight).filter(([, f]) => f.member === member && sendable(r, f, now));
+}
+
+/** Whether a command in flight still goes to its member (see outstanding). */
+export function sendable(r: Rollout, f: InFlight, now: number): boolean {
+  if (f.deadlineAt <= now) return false;
+  const c = f.command;
+  return c.op !== 'operate' || r.operations.some((o) => o.id === c.operation && o.state === 'released');
 }
 
 /** Member states a deadline applies to. */

@@ -175,3 +175,11 @@ export const HOLDING: ReadonlySet<RolloutPhase> = new Set([
   'aborted',
   'rolling-back',
 ]);
+
+/** Phases after which a rollout needs nothing more unless an operator acts on it. */
+export const ENDED: ReadonlySet<RolloutPhase> = new Set(['cancelled', 'rolled-back', 'committed']);
+
+/** Whether a rollout still needs an engine: not ended, or commands of it still in flight. */
+export function needsEngine(r: Rollout): boolean {
+  return !ENDED.has(r.phase) || Object.keys(r.inflight).length > 0;
+}

@@ -45,6 +45,12 @@ export class Claims {
     return (await this.redis.get(claimKey(deviceId))) as string | null;
   }
 
+  /** The gateway holding each device's claim, or null, in one round trip. */
+  async holders(deviceIds: readonly string[]): Promise<(string | null)[]> {
+    if (deviceIds.length === 0) return [];
+    return (await this.redis.mGet(deviceIds.map(claimKey))) as (string | null)[];
+  }
+
   /**
    * Claims the device for this gateway, over any other claim (its newest attested connection is
    * here); resolves with the previous holder when it was another gateway.

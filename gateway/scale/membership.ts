@@ -1,12 +1,14 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../../shared/clock.ts';
+import type { Rollout } from '../rollouts/model.ts';
 import type { SharedStore, StoredRound } from '../store/postgres.ts';
 import { every } from './every.ts';
 
 // Which gateways are alive, by heartbeats in PostgreSQL (the database's clock, one for all
 // machines; it works with Redis away). A gateway not heard from within the lease is gone: a
 // survivor adopts its pending rounds (one survivor per round: the store's UPDATE decides) and
-// settles them at their deadlines, and the expiries of the devices it wrote last pass to others.
+// settles them at their deadlines, takes its rollouts over (one survivor per rollout, likewise),
+// and the expiries of the devices it wrote last pass to others.
 
 export interface MembershipDeps {
   readonly store: SharedStore;
@@ -17,6 +19,8 @@ export interface MembershipDeps {
   readonly gone: (ids: readonly string[]) => void;
   /** Pending rounds taken over from gateways that are gone. */
   readonly adopted: (rounds: readonly StoredRound[]) => void;
+  /** Rollouts taken over from gateways that are gone (or that nobody owned). */
+  readonly adoptedRollouts: (rollouts: readonly Rollout[]) => void;
 }
 
 export class Membership {
@@ -65,6 +69,8 @@ export class Membership {
         log.info({ rounds: adopted.length }, 'adopted the pending rounds of gateways that are gone');
         this.deps.adopted(adopted);
       }
+      const rollouts = await store.adoptRollouts(leaseMs);
+      if (rollouts.length > 0) this.deps.adoptedRollouts(rollouts);
     } catch (err) {
       if (this.beating)
         log.warn({ err: (err as Error).message }, 'heartbeat failed (the store is unreachable?); retried');

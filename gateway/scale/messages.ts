@@ -1,4 +1,5 @@
 import type { GatewayEvent } from '../events.ts';
+import type { ForwardedReport, PeerAnswer, PeerAsk } from '../rollouts/peers.ts';
 
 // What gateways tell each other on the control bus (JSON, so `redis-cli subscribe` shows it).
 // Each says something that is already in PostgreSQL, or soft state that is sent again: a lost
@@ -18,12 +19,29 @@ export type BusMessage =
   /** To a device's previous holder: a newer connection of it attested on the sender. */
   | { readonly t: 'retire'; readonly from: string; readonly device: string }
   /** The app/ filters the sender's clients subscribe to (sent on change and periodically). */
-  | { readonly t: 'interest'; readonly from: string; readonly filters: readonly string[] };
+  | { readonly t: 'interest'; readonly from: string; readonly filters: readonly string[] }
+  /** To a rollout's owner: an operator asked the sender to act on it (answered with `rollout-answer`). */
+  | { readonly t: 'rollout-ask'; readonly from: string; readonly id: string; readonly ask: PeerAsk }
+  /** To the asker: the owner's answer to the request `id`. */
+  | { readonly t: 'rollout-answer'; readonly from: string; readonly id: string; readonly answer: PeerAnswer }
+  /** To a rollout's owner: a member held by the sender reported on a command. */
+  | { readonly t: 'rollout-report'; readonly from: string; readonly report: ForwardedReport }
+  /** From a rollout's owner: send its commands in flight again to the members you hold. */
+  | { readonly t: 'rollout-resend'; readonly from: string; readonly rollout: string }
+  /** To a rollout's owner: the attested connection of this member ended on the sender. */
+  | { readonly t: 'rollout-left'; readonly from: string; readonly rollout: string; readonly device: string };
 
 export type BusMessageType = BusMessage['t'];
 
 const isString = (v: unknown): v is string => typeof v === 'string';
 const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every(isString);
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+const isAsk = (v: unknown): boolean =>
+  isObject(v) &&
+  isString(v.rollout) &&
+  ((v.kind === 'act' && isString(v.action)) ||
+    (v.kind === 'operate' && isString(v.name) && isString(v.args)));
 
 /** The message in `text`, or why it is not one (a newer gateway, a stray publisher). */
 export function parseBusMessage(text: string): BusMessage | { readonly invalid: string } {
@@ -53,6 +71,28 @@ export function parseBusMessage(text: string): BusMessage | { readonly invalid: 
       return isString(m.device) ? (m as BusMessage) : { invalid: '"device" is not a device id' };
     case 'interest':
       return isStringArray(m.filters) ? (m as BusMessage) : { invalid: '"filters" is not a list of filters' };
+    case 'rollout-ask':
+      return isString(m.id) && isAsk(m.ask)
+        ? (m as BusMessage)
+        : { invalid: '"id" or "ask" is not a rollout request' };
+    case 'rollout-answer':
+      return isString(m.id) && isObject(m.answer) && typeof m.answer.ok === 'boolean'
+        ? (m as BusMessage)
+        : { invalid: '"id" or "answer" is not an answer to a rollout request' };
+    case 'rollout-report':
+      return isObject(m.report) &&
+        isString(m.report.rollout) &&
+        isString(m.report.device) &&
+        isString(m.report.command) &&
+        isString(m.report.state)
+        ? (m as BusMessage)
+        : { invalid: '"report" is not a report of a rollout member' };
+    case 'rollout-resend':
+      return isString(m.rollout) ? (m as BusMessage) : { invalid: '"rollout" is not a rollout id' };
+    case 'rollout-left':
+      return isString(m.rollout) && isString(m.device)
+        ? (m as BusMessage)
+        : { invalid: '"rollout" or "device" is not an id' };
     default:
       return { invalid: `unknown message type ${JSON.stringify(m.t)}` };
   }

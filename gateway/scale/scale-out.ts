@@ -7,6 +7,7 @@ import type { EventBus } from '../events.ts';
 import type { RoundRecord } from '../model.ts';
 import type { RuntimePolicy } from '../policy/runtime-policy.ts';
 import type { Fleet } from '../posture/fleet.ts';
+import type { RolloutEngine } from '../rollouts/engine.ts';
 import type { Attestation, AttestationObserver } from '../rounds/attestation.ts';
 import type { BatchTracker } from '../rounds/batches.ts';
 import { recoverPendingRounds } from '../rounds/recovery.ts';
@@ -22,12 +23,14 @@ import { Holdings } from './holdings.ts';
 import { Membership } from './membership.ts';
 import type { StoreHooks } from './open-store.ts';
 import { mayLapse } from './ownership.ts';
+import { RolloutBridge } from './rollout-bridge.ts';
 
 // Several gateways on one PostgreSQL and one Redis (docs/scale.md): what a gateway adds to join
 // the others. Built right after the store (so that this gateway's first heartbeat precedes its
 // reading of its own pending rounds), given the gateway's parts once they exist (attach), and
 // reached by the gateway through a handful of hooks: mayConnect (the broker), requestElsewhere
-// (batches), mayLapse (posture expiry), the attestation observer and connectionEnded.
+// (batches), mayLapse (posture expiry), the attestation observer and connectionEnded; the rollout
+// engine talks to the other gateways through `rollouts` (rollout-bridge.ts).
 
 /** The gateway's parts the scale-out layer works with, handed over once built. */
 export interface ScaleParts {
@@ -37,6 +40,7 @@ export interface ScaleParts {
   readonly batches: BatchTracker;
   readonly events: EventBus;
   readonly broker: Broker;
+  readonly rollouts: Pick<RolloutEngine, 'heardRound' | 'heardRollout' | 'busUp' | 'adopt'>;
   readonly refreshPolicy: () => Promise<void>;
   readonly policy: () => RuntimePolicy;
   /** Every observer's roundSettled (events, metrics, batches). */
@@ -63,6 +67,8 @@ interface Attached {
 export class ScaleOut {
   readonly me: string;
   readonly bus: ControlBus;
+  /** Rollouts across gateways: requests to owners, reports, claims of members. */
+  readonly rollouts: RolloutBridge;
   private readonly holdings: Holdings;
   private readonly membership: Membership;
   private attached: Attached | undefined;
@@ -91,6 +97,18 @@ export class ScaleOut {
       log,
       gone: (ids) => this.gatewaysGone(ids),
       adopted: (rounds) => this.adopt(rounds),
+      adoptedRollouts: (rollouts) => this.attached?.parts.rollouts.adopt(rollouts),
+    });
+    this.rollouts = new RolloutBridge({
+      me: this.me,
+      bus: this.bus,
+      claims: new Claims(this.bus.commands, this.me, timings.claimTtlMs),
+      live: () => this.membership.live,
+      holdingOff: () => this.holdings.holdingOff(clock.now()),
+      claimTtlMs: timings.claimTtlMs,
+      clock,
+      random,
+      log,
     });
   }
 
@@ -139,7 +157,10 @@ export class ScaleOut {
       events: parts.events,
       committed: () => store.caughtUp(),
       heard: (e) => {
-        if (e.kind === 'round' && e.round.state !== 'pending') parts.batches.settledElsewhere(e.round.id);
+        if (e.kind === 'round' && e.round.state !== 'pending') {
+          parts.batches.settledElsewhere(e.round.id);
+          parts.rollouts.heardRound(e.device);
+        } else if (e.kind === 'rollout') parts.rollouts.heardRollout(e.notice.id);
       },
       log,
     });
@@ -165,6 +186,7 @@ export class ScaleOut {
       sync.reload('all');
       sync.policyChanged();
       rounds.busUp();
+      parts.rollouts.busUp();
     });
     rounds.resume(await store.ownRequested());
     this.holdings.start();
@@ -272,6 +294,7 @@ export class ScaleOut {
     a?.app.close();
     a?.events.close();
     a?.rounds.close();
+    this.rollouts.close();
     await this.holdings.close();
     await this.membership.close();
     await this.bus.close();

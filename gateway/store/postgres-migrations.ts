@@ -18,7 +18,8 @@ import { StoreVersionError } from './migrations.ts';
 //   adopted a round: a restarted gateway re-arms only its own deadlines), rounds.requested (a
 //   round asked of whichever gateway holds the device, not issued yet), rounds.seq and
 //   posture_events.seq (insertion order), devices.version and devices.written_by (an update names
-//   the version it read and is refused when another gateway wrote since).
+//   the version it read and is refused when another gateway wrote since), rollouts.owner and
+//   rollouts.version (the gateway that steps a rollout, and the version its next write names).
 
 export interface PgMigration {
   readonly version: number;
@@ -189,6 +190,32 @@ export const PG_MIGRATIONS: readonly PgMigration[] = [
     description: "the wall time of a device's recorded TPM clock, to judge how far the clock may have run",
     sql: `
       ALTER TABLE devices ADD COLUMN clock_at BIGINT;
+    `,
+  },
+  {
+    version: 4,
+    description: "a rollout's owning gateway and version; release artifacts shared by every gateway",
+    sql: `
+      -- The gateway that steps a rollout (null: none yet, a row written by a single gateway), and
+      -- a version every write of that owner names, so that an owner that lost the rollout to a
+      -- survivor can never overwrite what the survivor wrote.
+      ALTER TABLE rollouts ADD COLUMN owner TEXT;
+      ALTER TABLE rollouts ADD COLUMN version BIGINT NOT NULL DEFAULT 1 CHECK (version >= 1);
+
+      -- Artifacts as imported, in chunks, so that a gateway that did not import a release can
+      -- serve it: it copies the artifact to its own directory on first use and checks its SHA-256.
+      CREATE TABLE artifacts (
+        sha256 TEXT PRIMARY KEY,
+        size BIGINT NOT NULL CHECK (size >= 0),
+        chunk_size INTEGER NOT NULL CHECK (chunk_size > 0),
+        stored_at BIGINT NOT NULL
+      );
+      CREATE TABLE artifact_chunks (
+        sha256 TEXT NOT NULL REFERENCES artifacts(sha256) ON DELETE CASCADE,
+        seq INTEGER NOT NULL CHECK (seq >= 0),
+        data BYTEA NOT NULL,
+        PRIMARY KEY (sha256, seq)
+      );
     `,
   },
 ];

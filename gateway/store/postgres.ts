@@ -1,10 +1,14 @@
 import pg from 'pg';
 import type { McuAdmission } from '../mcus/model.ts';
 import type { BatchRecord, DeviceRecord, PostureEvent, Release, RoundRecord } from '../model.ts';
+import type { ArtifactStore, StoredArtifact } from '../releases/artifact-files.ts';
 import type { ReleaseManifestRecord } from '../releases/model.ts';
 import type { Rollout } from '../rollouts/model.ts';
+import type { OwnedRollout, SharedRollouts } from '../rollouts/peers.ts';
 import { allowlistEntry } from './allowlist.ts';
+import { PgArtifacts } from './postgres-artifacts.ts';
 import { migratePostgres, PG_SCHEMA_VERSION } from './postgres-migrations.ts';
+import { PgRollouts } from './postgres-rollouts.ts';
 import { insertRows, rowValues, type Statement, selectFrom, upsertTail } from './postgres-statements.ts';
 import type { SwarmFloor } from './rollout-rows.ts';
 import type { BatchRow, DeviceRow, PostureEventRow, ReleaseRow, RoundRow } from './rows.ts';
@@ -85,7 +89,7 @@ export interface CommitNotice {
 export type StoredRound = RoundRecord & { readonly requested: boolean };
 
 /** What the scale-out layer uses beyond Store (gateway/scale). */
-export interface SharedStore extends Store {
+export interface SharedStore extends Store, SharedRollouts, ArtifactStore {
   readonly gatewayId: string;
   /** False while commits fail (the server is unreachable): writes wait and are retried. */
   readonly healthy: boolean;
@@ -119,6 +123,8 @@ export interface SharedStore extends Store {
   adoptRounds(leaseMs: number): Promise<StoredRound[]>;
   /** Forgets this gateway's heartbeat (a clean shutdown: its pending rounds are adopted at once). */
   leave(): Promise<void>;
+  /** Takes over the rollouts of gateways not seen within `leaseMs` (postgres-rollouts.ts). */
+  adoptRollouts(leaseMs: number): Promise<Rollout[]>;
 }
 
 // PostgreSQL's int8 (BIGINT) as a JS number, refused beyond 2^53 rather than rounded.
@@ -242,6 +248,8 @@ export class PostgresStore implements SharedStore {
   private failingSince: number | undefined;
   private lastError: { readonly message: string; readonly at: number } | undefined;
   private readonly onWriteError: (err: Error) => void;
+  private readonly sharedRollouts: PgRollouts;
+  private readonly artifacts: PgArtifacts;
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -250,6 +258,14 @@ export class PostgresStore implements SharedStore {
     this.describe = `postgres ${describePostgresUrl(opts.url)}`;
     this.gatewayId = opts.gatewayId;
     this.onWriteError = opts.onWriteError ?? ((err) => process.emitWarning(err));
+    const transaction = <T>(fn: (client: pg.PoolClient) => Promise<T>) => this.transaction(fn);
+    this.sharedRollouts = new PgRollouts({
+      pool,
+      gatewayId: opts.gatewayId,
+      visible: () => this.visible(ROLLOUTS.name),
+      transaction,
+    });
+    this.artifacts = new PgArtifacts(pool, transaction);
     this.queue = new WriteQueue(
       (writes) => this.handOver(writes),
       // Handing a batch over never fails: commits, their retries and their failures are this
@@ -1042,6 +1058,42 @@ export class PostgresStore implements SharedStore {
       );
       return rows.map((row) => ({ ...ROUNDS.fromRow(row), requested: row.requested }));
     });
+  }
+
+  ownRollouts(): Promise<Rollout[]> {
+    return this.sharedRollouts.own();
+  }
+
+  liveRollouts(): Promise<OwnedRollout[]> {
+    return this.sharedRollouts.live();
+  }
+
+  rolloutRow(id: string): Promise<OwnedRollout | undefined> {
+    return this.sharedRollouts.row(id);
+  }
+
+  createRollout(r: Rollout, check: (holding: readonly Rollout[]) => void): Promise<void> {
+    this.open();
+    return this.sharedRollouts.create(r, check);
+  }
+
+  saveOwnedRollout(r: Rollout): Promise<boolean> {
+    this.open();
+    return this.sharedRollouts.save(r);
+  }
+
+  adoptRollouts(leaseMs: number): Promise<Rollout[]> {
+    return this.sharedRollouts.adopt(leaseMs);
+  }
+
+  putArtifact(sha256: string, size: number, file: string): Promise<void> {
+    this.open();
+    return this.artifacts.putArtifact(sha256, size, file);
+  }
+
+  readArtifact(sha256: string): Promise<StoredArtifact | undefined> {
+    this.open();
+    return this.artifacts.readArtifact(sha256);
   }
 
   async leave(): Promise<void> {

@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { ArtifactFiles } from '../../gateway/releases/artifact-files.ts';
 import { ArtifactChunks } from '../../gateway/rollouts/chunks.ts';
 import { TokenBucket } from '../../gateway/rollouts/token-bucket.ts';
 import { FakeClock } from '../support/fake-clock.ts';
@@ -51,7 +52,7 @@ it('a want is read from the artifact; one past its end is refused; a newer want 
     writeFileSync(join(dir, 'a.tar'), bytes);
     const artifact = { path: 'a.tar', size: bytes.length, sha256: '' };
     const clock = new FakeClock();
-    const chunks = new ArtifactChunks(dir, new TokenBucket(() => 70_000, clock, CHUNK));
+    const chunks = new ArtifactChunks(new ArtifactFiles(dir), new TokenBucket(() => 70_000, clock, CHUNK));
     const sent: [number, Uint8Array][] = [];
     const send = (offset: number, data: Uint8Array) => sent.push([offset, data]);
     assert.equal(await chunks.serve('d1', artifact, { offset: 0, length: CHUNK }, send), { outcome: 'sent' });

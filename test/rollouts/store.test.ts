@@ -1,10 +1,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createRollout, step } from '../../gateway/rollouts/machine.ts';
-import type { RolloutSpec } from '../../gateway/rollouts/model.ts';
-import { parseQuotas } from '../../gateway/rollouts/quota.ts';
 import { MIGRATIONS } from '../../gateway/store/migrations.ts';
 import { SqliteStore } from '../../gateway/store/sqlite.ts';
+import { rolloutSpec } from '../gateway/fixtures/store-records.ts';
 import { removeDir, tempDir } from '../support/tmp.ts';
 
 // Rollouts and swarm floors in the SQLite store: a rollout stored after a step comes back exactly
@@ -16,18 +15,7 @@ it.after(() => {
   for (const d of dirs) removeDir(d);
 });
 
-const spec = (id: string, swarm: string): RolloutSpec => ({
-  id,
-  swarm,
-  release: { name: 'app', version: '2.0', seq: 2, digest: 'ab'.repeat(32) },
-  waves: parseQuotas('1,100%', 'waves'),
-  successPercent: 100,
-  abort: { percent: 20, min: 1 },
-  barrier: { kind: 'count', n: 2 },
-  required: ['m1'],
-  timeouts: { stageMs: 1000, activateMs: 2000, commandMs: 3000 },
-  createdAt: 10,
-});
+const spec = rolloutSpec;
 
 it('a rollout comes back as stored, in flight commands and all; newest first; floors per swarm', async () => {
   const dir = tempDir('vigil-rollout-store-');

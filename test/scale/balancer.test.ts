@@ -1,4 +1,4 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { createClient } from 'redis';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -7,6 +7,7 @@ import type { Challenge } from '../../shared/protocol/index.ts';
 import { SimDevice } from '../equipment/sim/sim-device.ts';
 import { startHaproxy, type TestHaproxy } from '../support/haproxy.ts';
 import { eventually, settle } from '../support/operator.ts';
+import { sql as query } from '../support/postgres.ts';
 import { api, type FleetEnv, type GatewayProcess, spawnGateway, startFleetEnv } from './support.ts';
 
 // Three gateway processes (the CLI) behind a real HAProxy in TCP mode, on one PostgreSQL and one
@@ -88,18 +89,8 @@ async function whereIs(ctx: Ctx, id: string): Promise<string[]> {
   return out;
 }
 
-async function sql<R extends pg.QueryResultRow>(
-  ctx: Ctx,
-  text: string,
-  values: unknown[] = [],
-): Promise<R[]> {
-  const c = new pg.Client({ connectionString: ctx.env.database });
-  await c.connect();
-  try {
-    return (await c.query<R>(text, values)).rows;
-  } finally {
-    await c.end();
-  }
+function sql<R extends pg.QueryResultRow>(ctx: Ctx, text: string, values: unknown[] = []): Promise<R[]> {
+  return query<R>(ctx.env.database, text, values);
 }
 
 async function batchOn(ctx: Ctx, gw: number, selector: object, timeoutMs = 20_000): Promise<BatchProgress> {

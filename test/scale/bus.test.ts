@@ -1,11 +1,15 @@
 import pino from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import type { RolloutError } from '../../gateway/rollouts/errors.ts';
+import type { PeerAsk } from '../../gateway/rollouts/peers.ts';
 import { ControlBus } from '../../gateway/scale/bus.ts';
 import { Claims } from '../../gateway/scale/claims.ts';
 import { Holdings } from '../../gateway/scale/holdings.ts';
 import type { BusMessage } from '../../gateway/scale/messages.ts';
+import { ASK_TIMEOUT_MS, RolloutBridge } from '../../gateway/scale/rollout-bridge.ts';
 import { systemClock, systemRandom } from '../../shared/clock.ts';
+import { FakeClock } from '../support/fake-clock.ts';
 import { eventually } from '../support/operator.ts';
 import { collectProcessFailures } from '../support/process-failures.ts';
 import { startRedis } from '../support/redis.ts';
@@ -137,6 +141,80 @@ test('Redis back without its keys: new connections wait one claim expiry while c
   } finally {
     await holdings.close();
     await bus.close();
+    await redis.close();
+  }
+});
+
+test('a request to a rollout’s owner: answered over the bus; unreachable, with the reason, when it cannot be', async () => {
+  const redis = await startRedis();
+  const clock = new FakeClock();
+  const bridge = (me: string, bus: ControlBus) =>
+    new RolloutBridge({
+      me,
+      bus,
+      claims: new Claims(bus.commands, me, 1500),
+      live: () => new Set(['gw-a', 'gw-b']),
+      holdingOff: () => false,
+      claimTtlMs: 1500,
+      clock,
+      random: systemRandom,
+      log,
+    });
+  const [busA, busB] = [
+    new ControlBus({ url: redis.url, gatewayId: 'gw-a', log }),
+    new ControlBus({ url: redis.url, gatewayId: 'gw-b', log }),
+  ];
+  const [asker, owner] = [bridge('gw-a', busA), bridge('gw-b', busB)];
+  const asked: PeerAsk[] = [];
+  owner.serve({
+    ask: async (_from, ask) => {
+      asked.push(ask);
+      return ask.kind === 'act' && ask.action === 'pause'
+        ? { ok: true }
+        : { ok: false, code: 'rollout-refused', message: 'the rollout is completed, not running' };
+    },
+    report: () => {},
+    resend: () => {},
+    left: () => {},
+  });
+  busA.start();
+  busB.start();
+  try {
+    await eventually(() => busA.up && busB.up, 'both up');
+    await eventually(async () => {
+      const answer = await asker
+        .ask('gw-b', { kind: 'act', rollout: 'r-1', action: 'pause' })
+        .catch(() => undefined);
+      return answer?.ok === true;
+    }, 'the owner answers');
+    assert.equal(await asker.ask('gw-b', { kind: 'act', rollout: 'r-1', action: 'resume' }), {
+      ok: false,
+      code: 'rollout-refused',
+      message: 'the rollout is completed, not running',
+    });
+    // Nobody listens for gw-c: no answer, and the wait ends on the clock.
+    const silent = asker.ask('gw-c', { kind: 'act', rollout: 'r-2', action: 'pause' }).then(
+      () => 'answered',
+      (e: RolloutError) => `${e.code}: ${e.message}`,
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    clock.advance(ASK_TIMEOUT_MS);
+    assert.match(
+      await silent,
+      /^owner-unreachable: rollout r-2 runs on gateway gw-c, which did not answer within 10000 ms/,
+    );
+    await redis.stop();
+    await eventually(() => !busA.up, 'the bus is down');
+    const down = await asker.ask('gw-b', { kind: 'act', rollout: 'r-1', action: 'pause' }).then(
+      () => 'answered',
+      (e: RolloutError) => `${e.code}: ${e.message}`,
+    );
+    assert.match(down, /^owner-unreachable: .*the control bus \(Redis\) is unreachable/);
+  } finally {
+    asker.close();
+    owner.close();
+    await busA.close();
+    await busB.close();
     await redis.close();
   }
 });

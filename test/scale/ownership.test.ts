@@ -79,6 +79,19 @@ test('bus messages are checked before use; what is not one says why', () => {
     from: 'gw1',
     ids: ['a'],
   });
+  const report = { rollout: 'r-1', device: 'd', command: 'c', state: 'staged' };
+  assert.equal(parseBusMessage(JSON.stringify({ t: 'rollout-report', from: 'gw2', report })), {
+    t: 'rollout-report',
+    from: 'gw2',
+    report,
+  });
+  const ask = { kind: 'operate', rollout: 'r-1', name: 'recipe', args: 'a0' };
+  assert.equal(parseBusMessage(JSON.stringify({ t: 'rollout-ask', from: 'gw2', id: '7', ask })), {
+    t: 'rollout-ask',
+    from: 'gw2',
+    id: '7',
+    ask,
+  });
   for (const [raw, why] of [
     ['nope', /not JSON/],
     ['[1]', /not a JSON object/],
@@ -86,6 +99,18 @@ test('bus messages are checked before use; what is not one says why', () => {
     ['{"t":"devices","from":"gw1","ids":[1]}', /"ids"/],
     ['{"t":"retire","from":"gw1"}', /"device"/],
     ['{"t":"launch","from":"gw1"}', /unknown message type "launch"/],
+    ['{"t":"rollout-ask","from":"gw1","id":"1","ask":{"kind":"act","rollout":"r-1"}}', /rollout request/],
+    [
+      '{"t":"rollout-ask","from":"gw1","id":"1","ask":{"kind":"operate","rollout":"r-1","name":"x"}}',
+      /rollout request/,
+    ],
+    ['{"t":"rollout-answer","from":"gw1","id":"1","answer":{}}', /answer to a rollout request/],
+    [
+      '{"t":"rollout-report","from":"gw1","report":{"rollout":"r-1","device":"d"}}',
+      /report of a rollout member/,
+    ],
+    ['{"t":"rollout-resend","from":"gw1"}', /"rollout"/],
+    ['{"t":"rollout-left","from":"gw1","rollout":"r-1"}', /"device"/],
   ] as const) {
     const m = parseBusMessage(raw);
     assert.ok('invalid' in m, raw);

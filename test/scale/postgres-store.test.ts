@@ -1,7 +1,11 @@
-import pg from 'pg';
+import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { DeviceRecord } from '../../gateway/model.ts';
+import { createRollout, step } from '../../gateway/rollouts/machine.ts';
+import type { Rollout } from '../../gateway/rollouts/model.ts';
 import { StoreVersionError } from '../../gateway/store/migrations.ts';
 import {
   type DeviceConflict,
@@ -17,10 +21,12 @@ import {
   minimalDevice,
   pendingRound,
   postureEvent,
+  rolloutSpec,
   roundId,
 } from '../gateway/fixtures/store-records.ts';
-import { sharedPostgres, startPostgres } from '../support/postgres.ts';
+import { sharedPostgres, sql, startPostgres } from '../support/postgres.ts';
 import { storeContract } from '../support/store-contract.ts';
+import { removeDir, tempDir } from '../support/tmp.ts';
 
 // The PostgreSQL store: the Store contract (SQLite runs it in test/gateway/store.test.ts), then
 // what only the shared engine has (owners, versions, requested rounds, adoption, migrations by several
@@ -52,16 +58,6 @@ async function openPg(o: Partial<PostgresStoreOptions> & { url: string }): Promi
   const s = await PostgresStore.open({ gatewayId: 'gw-a', flushDelayMs: 60_000, ...o });
   opened.push(s);
   return s;
-}
-
-async function sql<R extends pg.QueryResultRow>(url: string, text: string, values: unknown[] = []) {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return (await c.query<R>(text, values)).rows;
-  } finally {
-    await c.end();
-  }
 }
 
 it.after.each(async () => {
@@ -251,6 +247,71 @@ it('a gateway that left is adopted at once', async () => {
     (await b.adoptRounds(60_000)).map((r) => r.id),
     [roundId(1)],
   );
+});
+
+it('a rollout is written by its owner only; a dead owner’s is taken over once; starts on a swarm take turns', async () => {
+  const url = await (await sharedPostgres()).createDatabase('rollouts');
+  const a = await openPg({ url, gatewayId: 'gw-a' });
+  const b = await openPg({ url, gatewayId: 'gw-b' });
+  const c = await openPg({ url, gatewayId: 'gw-c' });
+  for (const s of [a, b, c]) await s.heartbeat(300);
+  const r = createRollout(rolloutSpec('r-000000000001', 'line=a'), ['m1', 'm2'], 50);
+  await a.createRollout(r, () => {});
+  const started = step(r, { kind: 'start' }, { now: 60, newId: () => 'c1', fresh: () => true }).rollout;
+  assert.ok(await a.saveOwnedRollout(started), 'its owner writes it');
+  assert.not.ok(await b.saveOwnedRollout({ ...started, phase: 'paused' }), 'another gateway cannot');
+  assert.equal(await b.rolloutRow(r.spec.id), { rollout: started, owner: 'gw-a' });
+  assert.equal(await b.liveRollouts(), [{ rollout: started, owner: 'gw-a' }]);
+  assert.equal(await a.ownRollouts(), [started]);
+  assert.equal(await b.ownRollouts(), []);
+
+  // A second rollout on the swarm, or on one of its members, is refused under the start lock.
+  const refusals: string[] = [];
+  const check = (holding: readonly Rollout[]) => {
+    refusals.push(holding.map((h) => h.spec.id).join());
+    if (holding.length > 0) throw new Error('held');
+  };
+  const second = createRollout(rolloutSpec('r-000000000002', 'line=a'), ['m1'], 70);
+  const refused = await b.createRollout(second, check).then(
+    () => 'created',
+    (e: Error) => e.message,
+  );
+  assert.is(refused, 'held');
+  assert.equal(refusals, ['r-000000000001']);
+  assert.is(await b.rolloutRow('r-000000000002'), undefined);
+
+  assert.equal(await b.adoptRollouts(300), [], 'gw-a is alive');
+  await new Promise((res) => setTimeout(res, 400));
+  await b.heartbeat(300);
+  await c.heartbeat(300);
+  const [byB, byC] = await Promise.all([b.adoptRollouts(300), c.adoptRollouts(300)]);
+  assert.equal([...byB, ...byC], [started], 'taken over once, as stored');
+  const survivor = byB.length > 0 ? b : c;
+  assert.ok(await survivor.saveOwnedRollout({ ...started, phase: 'paused' }), 'the survivor writes it');
+  assert.not.ok(await a.saveOwnedRollout({ ...started, phase: 'cancelled' }), 'the old owner, back, cannot');
+  assert.is((await a.rollout(r.spec.id))?.phase, 'paused');
+});
+
+it('an artifact is kept once per SHA-256 and read back in order', async () => {
+  const url = await (await sharedPostgres()).createDatabase('artifacts');
+  const a = await openPg({ url, gatewayId: 'gw-a' });
+  const dir = tempDir('vigil-pg-artifact-');
+  try {
+    const bytes = new Uint8Array(2.5 * 1024 * 1024).map((_, i) => (i * 7) % 251);
+    writeFileSync(join(dir, 'a.tar'), bytes);
+    const sha = createHash('sha256').update(bytes).digest('hex');
+    assert.is(await a.readArtifact(sha), undefined);
+    await a.putArtifact(sha, bytes.length, join(dir, 'a.tar'));
+    await a.putArtifact(sha, bytes.length, join(dir, 'a.tar'));
+    const stored = (await a.readArtifact(sha))!;
+    assert.is(stored.size, bytes.length);
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of stored.chunks()) chunks.push(chunk);
+    assert.equal(chunks.length, 3);
+    assert.ok(Buffer.concat(chunks).equals(Buffer.from(bytes)));
+  } finally {
+    removeDir(dir);
+  }
 });
 
 it('writes made while the server is away wait and are committed when it is back', async () => {

@@ -42,6 +42,8 @@ export interface FleetEnvOptions {
   readonly rounds?: { periodicMs: number; deadlineMs: number };
   readonly timings?: { claimTtlMs: number; leaseMs: number; requestTtlMs: number };
   readonly logLevel?: string;
+  /** policy.json of every gateway; default: open admission, sim devices allowed, `rounds`. */
+  readonly policy?: object;
 }
 
 export const FAST_TIMINGS = { claimTtlMs: 1500, leaseMs: 1500, requestTtlMs: 20_000 };
@@ -81,7 +83,7 @@ export async function startFleetEnv(opts: FleetEnvOptions): Promise<FleetEnv> {
     if (!first)
       writeFileSync(
         join(dir, 'policy.json'),
-        JSON.stringify(simPolicy(opts.rounds ?? { periodicMs: 60_000, deadlineMs: 3000 })),
+        JSON.stringify(opts.policy ?? simPolicy(opts.rounds ?? { periodicMs: 60_000, deadlineMs: 3000 })),
       );
     dirs.push({ name: `gw${i}`, dir, mqttPort, apiPort, healthPort });
   }

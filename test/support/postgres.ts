@@ -49,6 +49,21 @@ async function server(bin: string, args: string[]): Promise<void> {
 
 let databases = 0;
 
+/** One statement on its own connection: for tests that read what the gateways stored. */
+export async function sql<R extends pg.QueryResultRow>(
+  url: string,
+  text: string,
+  values: unknown[] = [],
+): Promise<R[]> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query<R>(text, values)).rows;
+  } finally {
+    await c.end();
+  }
+}
+
 export interface PostgresOptions {
   /**
    * fsync and synchronous commit as a production server has them (benchmarks); tests run

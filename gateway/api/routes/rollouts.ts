@@ -1,7 +1,12 @@
 import type { CborMap, CborValue } from '../../../shared/cbor/value.ts';
 import { isDeviceId } from '../../../shared/protocol/identity.ts';
 import { isManifestToken } from '../../../shared/protocol/software-manifest.ts';
-import type { OperateRequest, OperatorAction, StartRequest } from '../../rollouts/engine.ts';
+import {
+  OPERATOR_ACTIONS,
+  type OperateRequest,
+  type OperatorAction,
+  type StartRequest,
+} from '../../rollouts/engine.ts';
 import { RolloutError } from '../../rollouts/errors.ts';
 import type { Operation, RolloutSpec } from '../../rollouts/model.ts';
 import { parseQuota, parseQuotas } from '../../rollouts/quota.ts';
@@ -12,10 +17,10 @@ import { parseLabel } from '../labels.ts';
 import type { Router } from '../router.ts';
 
 // Rollouts (docs/rollouts.md): start one on a swarm, watch it, act on it, release an operation
-// behind its barrier. Requests take the forms an operator types (`1,50%,100%`, `20%,min=2`,
+// behind its barrier. With several gateways, any gateway answers: the engine takes a request for
+// a rollout another gateway owns to that gateway and returns its answer. Requests take the forms an operator types (`1,50%,100%`, `20%,min=2`,
 // `stage=30m`), so that the CLI passes its options through and this is the one parser of them.
 
-const ACTIONS: readonly OperatorAction[] = ['pause', 'resume', 'cancel', 'rollback', 'commit'];
 const DEFAULT_TIMEOUTS = { stageMs: 30 * 60_000, activateMs: 10 * 60_000, commandMs: 10 * 60_000 };
 const MAX_SPAN_MS = 24 * 60 * 60_000;
 
@@ -226,10 +231,10 @@ export function rolloutRoutes(router: Router, ctx: ApiContext): void {
 
   router.on('POST', '/v1/rollouts/:id/:action', async ({ params }) => {
     const action = params.action as OperatorAction;
-    if (!ACTIONS.includes(action))
+    if (!OPERATOR_ACTIONS.includes(action))
       throw new ApiError(
         'not-found',
-        `no action ${JSON.stringify(params.action)}: one of ${ACTIONS.join(', ')}`,
+        `no action ${JSON.stringify(params.action)}: one of ${OPERATOR_ACTIONS.join(', ')}`,
       );
     await answer(() => engine.act(params.id!, action));
     return { status: 200, json: { rollout: await viewOr404(params.id!) } };
