@@ -8,9 +8,9 @@ import type { DeviceConnection } from '../../gateway/connections/device-connecti
 import type { BatchProgress } from '../../gateway/rounds/batches.ts';
 import { deviceIdentity } from '../../shared/protocol/index.ts';
 import { toHex } from '../../shared/tpm/index.ts';
-import { type CliRun, gatewayCli } from '../support/cli.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
 import { eventually } from '../support/operator.ts';
+import { gatewayCliAt, type Run } from '../support/run.ts';
 import { digestOf, ToolsDevice } from '../support/tools-device.ts';
 import { startTestAgent, TEST_SOFTWARE, type TestAgent, testSoftwareReference } from './support.ts';
 
@@ -29,8 +29,8 @@ interface Ctx {
 }
 const it = suite<Ctx>('operator CLI against three swtpm agents', { agents: [] });
 
-function cli(gw: TestGateway, args: string[]): Promise<CliRun> {
-  return gatewayCli(args, { dir: gw.dir, apiPort: gw.gateway.apiPort });
+function cli(gw: TestGateway, args: string[]): Promise<Run> {
+  return gatewayCliAt(args, { dir: gw.dir, apiPort: gw.gateway.apiPort });
 }
 
 async function api<T>(gw: TestGateway, path: string): Promise<T> {

@@ -10,9 +10,9 @@ import { trustedKey } from '../../shared/protocol/release-manifest.ts';
 import { toHex } from '../../shared/tpm/bytes.ts';
 import { startTestAgent, type TestAgent, testSoftwareReference } from '../e2e/support.ts';
 import { provisionUpdates, type TreeFiles, treeDigest, writeTree } from '../release/support.ts';
-import { type CliRun, gatewayCli } from '../support/cli.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
 import { eventually } from '../support/operator.ts';
+import { gatewayCliAt, type Run } from '../support/run.ts';
 import { removeDir, tempDir } from '../support/tmp.ts';
 
 // A rollout test bed: a real gateway (TLS, SQLite) trusting a release key made here, releases
@@ -76,7 +76,7 @@ export interface Bed extends Target {
   /** The operator API, answering status and JSON. */
   api<T>(method: string, path: string, body?: unknown): Promise<{ status: number; json: T }>;
   /** The `vigil-gateway` CLI run as a child process against this gateway. */
-  cli(args: string[]): Promise<CliRun>;
+  cli(args: string[]): Promise<Run>;
   label(ids: readonly string[], swarm: string): void;
   rollout(id: string): Promise<RolloutView>;
   /** POST /v1/rollouts, which must be accepted; returns the rollout id. */
@@ -117,7 +117,7 @@ export async function startBed(rounds: object = { periodicMs: 60_000, deadlineMs
       return imported.record.digest;
     },
     api,
-    cli: (args) => gatewayCli(args, { dir: gw.dir, apiPort: gw.gateway.apiPort }),
+    cli: (args) => gatewayCliAt(args, { dir: gw.dir, apiPort: gw.gateway.apiPort }),
     label(ids, swarm) {
       const [k, v] = swarm.split('=') as [string, string];
       for (const id of ids) {

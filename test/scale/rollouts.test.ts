@@ -20,9 +20,9 @@ import {
   V1,
   V2,
 } from '../rollouts/support.ts';
-import { gatewayCli } from '../support/cli.ts';
 import { eventually, settle } from '../support/operator.ts';
 import { sql } from '../support/postgres.ts';
+import { gatewayCliAt } from '../support/run.ts';
 import { removeDir, tempDir } from '../support/tmp.ts';
 import {
   api,
@@ -274,10 +274,10 @@ it('started on gw1: converged from the holders’ swarm rounds; operate via gw3;
 
   // The CLI of gw2 reads the rollout and commits it (the owner, gw1, does).
   const target = { dir: env.dirs[1]!.dir, apiPort: env.dirs[1]!.apiPort };
-  const status = await gatewayCli(['rollout', 'status', id], target);
+  const status = await gatewayCliAt(['rollout', 'status', id], target);
   assert.is(status.code, 0, status.stderr);
   assert.match(status.stdout, /Barrier \(all\): holds, 3 converged and fresh, 3 needed/);
-  const commit = await gatewayCli(['rollout', 'commit', id], target);
+  const commit = await gatewayCliAt(['rollout', 'commit', id], target);
   assert.is(commit.code, 0, commit.stderr);
   await until(ctx, 2, id, ['committed']);
   const [row] = await sql<{ owner: string }>(env.database, 'SELECT owner FROM rollouts WHERE id = $1', [id]);

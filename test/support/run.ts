@@ -26,3 +26,9 @@ export function run(file: string, args: readonly string[], timeoutMs = 120_000):
 /** `vigil-gateway ARGS` from source. */
 export const gatewayCli = (args: readonly string[]): Promise<Run> =>
   run(process.execPath, ['--import', 'tsx', 'gateway/cli.ts', ...args]);
+
+/** `vigil-gateway ARGS` as an operator runs it against a running gateway: its directory and API. */
+export const gatewayCliAt = (
+  args: readonly string[],
+  target: { dir: string; apiPort: number },
+): Promise<Run> => gatewayCli([...args, '--dir', target.dir, '--api', `http://127.0.0.1:${target.apiPort}`]);
