@@ -141,6 +141,12 @@ it('two gateways writing one device at once: the holder keeps what it attested, 
 it('an on-demand batch asked of one gateway appraises devices on all three; it reports the whole batch', async (ctx) => {
   await connect(ctx, 2, 'fleet/c');
   await connect(ctx, 2, 'fleet/d');
+  // A record reaches the other gateways through the store and the bus, not with the device's
+  // result: "all" means the devices the asked gateway knows when it is asked.
+  await eventually(
+    () => ctx.devices.every((d) => ctx.gws[0]!.fleet.get(d.id)),
+    'gw1 knows the devices enrolled on gw3',
+  );
   const started = await api<BatchProgress>(ctx.env.dirs[0]!, ctx.env.token, 'POST', '/v1/batches', {
     all: true,
   });
