@@ -7,7 +7,6 @@ import { MAX_CHUNK_BYTES, REPORT_STATES, type Report } from '../../shared/protoc
 import { membersDigest } from '../../shared/protocol/operate-token.ts';
 import { fromHex, toHex } from '../../shared/tpm/bytes.ts';
 import type { DeviceConnection } from '../connections/device-connection.ts';
-import { Pending } from '../connections/pending.ts';
 import type { Connections } from '../connections/registry.ts';
 import type { Replies } from '../connections/replies.ts';
 import type { MessageRouter } from '../connections/router.ts';
@@ -15,7 +14,6 @@ import type { DeviceRecord, RoundRecord } from '../model.ts';
 import type { PostureNotice } from '../posture/fleet.ts';
 import type { ArtifactFiles } from '../releases/artifact-files.ts';
 import { checkFloor } from '../releases/floor.ts';
-import type { ReleaseManifestRecord } from '../releases/model.ts';
 import { every } from '../scale/every.ts';
 import type { Store } from '../store/store.ts';
 import type { EarSigner } from '../verifier/ear.ts';
@@ -23,13 +21,14 @@ import { ArtifactChunks } from './chunks.ts';
 import { remaining, wireCommand } from './commands.ts';
 import { Delivery } from './delivery.ts';
 import { ROLLOUT_ERRORS, RolloutError, type RolloutErrorCode } from './errors.ts';
+import { HeldRollouts, swarmLabel } from './held.ts';
+import { CommandsInFlight, type Sent } from './in-flight.ts';
 import { barrier, createRollout, nextDeadline, type RolloutEvent, type Step, step } from './machine.ts';
 import {
   HOLDING,
   type InFlight,
   needsEngine,
   type Operation,
-  type Quota,
   type Rollout,
   type RolloutSpec,
 } from './model.ts';
@@ -42,6 +41,13 @@ import type {
   SharedRollouts,
 } from './peers.ts';
 import { RemoteMembers } from './remote-members.ts';
+import {
+  OPERATE_VALIDITY_MS,
+  OPERATOR_ACTIONS,
+  type OperateRequest,
+  type OperatorAction,
+  type StartRequest,
+} from './requests.ts';
 import { TokenBucket } from './token-bucket.ts';
 import { type RolloutNotice, type RolloutView, rolloutNotice, rolloutView } from './view.ts';
 
@@ -61,9 +67,6 @@ import { type RolloutNotice, type RolloutView, rolloutNotice, rolloutView } from
 // verifying members need and forward their other reports to the owner. The owner learns of
 // members held elsewhere from their claims, records and rounds (remote-members.ts). An operator's
 // request to a gateway that does not own the rollout goes to the owner.
-
-/** How long an operate token stays valid after the operation's time. */
-export const OPERATE_VALIDITY_MS = 5 * 60_000;
 
 /** What several gateways add: the shared store's rollouts and the other gateways. */
 export interface RolloutScale {
@@ -98,58 +101,20 @@ export interface RolloutEngineDeps {
   readonly scale?: RolloutScale;
 }
 
-/** A rollout as an operator asks for it (validated by the API). */
-export interface StartRequest {
-  /** `KEY=VALUE`: the devices carrying this label now are the members. */
-  readonly swarm: string;
-  readonly release: { readonly name: string; readonly version: string };
-  readonly waves: readonly Quota[];
-  readonly successPercent: number;
-  readonly abort: RolloutSpec['abort'];
-  readonly barrier: RolloutSpec['barrier'];
-  readonly required: readonly string[];
-  readonly timeouts: RolloutSpec['timeouts'];
-  /** Roll to a release at or below the swarm's committed floor on purpose. */
-  readonly force: boolean;
-}
-
-export interface OperateRequest {
-  readonly name: string;
-  readonly args: CborMap;
-  /** When the members run it (Unix ms); default now. */
-  readonly at?: number;
-}
-
-export const OPERATOR_ACTIONS = ['pause', 'resume', 'cancel', 'rollback', 'commit'] as const;
-export type OperatorAction = (typeof OPERATOR_ACTIONS)[number];
-
-/** A command in flight as a device's Pending set keeps it. */
-interface Sent {
-  readonly id: string;
-  readonly deadlineAt: number;
-  readonly rollout: string;
-}
+export {
+  OPERATE_VALIDITY_MS,
+  OPERATOR_ACTIONS,
+  type OperateRequest,
+  type OperatorAction,
+  type StartRequest,
+} from './requests.ts';
 
 const stateKey = (r: Rollout) => JSON.stringify({ ...r, updatedAt: 0 });
 
-function labelOf(swarm: string): [string, string] {
-  const eq = swarm.indexOf('=');
-  return [swarm.slice(0, eq), swarm.slice(eq + 1)];
-}
-
 export class RolloutEngine {
   readonly #d: RolloutEngineDeps;
-  /** Every rollout held here: those this gateway steps, and copies of others' (several gateways). */
-  readonly #rollouts = new Map<string, Rollout>();
-  readonly #releases = new Map<string, ReleaseManifestRecord>();
-  /** The rollouts this gateway steps: all of them on one gateway, those it owns with several. */
-  readonly #owned = new Set<string>();
-  /** The owner of each copy. */
-  readonly #owners = new Map<string, string | null>();
-  /** Rollouts that still act on a device, by device. */
-  readonly #byMember = new Map<string, Set<string>>();
-  /** Commands in flight per device: a device that restarts reports on its next connection. */
-  readonly #pending = new Map<string, Pending<Sent>>();
+  readonly #inFlight: CommandsInFlight;
+  readonly #held: HeldRollouts;
   readonly #timers = new Map<string, Timer>();
   /** The connection each device was last seen fresh and good on: a change is an `attested`. */
   readonly #freshOn = new Map<string, DeviceConnection>();
@@ -167,6 +132,8 @@ export class RolloutEngine {
 
   private constructor(deps: RolloutEngineDeps) {
     this.#d = deps;
+    this.#inFlight = new CommandsInFlight(deps.clock, (rollout) => this.#enqueue(rollout, { kind: 'tick' }));
+    this.#held = new HeldRollouts(this.#inFlight);
     this.#bucket = new TokenBucket(deps.artifactBytesPerSecond, deps.clock, MAX_CHUNK_BYTES);
     this.#chunks = new ArtifactChunks(deps.artifacts, this.#bucket);
     this.#delivery = new Delivery({
@@ -198,7 +165,7 @@ export class RolloutEngine {
     } else {
       for (const r of await scale.store.ownRollouts()) await engine.#load(r);
       for (const row of await scale.store.liveRollouts())
-        if (!engine.#owned.has(row.rollout.spec.id)) await engine.#load(row.rollout, row);
+        if (!engine.#held.owns(row.rollout.spec.id)) await engine.#load(row.rollout, row);
       scale.peers.serve({
         ask: (from, ask) => engine.#answer(from, ask),
         report: (from, report) => engine.#forwarded(from, report),
@@ -207,7 +174,7 @@ export class RolloutEngine {
       });
       engine.#stopSweep = every(deps.clock, scale.peers.sweepMs, () => engine.#sweep());
     }
-    const resumed = [...engine.#owned].map((id) => engine.#rollouts.get(id)!);
+    const resumed = [...engine.#held.owned()].map((id) => engine.#held.get(id)!);
     if (resumed.length > 0)
       deps.log.info(
         {
@@ -237,9 +204,9 @@ export class RolloutEngine {
   /** A round settled (AttestationObserver): convergence, and devices becoming fresh and good. */
   roundSettled(record: RoundRecord): void {
     const device = record.deviceId;
-    for (const id of this.#byMember.get(device) ?? []) {
-      const r = this.#rollouts.get(id)!;
-      if (!this.#owned.has(id)) {
+    for (const id of this.#held.of(device)) {
+      const r = this.#held.get(id)!;
+      if (!this.#held.owns(id)) {
         this.#delivery.roundSettled(r, record);
         continue;
       }
@@ -248,7 +215,7 @@ export class RolloutEngine {
         await this.#apply(id, event);
         // A round that could not show convergence (issued before activate, another reason): ask
         // for the swarm round again while the member is still waiting for one.
-        if (this.#rollouts.get(id)?.members[device]?.state === 'verifying') {
+        if (this.#held.get(id)?.members[device]?.state === 'verifying') {
           const conn = this.#askable(device);
           if (conn) this.#d.startRound(conn);
         }
@@ -260,7 +227,7 @@ export class RolloutEngine {
       this.#freshOn.set(device, conn);
       this.#attested(device, conn);
     }
-    if (conn !== undefined && !this.#held(device)) this.#joinSwarms(device);
+    if (conn !== undefined && !this.#held.holdsMember(device)) this.#joinSwarms(device);
   }
 
   /** A posture changed (the fleet's event): a member no longer fresh may break the barrier. */
@@ -268,18 +235,18 @@ export class RolloutEngine {
     if (this.#askable(notice.id) === undefined) {
       this.#freshOn.delete(notice.id);
       // Held elsewhere: what the event says is read back with the member's claim.
-      if (this.#remote && this.#memberOfOwned(notice.id)) this.#lookSoon([notice.id], 'none');
+      if (this.#remote && this.#held.ownsMember(notice.id)) this.#lookSoon([notice.id], 'none');
     }
-    for (const id of this.#byMember.get(notice.id) ?? [])
-      if (this.#owned.has(id)) this.#enqueue(id, { kind: 'lost', member: notice.id });
+    for (const id of this.#held.of(notice.id))
+      if (this.#held.owns(id)) this.#enqueue(id, { kind: 'lost', member: notice.id });
   }
 
   /** A device connection closed. */
   closed(conn: DeviceConnection): void {
     if (this.#freshOn.get(conn.deviceId) !== conn) return;
     this.#freshOn.delete(conn.deviceId);
-    for (const id of this.#byMember.get(conn.deviceId) ?? []) {
-      if (this.#owned.has(id)) this.#enqueue(id, { kind: 'lost', member: conn.deviceId });
+    for (const id of this.#held.of(conn.deviceId)) {
+      if (this.#held.owns(id)) this.#enqueue(id, { kind: 'lost', member: conn.deviceId });
       else this.#tellLeft(id, conn.deviceId);
     }
   }
@@ -289,13 +256,17 @@ export class RolloutEngine {
   /** A round of this device settled on another gateway (its event). */
   heardRound(device: string): void {
     if (!this.#remote || this.#closed || this.#askable(device)) return;
-    if (this.#memberOfOwned(device) || (!this.#held(device) && this.#joinable(device)))
+    if (
+      this.#held.ownsMember(device) ||
+      (!this.#held.holdsMember(device) &&
+        this.#held.joinable(device, this.#d.fleet.get(device)?.labels ?? {}))
+    )
       this.#lookSoon([device], 'all');
   }
 
   /** Another gateway changed a rollout (its event): a copy is read again. */
   heardRollout(id: string): void {
-    if (this.#d.scale && !this.#closed && !this.#owned.has(id)) this.#refreshSoon(id);
+    if (this.#d.scale && !this.#closed && !this.#held.owns(id)) this.#refreshSoon(id);
   }
 
   /**
@@ -311,12 +282,11 @@ export class RolloutEngine {
       const rows = await scale.store.liveRollouts();
       const live = new Set(rows.map((row) => row.rollout.spec.id));
       for (const row of rows) {
-        if (!this.#owned.has(row.rollout.spec.id)) await this.#copy(row, true);
+        if (!this.#held.owns(row.rollout.spec.id)) await this.#copy(row, true);
       }
-      for (const id of [...this.#rollouts.keys()])
-        if (!live.has(id) && !this.#owned.has(id)) this.#forget(id);
-      for (const id of this.#owned) {
-        const r = this.#rollouts.get(id)!;
+      for (const id of [...this.#held.ids()]) if (!live.has(id) && !this.#held.owns(id)) this.#held.drop(id);
+      for (const id of this.#held.owned()) {
+        const r = this.#held.get(id)!;
         if (!needsEngine(r)) continue;
         this.#d.publish(rolloutNotice(r, (m) => this.#fresh(m)));
         void scale.peers.resend(id);
@@ -332,14 +302,13 @@ export class RolloutEngine {
     for (const r of rollouts) {
       const id = r.spec.id;
       void this.#run(async () => {
-        const before = this.#rollouts.get(id);
-        const from = this.#owners.get(id) ?? null;
+        const before = this.#held.get(id);
+        const from = this.#held.ownerOf(id) ?? null;
         if (before) {
-          this.#owners.delete(id);
-          this.#owned.add(id);
+          this.#held.own(id);
           this.#replace(before, r);
         } else await this.#load(r);
-        if (!this.#owned.has(id)) return; // its release is gone (logged)
+        if (!this.#held.owns(id)) return; // its release is gone (logged)
         this.#d.log.warn(
           { rollout: id, from, phase: r.phase, inflight: Object.keys(r.inflight).length },
           'took over a rollout whose gateway stopped heartbeating: its commands in flight go out again with their ids',
@@ -361,7 +330,7 @@ export class RolloutEngine {
   async start(req: StartRequest): Promise<Rollout> {
     return this.#run(async () => {
       const { store, clock } = this.#d;
-      const [key, value] = labelOf(req.swarm);
+      const [key, value] = swarmLabel(req.swarm);
       const members = [...this.#d.fleet.all()].filter((d) => d.labels[key] === value).map((d) => d.id);
       if (members.length === 0)
         throw new RolloutError(
@@ -383,7 +352,7 @@ export class RolloutEngine {
         );
       const located = await this.#d.artifacts.locate(release.artifact);
       if (!located.ok) throw new RolloutError('release-not-found', `${name} ${version}: ${located.detail}`);
-      this.#checkFree(req.swarm, members, this.#rollouts.values());
+      this.#checkFree(req.swarm, members, this.#held.all());
       const floor = (await store.swarmFloors(req.swarm)).find((f) => f.name === name);
       const decision = checkFloor({ name, seq: release.seq, floor: floor?.seq, force: req.force });
       if (!decision.ok) throw new RolloutError('rollback-refused', `swarm ${req.swarm}: ${decision.detail}`);
@@ -408,10 +377,7 @@ export class RolloutEngine {
         // Another gateway may have started one on this swarm a moment ago: checked again, in turn.
         await scale.store.createRollout(r, (holding) => this.#checkFree(req.swarm, members, holding));
       }
-      this.#rollouts.set(spec.id, r);
-      this.#releases.set(spec.id, release);
-      this.#owned.add(spec.id);
-      this.#index(r);
+      this.#held.hold(r, release);
       this.#d.log.info(
         {
           rollout: spec.id,
@@ -426,7 +392,7 @@ export class RolloutEngine {
           : 'rollout started',
       );
       await this.#apply(spec.id, { kind: 'start' });
-      return this.#rollouts.get(spec.id)!;
+      return this.#held.get(spec.id)!;
     });
   }
 
@@ -440,7 +406,7 @@ export class RolloutEngine {
       const s = await this.#apply(id, { kind: action });
       if (s?.refused) throw new RolloutError('rollout-refused', `${action} ${id}: ${s.refused}`);
       this.#d.log.info({ rollout: id, action }, `rollout ${action} by an operator`);
-      return this.#rollouts.get(id)!;
+      return this.#held.get(id)!;
     });
   }
 
@@ -496,7 +462,7 @@ export class RolloutEngine {
         const code = !b.holds && s.refused.startsWith('the barrier') ? 'barrier-not-held' : 'rollout-refused';
         throw new RolloutError(code, `operate ${id}: ${s.refused}`, b.missing);
       }
-      const op = this.#rollouts.get(id)!.operations.at(-1)!;
+      const op = this.#held.get(id)!.operations.at(-1)!;
       this.#d.log.info(
         { rollout: id, operation: op.id, name: op.name, at: op.at, members: Object.keys(op.told).length },
         'operation released: the barrier holds',
@@ -507,7 +473,7 @@ export class RolloutEngine {
 
   /** A rollout as the engine steps it, else as stored (a copy may be behind the store). */
   async get(id: string): Promise<Rollout | undefined> {
-    const held = this.#owned.has(id) || !this.#d.scale ? this.#rollouts.get(id) : undefined;
+    const held = this.#held.owns(id) || !this.#d.scale ? this.#held.get(id) : undefined;
     return held ?? (await this.#d.store.rollout(id));
   }
 
@@ -526,7 +492,7 @@ export class RolloutEngine {
 
   async list(): Promise<RolloutNotice[]> {
     const stored = await this.#d.store.rollouts();
-    const all = stored.map((r) => (this.#owned.has(r.spec.id) ? this.#rollouts.get(r.spec.id)! : r));
+    const all = stored.map((r) => (this.#held.owns(r.spec.id) ? this.#held.get(r.spec.id)! : r));
     const members = all.filter((r) => HOLDING.has(r.phase)).flatMap((r) => Object.keys(r.members));
     await this.#remote?.refresh(members.filter((m) => !this.#askable(m)));
     return all.map((r) => rolloutNotice(r, (m) => this.#fresh(m)));
@@ -542,7 +508,7 @@ export class RolloutEngine {
     this.#stopSweep?.();
     for (const t of this.#timers.values()) t.cancel();
     this.#timers.clear();
-    for (const p of this.#pending.values()) p.drain();
+    this.#inFlight.drain();
     this.#bucket.close();
     await this.#queue.catch(() => undefined);
   }
@@ -572,22 +538,21 @@ export class RolloutEngine {
   }
 
   async #apply(id: string, event: RolloutEvent): Promise<Step | undefined> {
-    const before = this.#rollouts.get(id);
-    if (!before || this.#closed || !this.#owned.has(id)) return undefined;
+    const before = this.#held.get(id);
+    if (!before || this.#closed || !this.#held.owns(id)) return undefined;
     const s = step(before, event, this.#ctx());
     if (s.refused) return s;
     const after = s.rollout;
     const changed = stateKey(before) !== stateKey(after);
     if (changed) {
-      this.#rollouts.set(id, after);
+      this.#held.set(after);
       // Write-ahead: no command leaves before the state naming its id is committed.
       if (!(await this.#save(after))) {
         await this.#lost(id, before);
         return undefined;
       }
     }
-    this.#index(after);
-    this.#syncPending(before, after);
+    this.#held.index(after, before);
     this.#deliverRollout(after);
     for (const e of s.effects) {
       if (e.kind !== 'swarm-round') continue;
@@ -618,10 +583,10 @@ export class RolloutEngine {
 
   /** Another gateway took the rollout over: this one follows it as a copy from now on. */
   async #lost(id: string, before: Rollout): Promise<void> {
-    this.#owned.delete(id);
+    this.#held.disown(id);
     this.#timers.get(id)?.cancel();
     this.#timers.delete(id);
-    this.#rollouts.set(id, before);
+    this.#held.set(before);
     const row = await this.#d.scale?.store.rolloutRow(id);
     this.#d.log.warn(
       { rollout: id, owner: row?.owner },
@@ -633,60 +598,42 @@ export class RolloutEngine {
   // Delivery to the members held here.
 
   #send(conn: DeviceConnection, r: Rollout, id: string, f: InFlight): void {
-    const release = this.#releases.get(r.spec.id)!;
+    const release = this.#held.release(r.spec.id)!;
     this.#d.replies.send(conn, wireCommand(r, id, f, release.manifest, this.#d.clock.now()));
   }
 
   /** What is in flight goes to the members held here (delivery.ts). */
   #deliverRollout(r: Rollout, again = false): void {
-    this.#delivery.rollout(r, { copy: !this.#owned.has(r.spec.id), again });
+    this.#delivery.rollout(r, { copy: !this.#held.owns(r.spec.id), again });
   }
 
   /** A device became fresh and good on `conn`: send what is in flight for it, tell its rollouts. */
   #attested(device: string, conn: DeviceConnection): void {
     this.#remote?.here(device);
-    for (const id of this.#byMember.get(device) ?? []) {
+    for (const id of this.#held.of(device)) {
       void this.#run(async () => {
-        const r = this.#rollouts.get(id);
+        const r = this.#held.get(id);
         if (!r) return;
-        this.#delivery.member(r, device, conn, !this.#owned.has(id));
+        this.#delivery.member(r, device, conn, !this.#held.owns(id));
         await this.#apply(id, { kind: 'attested', member: device });
       }).catch((err) => this.#failed(id, err));
     }
   }
 
-  /** Whether a rollout that holds its swarm has this device as a member. */
-  #held(device: string): boolean {
-    for (const id of this.#byMember.get(device) ?? [])
-      if (HOLDING.has(this.#rollouts.get(id)!.phase)) return true;
-    return false;
-  }
-
-  /** A rollout owned here that holds a swarm this device is labelled into. */
-  #joinable(device: string): Rollout | undefined {
-    const labels = this.#d.fleet.get(device)?.labels ?? {};
-    for (const id of this.#owned) {
-      const r = this.#rollouts.get(id)!;
-      const [key, value] = labelOf(r.spec.swarm);
-      if (HOLDING.has(r.phase) && labels[key] === value && !r.members[device]) return r;
-    }
-    return undefined;
-  }
-
   /** A device labelled into a swarm after its rollout started joins it, at its next good round. */
   #joinSwarms(device: string): void {
     // One rollout at a time for a device; the owner of the rollout decides.
-    const r = this.#joinable(device);
+    const r = this.#held.joinable(device, this.#d.fleet.get(device)?.labels ?? {});
     if (r) this.#enqueue(r.spec.id, { kind: 'join', member: device });
   }
 
   #onReport(conn: DeviceConnection, m: Report): void {
     const device = conn.deviceId;
     const id = toHex(m.command);
-    const found = this.#pending.get(device)?.lookup(id) ?? { kind: 'unknown' as const };
+    const found = this.#inFlight.lookup(device, id);
     if (found.kind === 'settled') return; // late: answered already, or past its deadline
     if (found.kind === 'unknown') {
-      if (this.#sentBefore(device, id)) return; // answered before the gateway restarted
+      if (this.#held.sentBefore(device, id)) return; // answered before the gateway restarted
       this.#d.replies.refuse(
         conn,
         'command-unknown',
@@ -714,7 +661,7 @@ export class RolloutEngine {
       ...('code' in m && m.code !== undefined && { code: m.code }),
       ...(m.detail !== undefined && { detail: m.detail }),
     };
-    if (this.#owned.has(sent.rollout)) this.#enqueue(sent.rollout, this.#reportEvent(report));
+    if (this.#held.owns(sent.rollout)) this.#enqueue(sent.rollout, this.#reportEvent(report));
     else this.#forward(report);
   }
 
@@ -730,8 +677,8 @@ export class RolloutEngine {
   }
 
   #serve(device: string, sent: Sent, want: { offset: number; length: number }): void {
-    const r = this.#rollouts.get(sent.rollout);
-    const release = this.#releases.get(sent.rollout);
+    const r = this.#held.get(sent.rollout);
+    const release = this.#held.release(sent.rollout);
     if (!r || !release) return;
     this.#chunks
       .serve(device, release.artifact, want, (offset, data) => {
@@ -761,7 +708,7 @@ export class RolloutEngine {
 
   /** Whether the rollout is stepped by another gateway (a request goes to it). */
   #elsewhere(id: string): boolean {
-    return this.#d.scale !== undefined && !this.#owned.has(id);
+    return this.#d.scale !== undefined && !this.#held.owns(id);
   }
 
   /** Asks the owner; its refusal comes back as the RolloutError it raised. */
@@ -797,7 +744,7 @@ export class RolloutEngine {
 
   /** An operator's request asked of another gateway, for a rollout owned here. */
   async #answer(from: string, ask: PeerAsk): Promise<PeerAnswer> {
-    if (!this.#owned.has(ask.rollout) || this.#closed)
+    if (!this.#held.owns(ask.rollout) || this.#closed)
       return {
         ok: false,
         code: 'owner-unreachable',
@@ -825,9 +772,9 @@ export class RolloutEngine {
 
   /** A report a member held by another gateway sent; taken as if from the member itself. */
   #forwarded(from: string, fr: ForwardedReport): void {
-    if (!this.#owned.has(fr.rollout) || this.#closed) return;
+    if (!this.#held.owns(fr.rollout) || this.#closed) return;
     if (!(REPORT_STATES as readonly string[]).includes(fr.state)) return;
-    const found = this.#pending.get(fr.device)?.lookup(fr.command);
+    const found = this.#inFlight.lookup(fr.device, fr.command);
     if (found?.kind !== 'open' || found.item.rollout !== fr.rollout) return; // late, or not ours
     this.#d.log.debug(
       { rollout: fr.rollout, device: fr.device, state: fr.state, from },
@@ -838,7 +785,7 @@ export class RolloutEngine {
 
   /** A report of a member held here, for the owner of its rollout. */
   #forward(report: ForwardedReport): void {
-    const owner = this.#owners.get(report.rollout);
+    const owner = this.#held.ownerOf(report.rollout);
     const peers = this.#d.scale?.peers;
     // No owner reachable now: the owner that takes it over asks for the command again.
     if (!peers || !owner || owner === peers.me) return;
@@ -853,8 +800,8 @@ export class RolloutEngine {
 
   /** The owner asks for its commands in flight again: the copy is read, then sent to members here. */
   #resendAsked(owner: string, id: string): void {
-    if (this.#owned.has(id) || this.#closed) return;
-    this.#owners.set(id, owner);
+    if (this.#held.owns(id) || this.#closed) return;
+    this.#held.follow(id, owner);
     void this.#run(async () => {
       const row = await this.#d.scale!.store.rolloutRow(id);
       if (row) await this.#copy(row, true);
@@ -866,31 +813,26 @@ export class RolloutEngine {
    * its next look, so that an operation not yet due is cancelled at once, as on one gateway.
    */
   #tellLeft(rollout: string, device: string): void {
-    const owner = this.#owners.get(rollout);
+    const owner = this.#held.ownerOf(rollout);
     const peers = this.#d.scale?.peers;
     if (peers && owner && owner !== peers.me) void peers.left(owner, rollout, device);
   }
 
   /** A member's holder says its attested connection there ended (its claim is being released). */
   #left(from: string, rollout: string, device: string): void {
-    if (!this.#owned.has(rollout) || this.#closed || this.#askable(device)) return;
+    if (!this.#held.owns(rollout) || this.#closed || this.#askable(device)) return;
     this.#remote!.left(device, from);
     this.#remote!.judge(device);
-    for (const id of this.#byMember.get(device) ?? [])
-      if (this.#owned.has(id)) this.#enqueue(id, { kind: 'lost', member: device });
-  }
-
-  #memberOfOwned(device: string): boolean {
-    for (const id of this.#byMember.get(device) ?? []) if (this.#owned.has(id)) return true;
-    return false;
+    for (const id of this.#held.of(device))
+      if (this.#held.owns(id)) this.#enqueue(id, { kind: 'lost', member: device });
   }
 
   /** Every third of a claim's expiry: claims of members held elsewhere, rounds of those verifying. */
   async #sweep(): Promise<void> {
     if (!this.#remote || this.#closed) return;
     const far = new Set<string>();
-    for (const id of this.#owned) {
-      const r = this.#rollouts.get(id)!;
+    for (const id of this.#held.owned()) {
+      const r = this.#held.get(id)!;
       if (needsEngine(r)) for (const m of Object.keys(r.members)) if (!this.#askable(m)) far.add(m);
     }
     if (far.size > 0) await this.#lookSoon([...far], 'verifying');
@@ -920,8 +862,8 @@ export class RolloutEngine {
       (d) =>
         rounds === 'all' ||
         (rounds === 'verifying' &&
-          [...(this.#byMember.get(d) ?? [])].some(
-            (id) => this.#owned.has(id) && this.#rollouts.get(id)!.members[d]?.state === 'verifying',
+          [...this.#held.of(d)].some(
+            (id) => this.#held.owns(id) && this.#held.get(id)!.members[d]?.state === 'verifying',
           )),
     );
     const settled = new Map<string, RoundRecord[]>();
@@ -931,13 +873,13 @@ export class RolloutEngine {
     for (const d of far) {
       if (this.#askable(d)) continue; // it attested here meanwhile
       const change = remote.judge(d);
-      for (const id of this.#byMember.get(d) ?? []) {
-        if (!this.#owned.has(id)) continue;
-        const name = this.#rollouts.get(id)!.spec.release.name;
+      for (const id of this.#held.of(d)) {
+        if (!this.#held.owns(id)) continue;
+        const name = this.#held.get(id)!.spec.release.name;
         if (change) this.#enqueue(id, { kind: change === 'fresh' ? 'attested' : 'lost', member: d });
         for (const round of settled.get(d) ?? []) this.#enqueue(id, this.#roundEvent(round, name));
       }
-      if (!this.#held(d) && remote.fresh(d)) this.#joinSwarms(d);
+      if (!this.#held.holdsMember(d) && remote.fresh(d)) this.#joinSwarms(d);
     }
   }
 
@@ -961,7 +903,7 @@ export class RolloutEngine {
     if (this.#stale.has(id)) return;
     this.#stale.add(id);
     void this.#run(async () => {
-      if (!this.#stale.delete(id) || this.#owned.has(id)) return;
+      if (!this.#stale.delete(id) || this.#held.owns(id)) return;
       const row = await this.#d.scale!.store.rolloutRow(id);
       if (row) await this.#copy(row);
     }).catch((err) => this.#failed(id, err));
@@ -974,35 +916,22 @@ export class RolloutEngine {
   async #copy(row: OwnedRollout, again = false): Promise<void> {
     const r = row.rollout;
     const id = r.spec.id;
-    if (this.#owned.has(id)) return;
-    const before = this.#rollouts.get(id);
+    if (this.#held.owns(id)) return;
+    const before = this.#held.get(id);
     if (!needsEngine(r)) {
-      if (before) this.#forget(id);
+      if (before) this.#held.drop(id);
       return;
     }
-    this.#owners.set(id, row.owner);
+    this.#held.follow(id, row.owner);
     if (!before) await this.#load(r, row);
     else if (stateKey(before) !== stateKey(r)) this.#replace(before, r);
-    const held = this.#rollouts.get(id);
+    const held = this.#held.get(id);
     if (held) this.#deliverRollout(held, again);
   }
 
   #replace(before: Rollout, after: Rollout): void {
-    this.#rollouts.set(after.spec.id, after);
-    this.#index(after);
-    this.#syncPending(before, after);
-  }
-
-  /** A copy that needs nothing more: dropped. */
-  #forget(id: string): void {
-    const before = this.#rollouts.get(id);
-    if (!before) return;
-    const done = { ...before, phase: 'cancelled' as const, inflight: {} };
-    this.#index(done);
-    this.#syncPending(before, done);
-    this.#rollouts.delete(id);
-    this.#releases.delete(id);
-    this.#owners.delete(id);
+    this.#held.set(after);
+    this.#held.index(after, before);
   }
 
   // Bookkeeping.
@@ -1027,16 +956,6 @@ export class RolloutEngine {
     return sw ? { measured: toHex(sw.digest) } : {};
   }
 
-  /** Whether some rollout held here ever named this command id for this device. */
-  #sentBefore(device: string, id: string): boolean {
-    for (const rid of this.#byMember.get(device) ?? []) {
-      const r = this.#rollouts.get(rid)!;
-      if (r.members[device]?.command?.id === id) return true;
-      if (r.operations.some((o) => o.told[device] === id || o.cancels?.[device] === id)) return true;
-    }
-    return false;
-  }
-
   #checkFree(swarm: string, members: readonly string[], rollouts: Iterable<Rollout>): void {
     for (const r of rollouts) {
       if (!HOLDING.has(r.phase)) continue;
@@ -1055,7 +974,7 @@ export class RolloutEngine {
   }
 
   async #loaded(id: string): Promise<Rollout> {
-    const held = this.#rollouts.get(id);
+    const held = this.#held.get(id);
     if (held) return held;
     const stored = await this.#d.store.rollout(id);
     if (!stored)
@@ -1078,50 +997,8 @@ export class RolloutEngine {
       );
       return;
     }
-    this.#rollouts.set(r.spec.id, r);
-    this.#releases.set(r.spec.id, release);
-    if (copyOf) this.#owners.set(r.spec.id, copyOf.owner);
-    else this.#owned.add(r.spec.id);
-    this.#index(r);
-    for (const [id, f] of Object.entries(r.inflight)) this.#open(r.spec.id, id, f);
+    this.#held.hold(r, release, copyOf);
     this.#arm(r);
-  }
-
-  #index(r: Rollout): void {
-    const active = needsEngine(r);
-    for (const m of Object.keys(r.members)) {
-      const set = this.#byMember.get(m);
-      if (active) {
-        if (set) set.add(r.spec.id);
-        else this.#byMember.set(m, new Set([r.spec.id]));
-      } else if (set) {
-        set.delete(r.spec.id);
-        if (set.size === 0) this.#byMember.delete(m);
-      }
-    }
-  }
-
-  #pendingOf(device: string): Pending<Sent> {
-    let p = this.#pending.get(device);
-    if (!p) {
-      p = new Pending<Sent>(this.#d.clock, (item) => this.#enqueue(item.rollout, { kind: 'tick' }), 64);
-      this.#pending.set(device, p);
-    }
-    return p;
-  }
-
-  #open(rollout: string, id: string, f: InFlight): void {
-    const p = this.#pendingOf(f.member);
-    if (p.lookup(id).kind === 'unknown') p.open({ id, deadlineAt: f.deadlineAt, rollout });
-  }
-
-  #syncPending(before: Rollout, after: Rollout): void {
-    const now = this.#d.clock.now();
-    for (const [id, f] of Object.entries(after.inflight))
-      if (!(id in before.inflight)) this.#open(after.spec.id, id, f);
-    for (const [id, f] of Object.entries(before.inflight))
-      if (!(id in after.inflight))
-        this.#pending.get(f.member)?.settle(id, f.deadlineAt <= now ? 'expired' : 'answered');
   }
 
   /** Deadlines of a rollout stepped here. */
@@ -1130,7 +1007,7 @@ export class RolloutEngine {
     this.#timers.get(id)?.cancel();
     this.#timers.delete(id);
     const due = nextDeadline(r);
-    if (due === undefined || this.#closed || !this.#owned.has(id)) return;
+    if (due === undefined || this.#closed || !this.#held.owns(id)) return;
     this.#timers.set(
       id,
       this.#d.clock.after(due - this.#d.clock.now(), () => {
