@@ -3,7 +3,7 @@ import { decodeCbor } from '../../shared/cbor/decode.ts';
 import { encodeCbor } from '../../shared/cbor/encode.ts';
 import type { CborMap } from '../../shared/cbor/value.ts';
 import type { Clock, Random, Timer } from '../../shared/clock.ts';
-import { MAX_CHUNK_BYTES, REPORT_STATES, type Report } from '../../shared/protocol/messages.ts';
+import { MAX_CHUNK_BYTES, REPORT_STATES } from '../../shared/protocol/messages.ts';
 import { membersDigest } from '../../shared/protocol/operate-token.ts';
 import { fromHex, toHex } from '../../shared/tpm/bytes.ts';
 import type { DeviceConnection } from '../connections/device-connection.ts';
@@ -18,11 +18,12 @@ import { every } from '../scale/every.ts';
 import type { Store } from '../store/store.ts';
 import type { EarSigner } from '../verifier/ear.ts';
 import { ArtifactChunks } from './chunks.ts';
-import { remaining, wireCommand } from './commands.ts';
+import { wireCommand } from './commands.ts';
 import { Delivery } from './delivery.ts';
 import { ROLLOUT_ERRORS, RolloutError, type RolloutErrorCode } from './errors.ts';
+import { reportEvent, roundEvent } from './events.ts';
 import { HeldRollouts, swarmLabel } from './held.ts';
-import { CommandsInFlight, type Sent } from './in-flight.ts';
+import { CommandsInFlight } from './in-flight.ts';
 import { barrier, createRollout, nextDeadline, type RolloutEvent, type Step, step } from './machine.ts';
 import {
   HOLDING,
@@ -41,6 +42,7 @@ import type {
   SharedRollouts,
 } from './peers.ts';
 import { RemoteMembers } from './remote-members.ts';
+import { MemberReports } from './reports.ts';
 import {
   OPERATE_VALIDITY_MS,
   OPERATOR_ACTIONS,
@@ -48,6 +50,7 @@ import {
   type OperatorAction,
   type StartRequest,
 } from './requests.ts';
+import { Standing } from './standing.ts';
 import { TokenBucket } from './token-bucket.ts';
 import { type RolloutNotice, type RolloutView, rolloutNotice, rolloutView } from './view.ts';
 
@@ -118,14 +121,13 @@ export class RolloutEngine {
   readonly #timers = new Map<string, Timer>();
   /** The connection each device was last seen fresh and good on: a change is an `attested`. */
   readonly #freshOn = new Map<string, DeviceConnection>();
-  /** The last want served on each connection (stage id and offset). */
-  readonly #served = new WeakMap<DeviceConnection, string>();
   readonly #delivery: Delivery;
   /** Copies to read again from the store (several gateways). */
   readonly #stale = new Set<string>();
   readonly #remote: RemoteMembers | undefined;
+  readonly #standing: Standing;
   readonly #bucket: TokenBucket;
-  readonly #chunks: ArtifactChunks;
+  readonly #reports: MemberReports;
   #stopSweep: (() => void) | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
@@ -135,9 +137,8 @@ export class RolloutEngine {
     this.#inFlight = new CommandsInFlight(deps.clock, (rollout) => this.#enqueue(rollout, { kind: 'tick' }));
     this.#held = new HeldRollouts(this.#inFlight);
     this.#bucket = new TokenBucket(deps.artifactBytesPerSecond, deps.clock, MAX_CHUNK_BYTES);
-    this.#chunks = new ArtifactChunks(deps.artifacts, this.#bucket);
     this.#delivery = new Delivery({
-      askable: (device) => this.#askable(device),
+      askable: (device) => this.#standing.askable(device),
       send: (conn, r, id, f) => this.#send(conn, r, id, f),
       startRound: deps.startRound,
       clock: deps.clock,
@@ -151,6 +152,24 @@ export class RolloutEngine {
         clock: deps.clock,
         log: deps.log,
       });
+    this.#standing = new Standing({
+      connections: deps.connections,
+      fleet: deps.fleet,
+      remote: this.#remote,
+      clock: deps.clock,
+    });
+    this.#reports = new MemberReports({
+      held: this.#held,
+      inFlight: this.#inFlight,
+      standing: this.#standing,
+      chunks: new ArtifactChunks(deps.artifacts, this.#bucket),
+      replies: deps.replies,
+      take: (report) => this.#enqueue(report.rollout, reportEvent(report)),
+      forward: (report) => this.#forward(report),
+      clock: deps.clock,
+      random: deps.random,
+      log: deps.log,
+    });
   }
 
   /**
@@ -188,15 +207,7 @@ export class RolloutEngine {
 
   /** Takes `report` from the router: from attested connections only. */
   register(router: MessageRouter): void {
-    router.on(
-      'report',
-      ['attested'],
-      (conn, m) => this.#onReport(conn, m),
-      (phase) =>
-        phase === 'awaiting-hello'
-          ? 'report before hello: send hello first, then attest'
-          : 'report before this connection attested: a report counts only from a connection whose first round was appraised good',
-    );
+    this.#reports.register(router);
   }
 
   // What happens to the swarm.
@@ -210,18 +221,18 @@ export class RolloutEngine {
         this.#delivery.roundSettled(r, record);
         continue;
       }
-      const event = this.#roundEvent(record, r.spec.release.name);
+      const event = roundEvent(record, this.#standing.measured(record.deviceId, r.spec.release.name));
       void this.#run(async () => {
         await this.#apply(id, event);
         // A round that could not show convergence (issued before activate, another reason): ask
         // for the swarm round again while the member is still waiting for one.
         if (this.#held.get(id)?.members[device]?.state === 'verifying') {
-          const conn = this.#askable(device);
+          const conn = this.#standing.askable(device);
           if (conn) this.#d.startRound(conn);
         }
       }).catch((err) => this.#failed(id, err));
     }
-    const conn = this.#askable(device);
+    const conn = this.#standing.askable(device);
     if (conn === undefined) this.#freshOn.delete(device);
     else if (this.#freshOn.get(device) !== conn) {
       this.#freshOn.set(device, conn);
@@ -232,7 +243,7 @@ export class RolloutEngine {
 
   /** A posture changed (the fleet's event): a member no longer fresh may break the barrier. */
   postureChanged(notice: PostureNotice): void {
-    if (this.#askable(notice.id) === undefined) {
+    if (this.#standing.askable(notice.id) === undefined) {
       this.#freshOn.delete(notice.id);
       // Held elsewhere: what the event says is read back with the member's claim.
       if (this.#remote && this.#held.ownsMember(notice.id)) this.#lookSoon([notice.id], 'none');
@@ -255,7 +266,7 @@ export class RolloutEngine {
 
   /** A round of this device settled on another gateway (its event). */
   heardRound(device: string): void {
-    if (!this.#remote || this.#closed || this.#askable(device)) return;
+    if (!this.#remote || this.#closed || this.#standing.askable(device)) return;
     if (
       this.#held.ownsMember(device) ||
       (!this.#held.holdsMember(device) &&
@@ -288,7 +299,7 @@ export class RolloutEngine {
       for (const id of this.#held.owned()) {
         const r = this.#held.get(id)!;
         if (!needsEngine(r)) continue;
-        this.#d.publish(rolloutNotice(r, (m) => this.#fresh(m)));
+        this.#d.publish(rolloutNotice(r, (m) => this.#standing.fresh(m)));
         void scale.peers.resend(id);
       }
     }).catch((err: Error) => this.#d.log.warn({ err: err.message }, 'reading rollouts again failed'));
@@ -318,7 +329,7 @@ export class RolloutEngine {
         // repeated command id with the state they reached.
         this.#deliverRollout(r, true);
         void scale.peers.resend(id);
-        this.#d.publish(rolloutNotice(r, (m) => this.#fresh(m)));
+        this.#d.publish(rolloutNotice(r, (m) => this.#standing.fresh(m)));
         this.#lookSoon(Object.keys(r.members), 'all');
         await this.#apply(id, { kind: 'tick' });
       }).catch((err) => this.#failed(id, err));
@@ -373,7 +384,7 @@ export class RolloutEngine {
       const scale = this.#d.scale;
       if (scale) {
         // Members held elsewhere are judged by their claims from the first wave on.
-        await this.#remote!.refresh(members.filter((m) => !this.#askable(m)));
+        await this.#remote!.refresh(members.filter((m) => !this.#standing.askable(m)));
         // Another gateway may have started one on this swarm a moment ago: checked again, in turn.
         await scale.store.createRollout(r, (holding) => this.#checkFree(req.swarm, members, holding));
       }
@@ -429,11 +440,11 @@ export class RolloutEngine {
     return this.#run(async () => {
       const r = await this.#loaded(id);
       // The barrier is judged on claims read now for members held elsewhere.
-      await this.#remote?.refresh(Object.keys(r.members).filter((m) => !this.#askable(m)));
+      await this.#remote?.refresh(Object.keys(r.members).filter((m) => !this.#standing.askable(m)));
       const now = this.#d.clock.now();
       const at = req.at ?? now;
       const exp = Math.max(at, now) + OPERATE_VALIDITY_MS;
-      const b = barrier(r, (m) => this.#fresh(m));
+      const b = barrier(r, (m) => this.#standing.fresh(m));
       const token = b.holds
         ? toHex(
             this.#d.ear.operateToken({
@@ -480,11 +491,11 @@ export class RolloutEngine {
   async view(id: string): Promise<RolloutView | undefined> {
     const r = await this.get(id);
     if (!r) return undefined;
-    await this.#remote?.refresh(Object.keys(r.members).filter((m) => !this.#askable(m)));
+    await this.#remote?.refresh(Object.keys(r.members).filter((m) => !this.#standing.askable(m)));
     return rolloutView(r, {
-      fresh: (m) => this.#fresh(m),
+      fresh: (m) => this.#standing.fresh(m),
       running: (m, name) => {
-        const sw = this.#running(m, name);
+        const sw = this.#standing.running(m, name);
         return sw && { digest: toHex(sw.digest), version: sw.version };
       },
     });
@@ -494,8 +505,8 @@ export class RolloutEngine {
     const stored = await this.#d.store.rollouts();
     const all = stored.map((r) => (this.#held.owns(r.spec.id) ? this.#held.get(r.spec.id)! : r));
     const members = all.filter((r) => HOLDING.has(r.phase)).flatMap((r) => Object.keys(r.members));
-    await this.#remote?.refresh(members.filter((m) => !this.#askable(m)));
-    return all.map((r) => rolloutNotice(r, (m) => this.#fresh(m)));
+    await this.#remote?.refresh(members.filter((m) => !this.#standing.askable(m)));
+    return all.map((r) => rolloutNotice(r, (m) => this.#standing.fresh(m)));
   }
 
   /** Resolves once every step queued so far is done (tests, shutdown). */
@@ -533,7 +544,7 @@ export class RolloutEngine {
     return {
       now: this.#d.clock.now(),
       newId: () => toHex(this.#d.random(16)),
-      fresh: (m: string) => this.#fresh(m),
+      fresh: (m: string) => this.#standing.fresh(m),
     };
   }
 
@@ -557,7 +568,7 @@ export class RolloutEngine {
     for (const e of s.effects) {
       if (e.kind !== 'swarm-round') continue;
       // A member held elsewhere gets its swarm round from its holder, which reads the state.
-      const conn = this.#askable(e.member);
+      const conn = this.#standing.askable(e.member);
       if (conn) this.#d.startRound(conn);
     }
     if (changed) {
@@ -567,7 +578,7 @@ export class RolloutEngine {
           'rollout phase',
         );
       if (after.phase === 'committed' && before.phase !== 'committed') await this.#recordFloor(after);
-      this.#d.publish(rolloutNotice(after, (m) => this.#fresh(m)));
+      this.#d.publish(rolloutNotice(after, (m) => this.#standing.fresh(m)));
     }
     this.#arm(after);
     return s;
@@ -625,83 +636,6 @@ export class RolloutEngine {
     // One rollout at a time for a device; the owner of the rollout decides.
     const r = this.#held.joinable(device, this.#d.fleet.get(device)?.labels ?? {});
     if (r) this.#enqueue(r.spec.id, { kind: 'join', member: device });
-  }
-
-  #onReport(conn: DeviceConnection, m: Report): void {
-    const device = conn.deviceId;
-    const id = toHex(m.command);
-    const found = this.#inFlight.lookup(device, id);
-    if (found.kind === 'settled') return; // late: answered already, or past its deadline
-    if (found.kind === 'unknown') {
-      if (this.#held.sentBefore(device, id)) return; // answered before the gateway restarted
-      this.#d.replies.refuse(
-        conn,
-        'command-unknown',
-        `command ${id} was not sent to this device; the report was ignored`,
-      );
-      return;
-    }
-    const sent = found.item;
-    if (m.state === 'fetching') {
-      // A want already served on this connection is a repeat (a resent stage answered with its
-      // progress, a chunk that arrived after the device moved on): TCP delivers what was sent, so
-      // serving it again would only double every chunk from here on. A new connection asks afresh.
-      if (!m.want) return;
-      const key = `${id} ${m.want.offset}`;
-      if (this.#served.get(conn) === key) return;
-      this.#served.set(conn, key);
-      this.#serve(device, sent, m.want);
-      return;
-    }
-    const report: ForwardedReport = {
-      rollout: sent.rollout,
-      device,
-      command: id,
-      state: m.state,
-      ...('code' in m && m.code !== undefined && { code: m.code }),
-      ...(m.detail !== undefined && { detail: m.detail }),
-    };
-    if (this.#held.owns(sent.rollout)) this.#enqueue(sent.rollout, this.#reportEvent(report));
-    else this.#forward(report);
-  }
-
-  #reportEvent(r: ForwardedReport): RolloutEvent {
-    return {
-      kind: 'report',
-      member: r.device,
-      command: r.command,
-      state: r.state,
-      ...(r.code !== undefined && { code: r.code }),
-      ...(r.detail !== undefined && { detail: r.detail }),
-    };
-  }
-
-  #serve(device: string, sent: Sent, want: { offset: number; length: number }): void {
-    const r = this.#held.get(sent.rollout);
-    const release = this.#held.release(sent.rollout);
-    if (!r || !release) return;
-    this.#chunks
-      .serve(device, release.artifact, want, (offset, data) => {
-        const conn = this.#askable(device);
-        if (!conn) return; // it asks again once back: the stage goes out again then
-        this.#d.replies.send(conn, {
-          t: 'command',
-          op: 'chunk',
-          id: this.#d.random(16),
-          rollout: r.spec.id,
-          deadline: remaining(sent.deadlineAt, this.#d.clock.now()),
-          command: fromHex(sent.id),
-          offset,
-          data,
-        });
-      })
-      .then(
-        (o) => {
-          if (o.outcome === 'refused')
-            this.#d.log.warn({ device, rollout: r.spec.id, detail: o.detail }, 'artifact bytes not sent');
-        },
-        (err) => this.#d.log.error({ err, device, rollout: r.spec.id }, 'reading the artifact failed'),
-      );
   }
 
   // Several gateways: the owner's side.
@@ -780,7 +714,7 @@ export class RolloutEngine {
       { rollout: fr.rollout, device: fr.device, state: fr.state, from },
       'report via another gateway',
     );
-    this.#enqueue(fr.rollout, this.#reportEvent(fr));
+    this.#enqueue(fr.rollout, reportEvent(fr));
   }
 
   /** A report of a member held here, for the owner of its rollout. */
@@ -820,7 +754,7 @@ export class RolloutEngine {
 
   /** A member's holder says its attested connection there ended (its claim is being released). */
   #left(from: string, rollout: string, device: string): void {
-    if (!this.#held.owns(rollout) || this.#closed || this.#askable(device)) return;
+    if (!this.#held.owns(rollout) || this.#closed || this.#standing.askable(device)) return;
     this.#remote!.left(device, from);
     this.#remote!.judge(device);
     for (const id of this.#held.of(device))
@@ -833,7 +767,7 @@ export class RolloutEngine {
     const far = new Set<string>();
     for (const id of this.#held.owned()) {
       const r = this.#held.get(id)!;
-      if (needsEngine(r)) for (const m of Object.keys(r.members)) if (!this.#askable(m)) far.add(m);
+      if (needsEngine(r)) for (const m of Object.keys(r.members)) if (!this.#standing.askable(m)) far.add(m);
     }
     if (far.size > 0) await this.#lookSoon([...far], 'verifying');
   }
@@ -855,7 +789,7 @@ export class RolloutEngine {
    */
   async #look(devices: readonly string[], rounds: 'all' | 'verifying' | 'none'): Promise<void> {
     const remote = this.#remote!;
-    const far = devices.filter((d) => this.#askable(d) === undefined);
+    const far = devices.filter((d) => this.#standing.askable(d) === undefined);
     if (far.length === 0) return;
     await remote.refresh(far);
     const scan = far.filter(
@@ -871,29 +805,17 @@ export class RolloutEngine {
     if (scan.length > 0)
       await this.#d.scale!.store.reloadDevices(scan, (records) => this.#d.fleet.load(records));
     for (const d of far) {
-      if (this.#askable(d)) continue; // it attested here meanwhile
+      if (this.#standing.askable(d)) continue; // it attested here meanwhile
       const change = remote.judge(d);
       for (const id of this.#held.of(d)) {
         if (!this.#held.owns(id)) continue;
         const name = this.#held.get(id)!.spec.release.name;
         if (change) this.#enqueue(id, { kind: change === 'fresh' ? 'attested' : 'lost', member: d });
-        for (const round of settled.get(d) ?? []) this.#enqueue(id, this.#roundEvent(round, name));
+        for (const round of settled.get(d) ?? [])
+          this.#enqueue(id, roundEvent(round, this.#standing.measured(round.deviceId, name)));
       }
       if (!this.#held.holdsMember(d) && remote.fresh(d)) this.#joinSwarms(d);
     }
-  }
-
-  #roundEvent(record: RoundRecord, name: string): RolloutEvent {
-    return {
-      kind: 'round',
-      member: record.deviceId,
-      issuedAt: record.issuedAt,
-      reason: record.reason,
-      answered: record.state === 'appraised',
-      affirming: record.state === 'appraised' && record.status === 'affirming',
-      ...this.#measured(record.deviceId, name),
-      ...(record.codes[0] !== undefined && { code: record.codes[0] }),
-    };
   }
 
   // Several gateways: copies of rollouts owned elsewhere.
@@ -935,26 +857,6 @@ export class RolloutEngine {
   }
 
   // Bookkeeping.
-
-  #askable(device: string): DeviceConnection | undefined {
-    const conn = this.#d.connections.attestedOf(device);
-    return conn && conn.trustedUntil > this.#d.clock.now() ? conn : undefined;
-  }
-
-  /** Fresh and good on an attested connection here, or (several gateways) on another gateway. */
-  #fresh(device: string): boolean {
-    return this.#askable(device) !== undefined || (this.#remote?.fresh(device) ?? false);
-  }
-
-  /** The entry of `name` in the device's last appraised software log. */
-  #running(device: string, name: string) {
-    return this.#d.fleet.get(device)?.swLog?.running.find((s) => s.name === name);
-  }
-
-  #measured(device: string, name: string): { measured?: string } {
-    const sw = this.#running(device, name);
-    return sw ? { measured: toHex(sw.digest) } : {};
-  }
 
   #checkFree(swarm: string, members: readonly string[], rollouts: Iterable<Rollout>): void {
     for (const r of rollouts) {
