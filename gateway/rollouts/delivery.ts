@@ -14,6 +14,8 @@ export interface DeliveryDeps {
   /** The member's attested connection, while its posture is fresh and good. */
   readonly askable: (device: string) => DeviceConnection | undefined;
   readonly send: (conn: DeviceConnection, r: Rollout, id: string, f: InFlight) => void;
+  /** Whether the rollout is a copy of another gateway's (its verifying members' rounds are asked here). */
+  readonly copy: (rollout: string) => boolean;
   /** Issues a `swarm` round on the connection (or leaves the one in flight). */
   readonly startRound: (conn: DeviceConnection) => void;
   readonly clock: Clock;
@@ -39,11 +41,11 @@ export class Delivery {
 
   /**
    * Sends the rollout's commands in flight to the members held here (`again`: once more, for a
-   * device to repeat a report that may have been lost) and, for a `copy`, asks the swarm rounds
-   * of its verifying members held here. One pass over what is in flight: a step of a large swarm
+   * device to repeat a report that may have been lost) and, for a copy, asks the swarm rounds of
+   * its verifying members held here. One pass over what is in flight: a step of a large swarm
    * costs its commands, not its members times its commands.
    */
-  rollout(r: Rollout, o: { readonly copy: boolean; readonly again?: boolean }): void {
+  rollout(r: Rollout, again = false): void {
     const now = this.d.clock.now();
     const conns = new Map<string, DeviceConnection | undefined>();
     const connOf = (device: string) => {
@@ -52,9 +54,9 @@ export class Delivery {
     };
     for (const [id, f] of Object.entries(r.inflight)) {
       const conn = connOf(f.member);
-      if (conn && sendable(r, f, now)) this.#once(conn, r, id, f, o.again === true);
+      if (conn && sendable(r, f, now)) this.#once(conn, r, id, f, again);
     }
-    if (!o.copy) return;
+    if (!this.d.copy(r.spec.id)) return;
     for (const m of Object.values(r.members)) {
       const conn = m.state === 'verifying' ? connOf(m.id) : undefined;
       if (conn) this.#askSwarm(r, m, conn);
@@ -62,10 +64,10 @@ export class Delivery {
   }
 
   /** A member became fresh and good on `conn`: what is in flight for it goes out there. */
-  member(r: Rollout, device: string, conn: DeviceConnection, copy: boolean): void {
+  member(r: Rollout, device: string, conn: DeviceConnection): void {
     for (const [id, f] of outstanding(r, device, this.d.clock.now())) this.#once(conn, r, id, f, false);
     const m = r.members[device];
-    if (copy && m) this.#askSwarm(r, m, conn);
+    if (m && this.d.copy(r.spec.id)) this.#askSwarm(r, m, conn);
   }
 
   /** A round of a copy's member held here settled: one that cannot decide it is asked again. */

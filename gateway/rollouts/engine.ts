@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { decodeCbor } from '../../shared/cbor/decode.ts';
 import { encodeCbor } from '../../shared/cbor/encode.ts';
 import type { CborMap } from '../../shared/cbor/value.ts';
-import type { Clock, Random, Timer } from '../../shared/clock.ts';
+import type { Clock, Random } from '../../shared/clock.ts';
 import { MAX_CHUNK_BYTES, REPORT_STATES } from '../../shared/protocol/messages.ts';
 import { membersDigest } from '../../shared/protocol/operate-token.ts';
 import { fromHex, toHex } from '../../shared/tpm/bytes.ts';
@@ -24,15 +24,8 @@ import { ROLLOUT_ERRORS, RolloutError, type RolloutErrorCode } from './errors.ts
 import { reportEvent, roundEvent } from './events.ts';
 import { HeldRollouts, swarmLabel } from './held.ts';
 import { CommandsInFlight } from './in-flight.ts';
-import { barrier, createRollout, nextDeadline, type RolloutEvent, type Step, step } from './machine.ts';
-import {
-  HOLDING,
-  type InFlight,
-  needsEngine,
-  type Operation,
-  type Rollout,
-  type RolloutSpec,
-} from './model.ts';
+import { barrier, createRollout, step } from './machine.ts';
+import { HOLDING, needsEngine, type Operation, type Rollout, type RolloutSpec } from './model.ts';
 import type {
   ForwardedReport,
   OwnedRollout,
@@ -51,6 +44,7 @@ import {
   type StartRequest,
 } from './requests.ts';
 import { Standing } from './standing.ts';
+import { Steps, stateKey } from './steps.ts';
 import { TokenBucket } from './token-bucket.ts';
 import { type RolloutNotice, type RolloutView, rolloutNotice, rolloutView } from './view.ts';
 
@@ -112,13 +106,10 @@ export {
   type StartRequest,
 } from './requests.ts';
 
-const stateKey = (r: Rollout) => JSON.stringify({ ...r, updatedAt: 0 });
-
 export class RolloutEngine {
   readonly #d: RolloutEngineDeps;
   readonly #inFlight: CommandsInFlight;
   readonly #held: HeldRollouts;
-  readonly #timers = new Map<string, Timer>();
   /** The connection each device was last seen fresh and good on: a change is an `attested`. */
   readonly #freshOn = new Map<string, DeviceConnection>();
   readonly #delivery: Delivery;
@@ -126,20 +117,26 @@ export class RolloutEngine {
   readonly #stale = new Set<string>();
   readonly #remote: RemoteMembers | undefined;
   readonly #standing: Standing;
+  readonly #steps: Steps;
   readonly #bucket: TokenBucket;
   readonly #reports: MemberReports;
   #stopSweep: (() => void) | undefined;
-  #queue: Promise<unknown> = Promise.resolve();
-  #closed = false;
 
   private constructor(deps: RolloutEngineDeps) {
     this.#d = deps;
-    this.#inFlight = new CommandsInFlight(deps.clock, (rollout) => this.#enqueue(rollout, { kind: 'tick' }));
+    this.#inFlight = new CommandsInFlight(deps.clock, (rollout) =>
+      this.#steps.enqueue(rollout, { kind: 'tick' }),
+    );
     this.#held = new HeldRollouts(this.#inFlight);
     this.#bucket = new TokenBucket(deps.artifactBytesPerSecond, deps.clock, MAX_CHUNK_BYTES);
     this.#delivery = new Delivery({
       askable: (device) => this.#standing.askable(device),
-      send: (conn, r, id, f) => this.#send(conn, r, id, f),
+      send: (conn, r, id, f) =>
+        deps.replies.send(
+          conn,
+          wireCommand(r, id, f, this.#held.release(r.spec.id)!.manifest, deps.clock.now()),
+        ),
+      copy: (id) => !this.#held.owns(id),
       startRound: deps.startRound,
       clock: deps.clock,
     });
@@ -158,13 +155,26 @@ export class RolloutEngine {
       remote: this.#remote,
       clock: deps.clock,
     });
+    this.#steps = new Steps({
+      held: this.#held,
+      standing: this.#standing,
+      store: deps.store,
+      shared: deps.scale?.store,
+      delivery: this.#delivery,
+      follow: (row) => this.#copy(row),
+      startRound: deps.startRound,
+      publish: deps.publish,
+      clock: deps.clock,
+      random: deps.random,
+      log: deps.log,
+    });
     this.#reports = new MemberReports({
       held: this.#held,
       inFlight: this.#inFlight,
       standing: this.#standing,
       chunks: new ArtifactChunks(deps.artifacts, this.#bucket),
       replies: deps.replies,
-      take: (report) => this.#enqueue(report.rollout, reportEvent(report)),
+      take: (report) => this.#steps.enqueue(report.rollout, reportEvent(report)),
       forward: (report) => this.#forward(report),
       clock: deps.clock,
       random: deps.random,
@@ -180,11 +190,11 @@ export class RolloutEngine {
     const engine = new RolloutEngine(deps);
     const scale = deps.scale;
     if (!scale) {
-      for (const r of await deps.store.rollouts()) if (needsEngine(r)) await engine.#load(r);
+      for (const r of await deps.store.rollouts()) if (needsEngine(r)) await engine.#steps.load(r);
     } else {
-      for (const r of await scale.store.ownRollouts()) await engine.#load(r);
+      for (const r of await scale.store.ownRollouts()) await engine.#steps.load(r);
       for (const row of await scale.store.liveRollouts())
-        if (!engine.#held.owns(row.rollout.spec.id)) await engine.#load(row.rollout, row);
+        if (!engine.#held.owns(row.rollout.spec.id)) await engine.#steps.load(row.rollout, row);
       scale.peers.serve({
         ask: (from, ask) => engine.#answer(from, ask),
         report: (from, report) => engine.#forwarded(from, report),
@@ -222,15 +232,17 @@ export class RolloutEngine {
         continue;
       }
       const event = roundEvent(record, this.#standing.measured(record.deviceId, r.spec.release.name));
-      void this.#run(async () => {
-        await this.#apply(id, event);
-        // A round that could not show convergence (issued before activate, another reason): ask
-        // for the swarm round again while the member is still waiting for one.
-        if (this.#held.get(id)?.members[device]?.state === 'verifying') {
-          const conn = this.#standing.askable(device);
-          if (conn) this.#d.startRound(conn);
-        }
-      }).catch((err) => this.#failed(id, err));
+      void this.#steps
+        .run(async () => {
+          await this.#steps.apply(id, event);
+          // A round that could not show convergence (issued before activate, another reason): ask
+          // for the swarm round again while the member is still waiting for one.
+          if (this.#held.get(id)?.members[device]?.state === 'verifying') {
+            const conn = this.#standing.askable(device);
+            if (conn) this.#d.startRound(conn);
+          }
+        })
+        .catch((err) => this.#steps.failed(id, err));
     }
     const conn = this.#standing.askable(device);
     if (conn === undefined) this.#freshOn.delete(device);
@@ -249,7 +261,7 @@ export class RolloutEngine {
       if (this.#remote && this.#held.ownsMember(notice.id)) this.#lookSoon([notice.id], 'none');
     }
     for (const id of this.#held.of(notice.id))
-      if (this.#held.owns(id)) this.#enqueue(id, { kind: 'lost', member: notice.id });
+      if (this.#held.owns(id)) this.#steps.enqueue(id, { kind: 'lost', member: notice.id });
   }
 
   /** A device connection closed. */
@@ -257,7 +269,7 @@ export class RolloutEngine {
     if (this.#freshOn.get(conn.deviceId) !== conn) return;
     this.#freshOn.delete(conn.deviceId);
     for (const id of this.#held.of(conn.deviceId)) {
-      if (this.#held.owns(id)) this.#enqueue(id, { kind: 'lost', member: conn.deviceId });
+      if (this.#held.owns(id)) this.#steps.enqueue(id, { kind: 'lost', member: conn.deviceId });
       else this.#tellLeft(id, conn.deviceId);
     }
   }
@@ -266,7 +278,7 @@ export class RolloutEngine {
 
   /** A round of this device settled on another gateway (its event). */
   heardRound(device: string): void {
-    if (!this.#remote || this.#closed || this.#standing.askable(device)) return;
+    if (!this.#remote || this.#steps.closed || this.#standing.askable(device)) return;
     if (
       this.#held.ownsMember(device) ||
       (!this.#held.holdsMember(device) &&
@@ -277,7 +289,7 @@ export class RolloutEngine {
 
   /** Another gateway changed a rollout (its event): a copy is read again. */
   heardRollout(id: string): void {
-    if (this.#d.scale && !this.#closed && !this.#held.owns(id)) this.#refreshSoon(id);
+    if (this.#d.scale && !this.#steps.closed && !this.#held.owns(id)) this.#refreshSoon(id);
   }
 
   /**
@@ -288,58 +300,63 @@ export class RolloutEngine {
    */
   busUp(): void {
     const scale = this.#d.scale;
-    if (!scale || this.#closed) return;
-    void this.#run(async () => {
-      const rows = await scale.store.liveRollouts();
-      const live = new Set(rows.map((row) => row.rollout.spec.id));
-      for (const row of rows) {
-        if (!this.#held.owns(row.rollout.spec.id)) await this.#copy(row, true);
-      }
-      for (const id of [...this.#held.ids()]) if (!live.has(id) && !this.#held.owns(id)) this.#held.drop(id);
-      for (const id of this.#held.owned()) {
-        const r = this.#held.get(id)!;
-        if (!needsEngine(r)) continue;
-        this.#d.publish(rolloutNotice(r, (m) => this.#standing.fresh(m)));
-        void scale.peers.resend(id);
-      }
-    }).catch((err: Error) => this.#d.log.warn({ err: err.message }, 'reading rollouts again failed'));
+    if (!scale || this.#steps.closed) return;
+    void this.#steps
+      .run(async () => {
+        const rows = await scale.store.liveRollouts();
+        const live = new Set(rows.map((row) => row.rollout.spec.id));
+        for (const row of rows) {
+          if (!this.#held.owns(row.rollout.spec.id)) await this.#copy(row, true);
+        }
+        for (const id of [...this.#held.ids()])
+          if (!live.has(id) && !this.#held.owns(id)) this.#held.drop(id);
+        for (const id of this.#held.owned()) {
+          const r = this.#held.get(id)!;
+          if (!needsEngine(r)) continue;
+          this.#d.publish(rolloutNotice(r, (m) => this.#standing.fresh(m)));
+          void scale.peers.resend(id);
+        }
+      })
+      .catch((err: Error) => this.#d.log.warn({ err: err.message }, 'reading rollouts again failed'));
     void this.#sweep();
   }
 
   /** Rollouts of gateways that stopped heartbeating, taken over by this one (membership.ts). */
   adopt(rollouts: readonly Rollout[]): void {
     const scale = this.#d.scale;
-    if (!scale || this.#closed) return;
+    if (!scale || this.#steps.closed) return;
     for (const r of rollouts) {
       const id = r.spec.id;
-      void this.#run(async () => {
-        const before = this.#held.get(id);
-        const from = this.#held.ownerOf(id) ?? null;
-        if (before) {
-          this.#held.own(id);
-          this.#replace(before, r);
-        } else await this.#load(r);
-        if (!this.#held.owns(id)) return; // its release is gone (logged)
-        this.#d.log.warn(
-          { rollout: id, from, phase: r.phase, inflight: Object.keys(r.inflight).length },
-          'took over a rollout whose gateway stopped heartbeating: its commands in flight go out again with their ids',
-        );
-        this.#arm(r);
-        // Reports the previous owner took and did not store come again: the devices answer a
-        // repeated command id with the state they reached.
-        this.#deliverRollout(r, true);
-        void scale.peers.resend(id);
-        this.#d.publish(rolloutNotice(r, (m) => this.#standing.fresh(m)));
-        this.#lookSoon(Object.keys(r.members), 'all');
-        await this.#apply(id, { kind: 'tick' });
-      }).catch((err) => this.#failed(id, err));
+      void this.#steps
+        .run(async () => {
+          const before = this.#held.get(id);
+          const from = this.#held.ownerOf(id) ?? null;
+          if (before) {
+            this.#held.own(id);
+            this.#replace(before, r);
+          } else await this.#steps.load(r);
+          if (!this.#held.owns(id)) return; // its release is gone (logged)
+          this.#d.log.warn(
+            { rollout: id, from, phase: r.phase, inflight: Object.keys(r.inflight).length },
+            'took over a rollout whose gateway stopped heartbeating: its commands in flight go out again with their ids',
+          );
+          this.#steps.arm(r);
+          // Reports the previous owner took and did not store come again: the devices answer a
+          // repeated command id with the state they reached.
+          this.#delivery.rollout(r, true);
+          void scale.peers.resend(id);
+          this.#d.publish(rolloutNotice(r, (m) => this.#standing.fresh(m)));
+          this.#lookSoon(Object.keys(r.members), 'all');
+          await this.#steps.apply(id, { kind: 'tick' });
+        })
+        .catch((err) => this.#steps.failed(id, err));
     }
   }
 
   // Operator actions.
 
   async start(req: StartRequest): Promise<Rollout> {
-    return this.#run(async () => {
+    return this.#steps.run(async () => {
       const { store, clock } = this.#d;
       const [key, value] = swarmLabel(req.swarm);
       const members = [...this.#d.fleet.all()].filter((d) => d.labels[key] === value).map((d) => d.id);
@@ -402,7 +419,7 @@ export class RolloutEngine {
           ? `rollout started BELOW the swarm's committed floor ${floor?.seq} (forced)`
           : 'rollout started',
       );
-      await this.#apply(spec.id, { kind: 'start' });
+      await this.#steps.apply(spec.id, { kind: 'start' });
       return this.#held.get(spec.id)!;
     });
   }
@@ -412,9 +429,9 @@ export class RolloutEngine {
       await this.#ask(id, { kind: 'act', rollout: id, action });
       return (await this.get(id))!;
     }
-    return this.#run(async () => {
-      await this.#loaded(id);
-      const s = await this.#apply(id, { kind: action });
+    return this.#steps.run(async () => {
+      await this.#steps.loaded(id);
+      const s = await this.#steps.apply(id, { kind: action });
       if (s?.refused) throw new RolloutError('rollout-refused', `${action} ${id}: ${s.refused}`);
       this.#d.log.info({ rollout: id, action }, `rollout ${action} by an operator`);
       return this.#held.get(id)!;
@@ -437,8 +454,8 @@ export class RolloutEngine {
       if (!answer.operation) throw new Error(`the owner of rollout ${id} released no operation`);
       return answer.operation;
     }
-    return this.#run(async () => {
-      const r = await this.#loaded(id);
+    return this.#steps.run(async () => {
+      const r = await this.#steps.loaded(id);
       // The barrier is judged on claims read now for members held elsewhere.
       await this.#remote?.refresh(Object.keys(r.members).filter((m) => !this.#standing.askable(m)));
       const now = this.#d.clock.now();
@@ -459,7 +476,7 @@ export class RolloutEngine {
           )
         : '';
       const args = toHex(encodeCbor(req.args));
-      const s = await this.#apply(id, {
+      const s = await this.#steps.apply(id, {
         kind: 'operate',
         name: req.name,
         at,
@@ -511,123 +528,29 @@ export class RolloutEngine {
 
   /** Resolves once every step queued so far is done (tests, shutdown). */
   idle(): Promise<void> {
-    return this.#queue.then(() => undefined);
+    return this.#steps.idle();
   }
 
   async close(): Promise<void> {
-    this.#closed = true;
+    this.#steps.close();
     this.#stopSweep?.();
-    for (const t of this.#timers.values()) t.cancel();
-    this.#timers.clear();
     this.#inFlight.drain();
     this.#bucket.close();
-    await this.#queue.catch(() => undefined);
-  }
-
-  // The queue and the step.
-
-  #run<T>(work: () => Promise<T>): Promise<T> {
-    const p = this.#queue.then(work);
-    this.#queue = p.catch(() => undefined);
-    return p;
-  }
-
-  #enqueue(id: string, event: RolloutEvent): void {
-    void this.#run(() => this.#apply(id, event)).catch((err) => this.#failed(id, err));
-  }
-
-  #failed(id: string, err: unknown): void {
-    this.#d.log.error({ err, rollout: id }, 'a rollout step failed; the rollout stays as last stored');
-  }
-
-  #ctx() {
-    return {
-      now: this.#d.clock.now(),
-      newId: () => toHex(this.#d.random(16)),
-      fresh: (m: string) => this.#standing.fresh(m),
-    };
-  }
-
-  async #apply(id: string, event: RolloutEvent): Promise<Step | undefined> {
-    const before = this.#held.get(id);
-    if (!before || this.#closed || !this.#held.owns(id)) return undefined;
-    const s = step(before, event, this.#ctx());
-    if (s.refused) return s;
-    const after = s.rollout;
-    const changed = stateKey(before) !== stateKey(after);
-    if (changed) {
-      this.#held.set(after);
-      // Write-ahead: no command leaves before the state naming its id is committed.
-      if (!(await this.#save(after))) {
-        await this.#lost(id, before);
-        return undefined;
-      }
-    }
-    this.#held.index(after, before);
-    this.#deliverRollout(after);
-    for (const e of s.effects) {
-      if (e.kind !== 'swarm-round') continue;
-      // A member held elsewhere gets its swarm round from its holder, which reads the state.
-      const conn = this.#standing.askable(e.member);
-      if (conn) this.#d.startRound(conn);
-    }
-    if (changed) {
-      if (after.phase !== before.phase)
-        this.#d.log.info(
-          { rollout: id, from: before.phase, to: after.phase, why: after.why },
-          'rollout phase',
-        );
-      if (after.phase === 'committed' && before.phase !== 'committed') await this.#recordFloor(after);
-      this.#d.publish(rolloutNotice(after, (m) => this.#standing.fresh(m)));
-    }
-    this.#arm(after);
-    return s;
-  }
-
-  /** Stores a step; false when another gateway owns the rollout now. */
-  async #save(r: Rollout): Promise<boolean> {
-    if (this.#d.scale) return this.#d.scale.store.saveOwnedRollout(r);
-    this.#d.store.saveRollout(r);
-    await this.#d.store.flush();
-    return true;
-  }
-
-  /** Another gateway took the rollout over: this one follows it as a copy from now on. */
-  async #lost(id: string, before: Rollout): Promise<void> {
-    this.#held.disown(id);
-    this.#timers.get(id)?.cancel();
-    this.#timers.delete(id);
-    this.#held.set(before);
-    const row = await this.#d.scale?.store.rolloutRow(id);
-    this.#d.log.warn(
-      { rollout: id, owner: row?.owner },
-      'a rollout step was refused: another gateway took the rollout over; nothing of the step went out',
-    );
-    if (row) await this.#copy(row);
-  }
-
-  // Delivery to the members held here.
-
-  #send(conn: DeviceConnection, r: Rollout, id: string, f: InFlight): void {
-    const release = this.#held.release(r.spec.id)!;
-    this.#d.replies.send(conn, wireCommand(r, id, f, release.manifest, this.#d.clock.now()));
-  }
-
-  /** What is in flight goes to the members held here (delivery.ts). */
-  #deliverRollout(r: Rollout, again = false): void {
-    this.#delivery.rollout(r, { copy: !this.#held.owns(r.spec.id), again });
+    await this.#steps.idle();
   }
 
   /** A device became fresh and good on `conn`: send what is in flight for it, tell its rollouts. */
   #attested(device: string, conn: DeviceConnection): void {
     this.#remote?.here(device);
     for (const id of this.#held.of(device)) {
-      void this.#run(async () => {
-        const r = this.#held.get(id);
-        if (!r) return;
-        this.#delivery.member(r, device, conn, !this.#held.owns(id));
-        await this.#apply(id, { kind: 'attested', member: device });
-      }).catch((err) => this.#failed(id, err));
+      void this.#steps
+        .run(async () => {
+          const r = this.#held.get(id);
+          if (!r) return;
+          this.#delivery.member(r, device, conn);
+          await this.#steps.apply(id, { kind: 'attested', member: device });
+        })
+        .catch((err) => this.#steps.failed(id, err));
     }
   }
 
@@ -635,7 +558,7 @@ export class RolloutEngine {
   #joinSwarms(device: string): void {
     // One rollout at a time for a device; the owner of the rollout decides.
     const r = this.#held.joinable(device, this.#d.fleet.get(device)?.labels ?? {});
-    if (r) this.#enqueue(r.spec.id, { kind: 'join', member: device });
+    if (r) this.#steps.enqueue(r.spec.id, { kind: 'join', member: device });
   }
 
   // Several gateways: the owner's side.
@@ -656,7 +579,11 @@ export class RolloutEngine {
       );
     // Ended: every request is refused, whoever owned it; the machine says why.
     if (!needsEngine(row.rollout)) {
-      const s = step(row.rollout, ask.kind === 'act' ? { kind: ask.action } : { kind: 'tick' }, this.#ctx());
+      const s = step(
+        row.rollout,
+        ask.kind === 'act' ? { kind: ask.action } : { kind: 'tick' },
+        this.#steps.context(),
+      );
       throw new RolloutError(
         'rollout-refused',
         `${ask.kind === 'act' ? ask.action : 'operate'} ${id}: ${s.refused ?? `the rollout is ${row.rollout.phase}`}`,
@@ -678,7 +605,7 @@ export class RolloutEngine {
 
   /** An operator's request asked of another gateway, for a rollout owned here. */
   async #answer(from: string, ask: PeerAsk): Promise<PeerAnswer> {
-    if (!this.#held.owns(ask.rollout) || this.#closed)
+    if (!this.#held.owns(ask.rollout) || this.#steps.closed)
       return {
         ok: false,
         code: 'owner-unreachable',
@@ -706,7 +633,7 @@ export class RolloutEngine {
 
   /** A report a member held by another gateway sent; taken as if from the member itself. */
   #forwarded(from: string, fr: ForwardedReport): void {
-    if (!this.#held.owns(fr.rollout) || this.#closed) return;
+    if (!this.#held.owns(fr.rollout) || this.#steps.closed) return;
     if (!(REPORT_STATES as readonly string[]).includes(fr.state)) return;
     const found = this.#inFlight.lookup(fr.device, fr.command);
     if (found?.kind !== 'open' || found.item.rollout !== fr.rollout) return; // late, or not ours
@@ -714,7 +641,7 @@ export class RolloutEngine {
       { rollout: fr.rollout, device: fr.device, state: fr.state, from },
       'report via another gateway',
     );
-    this.#enqueue(fr.rollout, reportEvent(fr));
+    this.#steps.enqueue(fr.rollout, reportEvent(fr));
   }
 
   /** A report of a member held here, for the owner of its rollout. */
@@ -734,12 +661,14 @@ export class RolloutEngine {
 
   /** The owner asks for its commands in flight again: the copy is read, then sent to members here. */
   #resendAsked(owner: string, id: string): void {
-    if (this.#held.owns(id) || this.#closed) return;
+    if (this.#held.owns(id) || this.#steps.closed) return;
     this.#held.follow(id, owner);
-    void this.#run(async () => {
-      const row = await this.#d.scale!.store.rolloutRow(id);
-      if (row) await this.#copy(row, true);
-    }).catch((err) => this.#failed(id, err));
+    void this.#steps
+      .run(async () => {
+        const row = await this.#d.scale!.store.rolloutRow(id);
+        if (row) await this.#copy(row, true);
+      })
+      .catch((err) => this.#steps.failed(id, err));
   }
 
   /**
@@ -754,16 +683,16 @@ export class RolloutEngine {
 
   /** A member's holder says its attested connection there ended (its claim is being released). */
   #left(from: string, rollout: string, device: string): void {
-    if (!this.#held.owns(rollout) || this.#closed || this.#standing.askable(device)) return;
+    if (!this.#held.owns(rollout) || this.#steps.closed || this.#standing.askable(device)) return;
     this.#remote!.left(device, from);
     this.#remote!.judge(device);
     for (const id of this.#held.of(device))
-      if (this.#held.owns(id)) this.#enqueue(id, { kind: 'lost', member: device });
+      if (this.#held.owns(id)) this.#steps.enqueue(id, { kind: 'lost', member: device });
   }
 
   /** Every third of a claim's expiry: claims of members held elsewhere, rounds of those verifying. */
   async #sweep(): Promise<void> {
-    if (!this.#remote || this.#closed) return;
+    if (!this.#remote || this.#steps.closed) return;
     const far = new Set<string>();
     for (const id of this.#held.owned()) {
       const r = this.#held.get(id)!;
@@ -810,9 +739,9 @@ export class RolloutEngine {
       for (const id of this.#held.of(d)) {
         if (!this.#held.owns(id)) continue;
         const name = this.#held.get(id)!.spec.release.name;
-        if (change) this.#enqueue(id, { kind: change === 'fresh' ? 'attested' : 'lost', member: d });
+        if (change) this.#steps.enqueue(id, { kind: change === 'fresh' ? 'attested' : 'lost', member: d });
         for (const round of settled.get(d) ?? [])
-          this.#enqueue(id, roundEvent(round, this.#standing.measured(round.deviceId, name)));
+          this.#steps.enqueue(id, roundEvent(round, this.#standing.measured(round.deviceId, name)));
       }
       if (!this.#held.holdsMember(d) && remote.fresh(d)) this.#joinSwarms(d);
     }
@@ -824,11 +753,13 @@ export class RolloutEngine {
   #refreshSoon(id: string): void {
     if (this.#stale.has(id)) return;
     this.#stale.add(id);
-    void this.#run(async () => {
-      if (!this.#stale.delete(id) || this.#held.owns(id)) return;
-      const row = await this.#d.scale!.store.rolloutRow(id);
-      if (row) await this.#copy(row);
-    }).catch((err) => this.#failed(id, err));
+    void this.#steps
+      .run(async () => {
+        if (!this.#stale.delete(id) || this.#held.owns(id)) return;
+        const row = await this.#d.scale!.store.rolloutRow(id);
+        if (row) await this.#copy(row);
+      })
+      .catch((err) => this.#steps.failed(id, err));
   }
 
   /**
@@ -845,10 +776,10 @@ export class RolloutEngine {
       return;
     }
     this.#held.follow(id, row.owner);
-    if (!before) await this.#load(r, row);
+    if (!before) await this.#steps.load(r, row);
     else if (stateKey(before) !== stateKey(r)) this.#replace(before, r);
     const held = this.#held.get(id);
-    if (held) this.#deliverRollout(held, again);
+    if (held) this.#delivery.rollout(held, again);
   }
 
   #replace(before: Rollout, after: Rollout): void {
@@ -873,68 +804,5 @@ export class RolloutEngine {
           `${shared.slice(0, 5).join(', ')}${shared.length > 5 ? ', …' : ''} ${shared.length > 1 ? 'are members' : 'is a member'} of rollout ${r.spec.id} (swarm ${r.spec.swarm}, ${r.phase}): a device follows one rollout at a time`,
         );
     }
-  }
-
-  async #loaded(id: string): Promise<Rollout> {
-    const held = this.#held.get(id);
-    if (held) return held;
-    const stored = await this.#d.store.rollout(id);
-    if (!stored)
-      throw new RolloutError(
-        'rollout-not-found',
-        `no rollout ${id}: see GET /v1/rollouts (vigil-gateway rollout list)`,
-      );
-    await this.#load(stored);
-    return stored;
-  }
-
-  /** Holds a stored rollout: stepped here, or (`copyOf`) a copy of its owner's. */
-  async #load(r: Rollout, copyOf?: { readonly owner: string | null }): Promise<void> {
-    const { name, seq } = r.spec.release;
-    const release = await this.#d.store.releaseManifest(name, seq);
-    if (!release) {
-      this.#d.log.error(
-        { rollout: r.spec.id, release: `${name} seq ${seq}` },
-        'rollout names a release no longer imported; not resumed',
-      );
-      return;
-    }
-    this.#held.hold(r, release, copyOf);
-    this.#arm(r);
-  }
-
-  /** Deadlines of a rollout stepped here. */
-  #arm(r: Rollout): void {
-    const id = r.spec.id;
-    this.#timers.get(id)?.cancel();
-    this.#timers.delete(id);
-    const due = nextDeadline(r);
-    if (due === undefined || this.#closed || !this.#held.owns(id)) return;
-    this.#timers.set(
-      id,
-      this.#d.clock.after(due - this.#d.clock.now(), () => {
-        this.#timers.delete(id);
-        this.#enqueue(id, { kind: 'tick' });
-      }),
-    );
-  }
-
-  async #recordFloor(r: Rollout): Promise<void> {
-    const { swarm, release } = r.spec;
-    const current = (await this.#d.store.swarmFloors(swarm)).find((f) => f.name === release.name);
-    if (current && current.seq >= release.seq) return;
-    this.#d.store.saveSwarmFloor({
-      swarm,
-      name: release.name,
-      seq: release.seq,
-      digest: release.digest,
-      rollout: r.spec.id,
-      committedAt: this.#d.clock.now(),
-    });
-    await this.#d.store.flush();
-    this.#d.log.info(
-      { swarm, software: release.name, seq: release.seq },
-      "swarm floor raised: the committed release is the swarm's floor",
-    );
   }
 }
