@@ -19,6 +19,7 @@ import type { Store } from '../store/store.ts';
 import type { EarSigner } from '../verifier/ear.ts';
 import { ArtifactChunks } from './chunks.ts';
 import { wireCommand } from './commands.ts';
+import { Copies } from './copies.ts';
 import { Delivery } from './delivery.ts';
 import { ROLLOUT_ERRORS, RolloutError, type RolloutErrorCode } from './errors.ts';
 import { reportEvent, roundEvent } from './events.ts';
@@ -26,14 +27,7 @@ import { HeldRollouts, swarmLabel } from './held.ts';
 import { CommandsInFlight } from './in-flight.ts';
 import { barrier, createRollout, step } from './machine.ts';
 import { HOLDING, needsEngine, type Operation, type Rollout, type RolloutSpec } from './model.ts';
-import type {
-  ForwardedReport,
-  OwnedRollout,
-  PeerAnswer,
-  PeerAsk,
-  RolloutPeers,
-  SharedRollouts,
-} from './peers.ts';
+import type { ForwardedReport, PeerAnswer, PeerAsk, RolloutPeers, SharedRollouts } from './peers.ts';
 import { RemoteMembers } from './remote-members.ts';
 import { MemberReports } from './reports.ts';
 import {
@@ -44,7 +38,7 @@ import {
   type StartRequest,
 } from './requests.ts';
 import { Standing } from './standing.ts';
-import { Steps, stateKey } from './steps.ts';
+import { Steps } from './steps.ts';
 import { TokenBucket } from './token-bucket.ts';
 import { type RolloutNotice, type RolloutView, rolloutNotice, rolloutView } from './view.ts';
 
@@ -113,11 +107,11 @@ export class RolloutEngine {
   /** The connection each device was last seen fresh and good on: a change is an `attested`. */
   readonly #freshOn = new Map<string, DeviceConnection>();
   readonly #delivery: Delivery;
-  /** Copies to read again from the store (several gateways). */
-  readonly #stale = new Set<string>();
   readonly #remote: RemoteMembers | undefined;
   readonly #standing: Standing;
   readonly #steps: Steps;
+  /** Several gateways: copies of rollouts owned elsewhere. */
+  readonly #copies: Copies | undefined;
   readonly #bucket: TokenBucket;
   readonly #reports: MemberReports;
   #stopSweep: (() => void) | undefined;
@@ -161,13 +155,22 @@ export class RolloutEngine {
       store: deps.store,
       shared: deps.scale?.store,
       delivery: this.#delivery,
-      follow: (row) => this.#copy(row),
+      follow: async (row) => this.#copies?.copy(row),
       startRound: deps.startRound,
       publish: deps.publish,
       clock: deps.clock,
       random: deps.random,
       log: deps.log,
     });
+    if (deps.scale)
+      this.#copies = new Copies({
+        held: this.#held,
+        steps: this.#steps,
+        delivery: this.#delivery,
+        store: deps.scale.store,
+        peers: deps.scale.peers,
+        log: deps.log,
+      });
     this.#reports = new MemberReports({
       held: this.#held,
       inFlight: this.#inFlight,
@@ -175,7 +178,7 @@ export class RolloutEngine {
       chunks: new ArtifactChunks(deps.artifacts, this.#bucket),
       replies: deps.replies,
       take: (report) => this.#steps.enqueue(report.rollout, reportEvent(report)),
-      forward: (report) => this.#forward(report),
+      forward: (report) => this.#copies?.forward(report),
       clock: deps.clock,
       random: deps.random,
       log: deps.log,
@@ -198,7 +201,7 @@ export class RolloutEngine {
       scale.peers.serve({
         ask: (from, ask) => engine.#answer(from, ask),
         report: (from, report) => engine.#forwarded(from, report),
-        resend: (owner, rollout) => engine.#resendAsked(owner, rollout),
+        resend: (owner, rollout) => engine.#copies!.resendAsked(owner, rollout),
         left: (from, rollout, device) => engine.#left(from, rollout, device),
       });
       engine.#stopSweep = every(deps.clock, scale.peers.sweepMs, () => engine.#sweep());
@@ -270,7 +273,7 @@ export class RolloutEngine {
     this.#freshOn.delete(conn.deviceId);
     for (const id of this.#held.of(conn.deviceId)) {
       if (this.#held.owns(id)) this.#steps.enqueue(id, { kind: 'lost', member: conn.deviceId });
-      else this.#tellLeft(id, conn.deviceId);
+      else this.#copies?.tellLeft(id, conn.deviceId);
     }
   }
 
@@ -289,7 +292,7 @@ export class RolloutEngine {
 
   /** Another gateway changed a rollout (its event): a copy is read again. */
   heardRollout(id: string): void {
-    if (this.#d.scale && !this.#steps.closed && !this.#held.owns(id)) this.#refreshSoon(id);
+    if (this.#copies && !this.#steps.closed && !this.#held.owns(id)) this.#copies.refreshSoon(id);
   }
 
   /**
@@ -300,16 +303,11 @@ export class RolloutEngine {
    */
   busUp(): void {
     const scale = this.#d.scale;
-    if (!scale || this.#steps.closed) return;
+    const copies = this.#copies;
+    if (!scale || !copies || this.#steps.closed) return;
     void this.#steps
       .run(async () => {
-        const rows = await scale.store.liveRollouts();
-        const live = new Set(rows.map((row) => row.rollout.spec.id));
-        for (const row of rows) {
-          if (!this.#held.owns(row.rollout.spec.id)) await this.#copy(row, true);
-        }
-        for (const id of [...this.#held.ids()])
-          if (!live.has(id) && !this.#held.owns(id)) this.#held.drop(id);
+        await copies.reread(await scale.store.liveRollouts());
         for (const id of this.#held.owned()) {
           const r = this.#held.get(id)!;
           if (!needsEngine(r)) continue;
@@ -333,7 +331,7 @@ export class RolloutEngine {
           const from = this.#held.ownerOf(id) ?? null;
           if (before) {
             this.#held.own(id);
-            this.#replace(before, r);
+            this.#held.replace(before, r);
           } else await this.#steps.load(r);
           if (!this.#held.owns(id)) return; // its release is gone (logged)
           this.#d.log.warn(
@@ -596,7 +594,7 @@ export class RolloutEngine {
         `rollout ${id} has no live gateway running it now (${owner === null ? 'none took it yet' : owner === peers.me ? 'this gateway is taking it over' : `gateway ${owner} stopped heartbeating`}): a surviving gateway takes it over at its next heartbeat; ask again in a few seconds`,
       );
     const answer = await peers.ask(owner, ask);
-    this.#refreshSoon(id);
+    this.#copies!.refreshSoon(id);
     if (answer.ok) return answer;
     if ((ROLLOUT_ERRORS as readonly string[]).includes(answer.code))
       throw new RolloutError(answer.code as RolloutErrorCode, answer.message, answer.missing);
@@ -642,43 +640,6 @@ export class RolloutEngine {
       'report via another gateway',
     );
     this.#steps.enqueue(fr.rollout, reportEvent(fr));
-  }
-
-  /** A report of a member held here, for the owner of its rollout. */
-  #forward(report: ForwardedReport): void {
-    const owner = this.#held.ownerOf(report.rollout);
-    const peers = this.#d.scale?.peers;
-    // No owner reachable now: the owner that takes it over asks for the command again.
-    if (!peers || !owner || owner === peers.me) return;
-    void peers.report(owner, report).then((sent) => {
-      if (!sent)
-        this.#d.log.debug(
-          { rollout: report.rollout, device: report.device, state: report.state },
-          'report not forwarded (the bus is down): the device repeats it when its command goes out again',
-        );
-    });
-  }
-
-  /** The owner asks for its commands in flight again: the copy is read, then sent to members here. */
-  #resendAsked(owner: string, id: string): void {
-    if (this.#held.owns(id) || this.#steps.closed) return;
-    this.#held.follow(id, owner);
-    void this.#steps
-      .run(async () => {
-        const row = await this.#d.scale!.store.rolloutRow(id);
-        if (row) await this.#copy(row, true);
-      })
-      .catch((err) => this.#steps.failed(id, err));
-  }
-
-  /**
-   * A member of a copy lost its attested connection here: its owner hears it now rather than at
-   * its next look, so that an operation not yet due is cancelled at once, as on one gateway.
-   */
-  #tellLeft(rollout: string, device: string): void {
-    const owner = this.#held.ownerOf(rollout);
-    const peers = this.#d.scale?.peers;
-    if (peers && owner && owner !== peers.me) void peers.left(owner, rollout, device);
   }
 
   /** A member's holder says its attested connection there ended (its claim is being released). */
@@ -745,46 +706,6 @@ export class RolloutEngine {
       }
       if (!this.#held.holdsMember(d) && remote.fresh(d)) this.#joinSwarms(d);
     }
-  }
-
-  // Several gateways: copies of rollouts owned elsewhere.
-
-  /** Reads a copy again soon (one read for any number of changes heard meanwhile). */
-  #refreshSoon(id: string): void {
-    if (this.#stale.has(id)) return;
-    this.#stale.add(id);
-    void this.#steps
-      .run(async () => {
-        if (!this.#stale.delete(id) || this.#held.owns(id)) return;
-        const row = await this.#d.scale!.store.rolloutRow(id);
-        if (row) await this.#copy(row);
-      })
-      .catch((err) => this.#steps.failed(id, err));
-  }
-
-  /**
-   * Takes a stored rollout owned elsewhere as this gateway's copy, and acts on what it says
-   * (`again`: its commands in flight go out once more to the members held here).
-   */
-  async #copy(row: OwnedRollout, again = false): Promise<void> {
-    const r = row.rollout;
-    const id = r.spec.id;
-    if (this.#held.owns(id)) return;
-    const before = this.#held.get(id);
-    if (!needsEngine(r)) {
-      if (before) this.#held.drop(id);
-      return;
-    }
-    this.#held.follow(id, row.owner);
-    if (!before) await this.#steps.load(r, row);
-    else if (stateKey(before) !== stateKey(r)) this.#replace(before, r);
-    const held = this.#held.get(id);
-    if (held) this.#delivery.rollout(held, again);
-  }
-
-  #replace(before: Rollout, after: Rollout): void {
-    this.#held.set(after);
-    this.#held.index(after, before);
   }
 
   // Bookkeeping.

@@ -95,6 +95,12 @@ export class HeldRollouts {
     this.inFlight.sync(before, after);
   }
 
+  /** Holds `after` in place of `before`, the same rollout as last indexed. */
+  replace(before: Rollout, after: Rollout): void {
+    this.set(after);
+    this.index(after, before);
+  }
+
   /** A copy this gateway now steps (it took the rollout over). */
   own(id: string): void {
     this.#owners.delete(id);
