@@ -166,6 +166,18 @@ it('an on-demand round asked of gw1 appraises devices connected to all three; gw
   for (let i = 0; i < 9; i++) await connectAffirmed(ctx, simDevice(ctx, `lb/fleet-${i}`));
   const spread = new Set((await Promise.all(ctx.devices.map((d) => whereIs(ctx, d.id)))).flat());
   assert.equal([...spread].sort(), ['gw1', 'gw2', 'gw3'], 'leastconn spread the devices over all three');
+  // "all" is what the asked gateway knows: records enrolled elsewhere reach it through the bus.
+  await eventually(async () => {
+    const known = await Promise.all(
+      ctx.devices.map((d) =>
+        api(ctx.env.dirs[0]!, ctx.env.token, 'GET', `/v1/devices/${d.id}`).then(
+          () => true,
+          () => false,
+        ),
+      ),
+    );
+    return known.every(Boolean);
+  }, 'gw1 knows every device');
   const p = await batchOn(ctx, 0, { all: true });
   assert.is(p.devices, ctx.devices.length);
   assert.is(

@@ -85,6 +85,12 @@ it.before(async (ctx) => {
     m.agent.agent.on('command', (c) => ctx.received.get(m.id)!.push(c));
     await eventually(() => ctx.gws[i]!.connections.attestedOf(m.id) !== undefined, `member on gw${i + 1}`);
   }
+  // Records reach the other gateways through the store and the bus: gw2 labels members it knows.
+  await eventually(
+    () => ctx.members.every((m) => ctx.gws[1]!.fleet.get(m.id)),
+    'gw2 knows every member',
+    15_000,
+  );
   for (const m of ctx.members)
     await api(ctx.env.dirs[1]!, ctx.env.token, 'PATCH', `/v1/devices/${m.id}/labels`, { set: { line: 'x' } });
   await eventually(
