@@ -77,17 +77,40 @@ export function soakSvg(
       parts.push(`<circle cx="${x(s.t / 60)}" cy="${yRss(s.liveHeapMb)}" r="2.5" fill="${HEAP_COLOUR}"/>`);
   for (const t of trends) {
     const [a, b] = [t.from / 60, t.to / 60];
+    const signed = (v: number, digits: number) => `${v >= 0 ? '+' : ''}${v.toFixed(digits)}`;
     parts.push(
       `<line x1="${x(a)}" y1="${yRss(t.rss.intercept + t.rss.slope * a)}" x2="${x(b)}" y2="${yRss(t.rss.intercept + t.rss.slope * b)}" stroke="${RSS_COLOUR}" stroke-dasharray="2 2"/>`,
       `<line x1="${x(a)}" y1="${yFds(t.fds.intercept + t.fds.slope * a)}" x2="${x(b)}" y2="${yFds(t.fds.intercept + t.fds.slope * b)}" stroke="${FDS_COLOUR}" stroke-dasharray="2 2"/>`,
-      `<text x="${x(b) - 4}" y="${yRss(t.rss.intercept + t.rss.slope * b) - 6}" text-anchor="end" fill="${RSS_COLOUR}">${t.rss.slope >= 0 ? '+' : ''}${t.rss.slope.toFixed(2)} MB/min</text>`,
-      `<text x="${x(b) - 4}" y="${yFds(t.fds.intercept + t.fds.slope * b) + 14}" text-anchor="end" fill="${FDS_COLOUR}">${t.fds.slope >= 0 ? '+' : ''}${t.fds.slope.toFixed(1)} fds/min</text>`,
     );
+    const labels = [
+      {
+        y: yRss(t.rss.intercept + t.rss.slope * b) - 6,
+        fill: RSS_COLOUR,
+        text: `${signed(t.rss.slope, 2)} MB/min`,
+      },
+      {
+        y: yFds(t.fds.intercept + t.fds.slope * b) + 14,
+        fill: FDS_COLOUR,
+        text: `${signed(t.fds.slope, 1)} fds/min`,
+      },
+    ];
     const h = t.liveHeap;
-    if (h)
+    if (h) {
       parts.push(
         `<line x1="${x(a)}" y1="${yRss(h.intercept + h.slope * a)}" x2="${x(b)}" y2="${yRss(h.intercept + h.slope * b)}" stroke="${HEAP_COLOUR}" stroke-dasharray="2 2"/>`,
-        `<text x="${x(b) - 4}" y="${yRss(h.intercept + h.slope * b) - 6}" text-anchor="end" fill="${HEAP_COLOUR}">${h.slope >= 0 ? '+' : ''}${h.slope.toFixed(2)} MB/min</text>`,
+      );
+      labels.push({
+        y: yRss(h.intercept + h.slope * b) - 6,
+        fill: HEAP_COLOUR,
+        text: `${signed(h.slope, 2)} MB/min`,
+      });
+    }
+    // Lines that end close together would print their slopes over each other: stack them.
+    labels.sort((p, q) => p.y - q.y);
+    for (let i = 1; i < labels.length; i++) labels[i]!.y = Math.max(labels[i]!.y, labels[i - 1]!.y + 14);
+    for (const l of labels)
+      parts.push(
+        `<text x="${x(b) - 4}" y="${l.y.toFixed(1)}" text-anchor="end" fill="${l.fill}">${l.text}</text>`,
       );
   }
   parts.push('</svg>');
