@@ -384,7 +384,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     };
     const viewerToken = readTokenFile(config.viewerToken);
     api = await startApi(
-      { gateway, ear },
+      { gateway, ear, ...(scale && { readUnknown: scale.readUnknown }) },
       {
         host: config.api.host,
         port: opts.apiPort ?? config.api.port,

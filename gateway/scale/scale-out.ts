@@ -207,6 +207,16 @@ export class ScaleOut {
     return undefined;
   }
 
+  /**
+   * For the API (`heardOf`): devices named by id that this gateway does not know yet, read from the
+   * store. Enrolments are committed before their first result, so a device that onboarded on
+   * another gateway a moment ago is found here before the bus tells of it.
+   */
+  readonly readUnknown = async (ids: readonly string[]): Promise<void> => {
+    const fleet = this.attached?.parts.fleet;
+    if (fleet) await this.opts.store.reloadDevices(ids, (records) => fleet.load(records));
+  };
+
   /** BatchTracker's requestElsewhere. */
   readonly requestElsewhere = (deviceId: string, batchId: string) =>
     this.attached?.rounds.request(deviceId, batchId);

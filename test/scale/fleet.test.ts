@@ -241,4 +241,22 @@ it('the health port: 200 and who answers while admitting, 404 elsewhere', async 
   assert.is(other.status, 404);
 });
 
+it('a device that enrolled on gw3 a moment ago is found by its id on gw1 at once, before the bus tells of it', async (ctx) => {
+  const d = await connect(ctx, 2, 'fleet/e');
+  // Asked the moment its first result arrived: the enrolment was committed before that result,
+  // and gw1 reads an id it has not heard of from the store rather than answer 404.
+  const [view, batch] = await Promise.all([
+    api<{ device: { id: string; enrolled: boolean } }>(
+      ctx.env.dirs[0]!,
+      ctx.env.token,
+      'GET',
+      `/v1/devices/${d.id}`,
+    ),
+    api<BatchProgress>(ctx.env.dirs[1]!, ctx.env.token, 'POST', '/v1/batches', { ids: [d.id] }),
+  ]);
+  assert.is(view.device.id, d.id);
+  assert.ok(view.device.enrolled);
+  assert.is(batch.devices, 1);
+});
+
 it.run();

@@ -1,4 +1,4 @@
-import type { ApiContext } from '../context.ts';
+import { type ApiContext, heardOf } from '../context.ts';
 import { ApiError } from '../errors.ts';
 import { readJson } from '../http.ts';
 import type { Router } from '../router.ts';
@@ -8,6 +8,7 @@ export function batchRoutes(router: Router, ctx: ApiContext): void {
   // Starts one on-demand round per selected device, on the connection it has now.
   router.on('POST', '/v1/batches', async ({ req }) => {
     const selector = parseSelector(await readJson(req));
+    if ('ids' in selector) await heardOf(ctx, selector.ids);
     const ids = selectDevices(selector, ctx.gateway.fleet);
     const batch = ctx.gateway.batches.start(selector, ids);
     return { status: 201, json: await ctx.gateway.batches.progress(batch.id) };

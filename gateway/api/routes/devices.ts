@@ -1,7 +1,7 @@
 import { toHex } from '../../../shared/tpm/index.ts';
 import { mcuViews } from '../../mcus/view.ts';
 import { type DeviceRecord, POSTURES, type Posture } from '../../model.ts';
-import { type ApiContext, isConnected } from '../context.ts';
+import { type ApiContext, heardOf, isConnected } from '../context.ts';
 import { ApiError } from '../errors.ts';
 import { onlyKeys, readJson } from '../http.ts';
 import { checkLabelKey, checkLabelValue, MAX_LABELS } from '../labels.ts';
@@ -13,7 +13,8 @@ import { type DeviceDetailView, deviceView, eventView, roundView } from '../view
 /** Rounds looked through for the newest appraised one, whose MCU results the device view shows. */
 const MCU_LOOKBACK = 5;
 
-export function deviceOr404(ctx: ApiContext, id: string): DeviceRecord {
+export async function deviceOr404(ctx: ApiContext, id: string): Promise<DeviceRecord> {
+  await heardOf(ctx, [id]);
   const d = ctx.gateway.fleet.get(id);
   if (!d)
     throw new ApiError(
@@ -42,7 +43,7 @@ export function deviceRoutes(router: Router, ctx: ApiContext): void {
   });
 
   router.on('GET', '/v1/devices/:id', async ({ params, query }) => {
-    const d = deviceOr404(ctx, params.id!);
+    const d = await deviceOr404(ctx, params.id!);
     const rounds = intParam(query, 'rounds', 0, 500, 20);
     const events = intParam(query, 'events', 0, 500, 20);
     // A few rounds at least: the MCUs are shown from the newest appraised one, which may be
@@ -70,7 +71,7 @@ export function deviceRoutes(router: Router, ctx: ApiContext): void {
 
   // {set: {K: V}, remove: [K]}: one request, applied together (removals first).
   router.on('PATCH', '/v1/devices/:id/labels', async ({ req, params }) => {
-    const d = deviceOr404(ctx, params.id!);
+    const d = await deviceOr404(ctx, params.id!);
     const body = await readJson(req);
     onlyKeys(body, ['set', 'remove'], 'labels');
     const set = body.set ?? {};
