@@ -12,8 +12,7 @@ import { PgRollouts } from './postgres-rollouts.ts';
 import { insertRows, rowValues, type Statement, selectFrom, upsertTail } from './postgres-statements.ts';
 import type { SwarmFloor } from './rollout-rows.ts';
 import type { BatchRow, DeviceRow, PostureEventRow, ReleaseRow, RoundRow } from './rows.ts';
-import { deviceKey, releaseKey, roundKey, type StoreStats, StoreWriteError } from './sqlite.ts';
-import type { Store, StoreHealth } from './store.ts';
+import { type Store, type StoreHealth, type StoreStats, StoreWriteError } from './store.ts';
 import {
   ALLOWLIST,
   type AllowlistRow,
@@ -28,6 +27,7 @@ import {
   SWARM_FLOORS,
   type Table,
 } from './tables.ts';
+import { writeKey } from './write-keys.ts';
 import { type Write, WriteQueue } from './write-queue.ts';
 
 // The posture store on PostgreSQL (`pg` 8): the store several gateways share (docs/scale.md).
@@ -356,19 +356,23 @@ export class PostgresStore implements SharedStore {
     this.write(
       { kind: 'device', what: `saveDevice ${d.id}`, record: d, row: DEVICES.toRow(d) },
       'devices',
-      deviceKey(d.id),
+      writeKey.device(d.id),
     );
   }
 
   saveRound(r: RoundRecord): void {
-    this.write({ kind: 'round', what: `saveRound ${r.id}`, row: ROUNDS.toRow(r) }, 'rounds', roundKey(r.id));
+    this.write(
+      { kind: 'round', what: `saveRound ${r.id}`, row: ROUNDS.toRow(r) },
+      'rounds',
+      writeKey.round(r.id),
+    );
   }
 
   requestRound(r: RoundRecord): void {
     this.write(
       { kind: 'requested', what: `requestRound ${r.id}`, row: ROUNDS.toRow(r) },
       'rounds',
-      roundKey(r.id),
+      writeKey.round(r.id),
     );
   }
 
@@ -381,29 +385,33 @@ export class PostgresStore implements SharedStore {
     this.write(
       { kind: 'batch', what: `saveBatch ${b.id}`, row: BATCHES.toRow(b) },
       'batches',
-      `batch ${b.id}`,
+      writeKey.batch(b.id),
     );
   }
 
   admit(ekHashOrDeviceId: string, note?: string): void {
     const entry = allowlistEntry(ekHashOrDeviceId);
     const row = { entry, note: note ?? null, admitted_at: Date.now() };
-    this.write({ kind: 'admit', what: `admit ${entry}`, row }, 'allowlist', `allowlist ${entry}`);
+    this.write({ kind: 'admit', what: `admit ${entry}`, row }, 'allowlist', writeKey.allowlist(entry));
   }
 
   revoke(ekHashOrDeviceId: string): void {
     const entry = allowlistEntry(ekHashOrDeviceId);
-    this.write({ kind: 'revoke', what: `revoke ${entry}`, entry }, 'allowlist', `allowlist ${entry}`);
+    this.write({ kind: 'revoke', what: `revoke ${entry}`, entry }, 'allowlist', writeKey.allowlist(entry));
   }
 
   addRelease(r: Release): void {
     const what = `addRelease ${r.name} ${r.version}`;
-    this.write({ kind: 'release', what, row: RELEASES.toRow(r) }, 'releases', releaseKey(r.name, r.version));
+    this.write(
+      { kind: 'release', what, row: RELEASES.toRow(r) },
+      'releases',
+      writeKey.release(r.name, r.version),
+    );
   }
 
   removeRelease(name: string, version: string): void {
     const what = `removeRelease ${name} ${version}`;
-    this.write({ kind: 'unrelease', what, name, version }, 'releases', releaseKey(name, version));
+    this.write({ kind: 'unrelease', what, name, version }, 'releases', writeKey.release(name, version));
   }
 
   addReleaseManifest(r: ReleaseManifestRecord): void {
@@ -411,28 +419,23 @@ export class PostgresStore implements SharedStore {
   }
 
   admitMcu(a: McuAdmission): void {
-    this.plain(MCU_ADMISSIONS, a, `admitMcu ${a.identity}`, `mcu ${a.identity}`);
+    this.plain(MCU_ADMISSIONS, a, `admitMcu ${a.identity}`, writeKey.mcu(a.identity));
   }
 
   revokeMcu(identity: string): void {
     this.write(
       { kind: 'unrow', what: `revokeMcu ${identity}`, table: MCU_ADMISSIONS, key: identity },
       MCU_ADMISSIONS.name,
-      `mcu ${identity}`,
+      writeKey.mcu(identity),
     );
   }
 
   saveRollout(r: Rollout): void {
-    this.plain(ROLLOUTS, r, `saveRollout ${r.spec.id}`, `rollout ${r.spec.id}`);
+    this.plain(ROLLOUTS, r, `saveRollout ${r.spec.id}`, writeKey.rollout(r.spec.id));
   }
 
   saveSwarmFloor(f: SwarmFloor): void {
-    this.plain(
-      SWARM_FLOORS,
-      f,
-      `saveSwarmFloor ${f.swarm} ${f.name}`,
-      `swarm floor ${JSON.stringify([f.swarm, f.name])}`,
-    );
+    this.plain(SWARM_FLOORS, f, `saveSwarmFloor ${f.swarm} ${f.name}`, writeKey.swarmFloor(f.swarm, f.name));
   }
 
   private plain<R, Row extends object>(table: Table<R, Row>, record: R, what: string, key?: string): void {
@@ -759,7 +762,7 @@ export class PostgresStore implements SharedStore {
 
   /** Whether a write of this gateway to the device is queued or being committed. */
   private writePending(id: string): boolean {
-    return this.queue.queued(deviceKey(id)) !== undefined || this.handed.some((b) => b.devices.has(id));
+    return this.queue.queued(writeKey.device(id)) !== undefined || this.handed.some((b) => b.devices.has(id));
   }
 
   /** Records the version a device row was read at, unless a newer one is known or a write is pending. */

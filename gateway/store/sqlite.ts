@@ -13,7 +13,7 @@ import type { ReleaseManifestRow } from './release-manifest-rows.ts';
 import type { RolloutRow, SwarmFloor, SwarmFloorRow } from './rollout-rows.ts';
 import type { BatchRow, DeviceRow, PostureEventRow, ReleaseRow, RoundRow } from './rows.ts';
 import { backupDatabase, StoreFileError } from './sqlite-file.ts';
-import type { Store, StoreHealth } from './store.ts';
+import { type Store, type StoreHealth, type StoreStats, StoreWriteError } from './store.ts';
 import {
   ALLOWLIST,
   BATCHES,
@@ -27,6 +27,7 @@ import {
   SWARM_FLOORS,
   type Table,
 } from './tables.ts';
+import { writeKey } from './write-keys.ts';
 import { type QueueEvent, type Write, WriteQueue } from './write-queue.ts';
 // The embedded posture store: SQLite through better-sqlite3 (v12; v13 crashes Node 20).
 //
@@ -80,21 +81,6 @@ export interface SqliteStoreOptions {
   readonly now?: () => number;
 }
 
-export interface StoreStats {
-  /** Transactions committed by flushes. */
-  readonly commits: number;
-  /** Writes committed. */
-  readonly writes: number;
-  /** Writes replaced in the queue by a newer save of the same record before they were committed. */
-  readonly coalesced: number;
-  /** Writes the database refused; each was reported through onWriteError. */
-  readonly failedWrites: number;
-  /** Writes waiting for a commit. */
-  readonly queued: number;
-  /** Writes dropped because the queue was over its bound while commits failed. */
-  readonly dropped: number;
-}
-
 /** The store cannot write now; what it was asked to make durable is still queued. */
 export class StoreUnavailableError extends Error {
   constructor(
@@ -113,21 +99,6 @@ export interface BackupInfo {
   readonly schemaVersion: number;
   /** Writes still queued (not in the backup) because the store could not commit them. */
   readonly uncommitted: number;
-}
-
-/** Writes of one flush that the database refused; the flush committed all the others. */
-export class StoreWriteError extends Error {
-  constructor(readonly failures: readonly { readonly what: string; readonly error: string }[]) {
-    super(
-      `posture store refused ${failures.length} write(s): ` +
-        failures
-          .slice(0, 5)
-          .map((f) => `${f.what}: ${f.error}`)
-          .join('; ') +
-        (failures.length > 5 ? '; …' : ''),
-    );
-    this.name = 'StoreWriteError';
-  }
 }
 
 function insertSql(table: string, columns: readonly string[]): string {
@@ -354,11 +325,17 @@ export class SqliteStore implements Store {
 
   saveDevice(d: DeviceRecord): void {
     const row = DEVICES.toRow(d);
-    this.write('devices', `saveDevice ${d.id}`, () => this.sql.upsertDevice.run(row), deviceKey(d.id), d);
+    this.write(
+      'devices',
+      `saveDevice ${d.id}`,
+      () => this.sql.upsertDevice.run(row),
+      writeKey.device(d.id),
+      d,
+    );
   }
 
   saveRound(r: RoundRecord): void {
-    const key = roundKey(r.id);
+    const key = writeKey.round(r.id);
     if (r.state === 'pending') {
       if (this.closed) throw new Error(`posture store ${this.file} is closed: cannot saveRound ${r.id}`);
       // Converted to a row only if it is ever written (a round's records are never mutated).
@@ -386,14 +363,20 @@ export class SqliteStore implements Store {
 
   saveBatch(b: BatchRecord): void {
     const row = BATCHES.toRow(b);
-    this.write('batches', `saveBatch ${b.id}`, () => this.sql.upsertBatch.run(row), batchKey(b.id), b);
+    this.write('batches', `saveBatch ${b.id}`, () => this.sql.upsertBatch.run(row), writeKey.batch(b.id), b);
   }
 
   admit(ekHashOrDeviceId: string, note?: string): void {
     const entry = allowlistEntry(ekHashOrDeviceId);
     const row = { entry, note: note ?? null, admitted_at: Date.now() };
     const change: AllowlistChange = { entry, admitted: true };
-    this.write('allowlist', `admit ${entry}`, () => this.sql.admit.run(row), `allowlist ${entry}`, change);
+    this.write(
+      'allowlist',
+      `admit ${entry}`,
+      () => this.sql.admit.run(row),
+      writeKey.allowlist(entry),
+      change,
+    );
   }
 
   revoke(ekHashOrDeviceId: string): void {
@@ -403,7 +386,7 @@ export class SqliteStore implements Store {
       'allowlist',
       `revoke ${entry}`,
       () => this.sql.revoke.run(entry),
-      `allowlist ${entry}`,
+      writeKey.allowlist(entry),
       change,
     );
   }
@@ -416,7 +399,7 @@ export class SqliteStore implements Store {
       'releases',
       what,
       () => this.sql.upsertRelease.run(row),
-      releaseKey(r.name, r.version),
+      writeKey.release(r.name, r.version),
       change,
     );
   }
@@ -425,7 +408,7 @@ export class SqliteStore implements Store {
     const what = `removeRelease ${name} ${version}`;
     const change: ReleaseChange = { name, version, release: undefined };
     const run = () => this.sql.removeRelease.run(name, version);
-    this.write('releases', what, run, releaseKey(name, version), change);
+    this.write('releases', what, run, writeKey.release(name, version), change);
   }
 
   addReleaseManifest(r: ReleaseManifestRecord): void {
@@ -437,24 +420,24 @@ export class SqliteStore implements Store {
   admitMcu(a: McuAdmission): void {
     const row = MCU_ADMISSIONS.toRow(a);
     const what = `admitMcu ${a.identity}`;
-    this.write('mcu_admissions', what, () => this.sql.admitMcu.run(row), mcuKey(a.identity));
+    this.write('mcu_admissions', what, () => this.sql.admitMcu.run(row), writeKey.mcu(a.identity));
   }
 
   revokeMcu(identity: string): void {
     const what = `revokeMcu ${identity}`;
-    this.write('mcu_admissions', what, () => this.sql.revokeMcu.run(identity), mcuKey(identity));
+    this.write('mcu_admissions', what, () => this.sql.revokeMcu.run(identity), writeKey.mcu(identity));
   }
 
   saveRollout(r: Rollout): void {
     const row = ROLLOUTS.toRow(r);
     const what = `saveRollout ${r.spec.id}`;
-    this.write('rollouts', what, () => this.sql.upsertRollout.run(row), `rollout ${r.spec.id}`, r);
+    this.write('rollouts', what, () => this.sql.upsertRollout.run(row), writeKey.rollout(r.spec.id), r);
   }
 
   saveSwarmFloor(f: SwarmFloor): void {
     const row = SWARM_FLOORS.toRow(f);
     const what = `saveSwarmFloor ${f.swarm} ${f.name}`;
-    const key = `swarm floor ${JSON.stringify([f.swarm, f.name])}`;
+    const key = writeKey.swarmFloor(f.swarm, f.name);
     this.write('swarm_floors', what, () => this.sql.upsertSwarmFloor.run(row), key);
   }
 
@@ -466,7 +449,7 @@ export class SqliteStore implements Store {
   }
 
   async device(id: string): Promise<DeviceRecord | undefined> {
-    const queued = this.queuedRecord<DeviceRecord>(deviceKey(id));
+    const queued = this.queuedRecord<DeviceRecord>(writeKey.device(id));
     if (queued) return queued;
     // Every write is a keyed upsert: with nothing queued for this key, the row is current, and
     // a lookup must not force a commit (that would undo the batching in the middle of a round).
@@ -476,7 +459,7 @@ export class SqliteStore implements Store {
   }
 
   async round(id: string): Promise<RoundRecord | undefined> {
-    const queued = this.queuedRecord<RoundRecord>(roundKey(id));
+    const queued = this.queuedRecord<RoundRecord>(writeKey.round(id));
     if (queued) return queued;
     this.open();
     const row = this.sql.round.get(id);
@@ -489,7 +472,7 @@ export class SqliteStore implements Store {
     const found: RoundRecord[] = [];
     const rest: string[] = [];
     for (const id of ids) {
-      const queued = this.queuedRecord<RoundRecord>(roundKey(id));
+      const queued = this.queuedRecord<RoundRecord>(writeKey.round(id));
       if (queued) found.push(queued);
       else rest.push(id);
     }
@@ -541,7 +524,7 @@ export class SqliteStore implements Store {
     const releases = this.sql.releases.all().map(RELEASES.fromRow);
     const queued = this.queue.queuedFor('releases').map((w) => w.record as ReleaseChange);
     if (queued.length === 0) return releases;
-    const key = (r: { name: string; version: string }) => releaseKey(r.name, r.version);
+    const key = (r: { name: string; version: string }) => writeKey.release(r.name, r.version);
     const changed = new Set(queued.map(key));
     return [
       ...releases.filter((r) => !changed.has(key(r))),
@@ -562,7 +545,7 @@ export class SqliteStore implements Store {
   }
 
   async batch(id: string): Promise<BatchRecord | undefined> {
-    const queued = this.queuedRecord<BatchRecord>(batchKey(id));
+    const queued = this.queuedRecord<BatchRecord>(writeKey.batch(id));
     if (queued) return queued;
     this.open();
     const row = this.sql.batch.get(id);
@@ -575,7 +558,7 @@ export class SqliteStore implements Store {
   }
 
   async rollout(id: string): Promise<Rollout | undefined> {
-    const queued = this.queuedRecord<Rollout>(`rollout ${id}`);
+    const queued = this.queuedRecord<Rollout>(writeKey.rollout(id));
     if (queued) return queued;
     this.open();
     const row = this.sql.rollout.get(id);
@@ -691,20 +674,8 @@ interface ReleaseChange {
   readonly release: Release | undefined;
 }
 
-// Queue keys (shared with postgres.ts): saves with the same key coalesce, and a keyed lookup reads
-// the queued record.
-export function deviceKey(id: string): string {
-  return `device ${id}`;
-}
-export function roundKey(id: string): string {
-  return `round ${id}`;
-}
-function batchKey(id: string): string {
-  return `batch ${id}`;
-}
-function mcuKey(identity: string): string {
-  return `mcu ${identity}`;
-}
-export function releaseKey(name: string, version: string): string {
-  return `release ${JSON.stringify([name, version])}`;
+interface ReleaseChange {
+  readonly name: string;
+  readonly version: string;
+  readonly release: Release | undefined;
 }

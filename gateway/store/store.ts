@@ -117,3 +117,33 @@ export interface Store extends StoreWriter, StoreQueries {
   /** Flush and release the store; further calls throw. Idempotent. */
   close(): Promise<void>;
 }
+
+export interface StoreStats {
+  /** Transactions committed by flushes. */
+  readonly commits: number;
+  /** Writes committed. */
+  readonly writes: number;
+  /** Writes replaced in the queue by a newer save of the same record before they were committed. */
+  readonly coalesced: number;
+  /** Writes the database refused; each was reported through onWriteError. */
+  readonly failedWrites: number;
+  /** Writes waiting for a commit. */
+  readonly queued: number;
+  /** Writes dropped because the queue was over its bound while commits failed. */
+  readonly dropped: number;
+}
+
+/** Writes of one flush that the database refused; the flush committed all the others. */
+export class StoreWriteError extends Error {
+  constructor(readonly failures: readonly { readonly what: string; readonly error: string }[]) {
+    super(
+      `posture store refused ${failures.length} write(s): ` +
+        failures
+          .slice(0, 5)
+          .map((f) => `${f.what}: ${f.error}`)
+          .join('; ') +
+        (failures.length > 5 ? '; …' : ''),
+    );
+    this.name = 'StoreWriteError';
+  }
+}

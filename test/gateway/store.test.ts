@@ -13,7 +13,8 @@ import {
   SCHEMA_VERSION,
   StoreVersionError,
 } from '../../gateway/store/migrations.ts';
-import { SqliteStore, type SqliteStoreOptions, StoreWriteError } from '../../gateway/store/sqlite.ts';
+import { SqliteStore, type SqliteStoreOptions } from '../../gateway/store/sqlite.ts';
+import { StoreWriteError } from '../../gateway/store/store.ts';
 import { sqliteSpecific } from '../support/gateway.ts';
 import { storeContract } from '../support/store-contract.ts';
 import {

@@ -1,8 +1,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { entriesAdmitting } from '../../gateway/store/allowlist.ts';
-import { type StoreStats, StoreWriteError } from '../../gateway/store/sqlite.ts';
 import type { Store } from '../../gateway/store/store.ts';
+import { type StoreStats, StoreWriteError } from '../../gateway/store/store.ts';
 import {
   appraisedRound,
   batch,
