@@ -1,6 +1,8 @@
 // SQL of the PostgreSQL store, generated from the column lists of tables.ts: multi-row inserts
 // and upserts, split so that no statement passes PostgreSQL's 65,535 bind parameters. Pure.
 
+import type { Table } from './tables.ts';
+
 export interface Statement {
   readonly text: string;
   readonly values: unknown[];
@@ -55,6 +57,19 @@ export function insertRows(
     });
   }
   return out;
+}
+
+/**
+ * The rows of a table of tables.ts, each replacing the row with its key (a table without a key is
+ * only inserted into).
+ */
+export function upsertRows<Row>(table: Table<unknown, Row>, rows: readonly Row[]): Statement[] {
+  return insertRows(
+    table.name,
+    table.columns,
+    rows.map((r) => rowValues(r, table.columns)),
+    table.key.length > 0 ? upsertTail(table.name, table.columns, table.key) : '',
+  );
 }
 
 /** The values of a row object in column order. PostgreSQL text cannot hold U+0000: see below. */

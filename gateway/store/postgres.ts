@@ -9,7 +9,14 @@ import { allowlistEntry } from './allowlist.ts';
 import { PgArtifacts } from './postgres-artifacts.ts';
 import { migratePostgres, PG_SCHEMA_VERSION } from './postgres-migrations.ts';
 import { PgRollouts } from './postgres-rollouts.ts';
-import { insertRows, rowValues, type Statement, selectFrom, upsertTail } from './postgres-statements.ts';
+import {
+  insertRows,
+  rowValues,
+  type Statement,
+  selectFrom,
+  upsertRows,
+  upsertTail,
+} from './postgres-statements.ts';
 import type { SwarmFloor } from './rollout-rows.ts';
 import type { BatchRow, DeviceRow, PostureEventRow, ReleaseRow, RoundRow } from './rows.ts';
 import { type Store, type StoreHealth, type StoreStats, StoreWriteError } from './store.ts';
@@ -652,11 +659,9 @@ export class PostgresStore implements SharedStore {
       { text: 'DELETE FROM allowlist WHERE entry = ANY($1)', values: [ops.map((o) => o.entry)] },
     ]);
     await run('admit', (ops) =>
-      insertRows(
-        'allowlist',
-        ALLOWLIST.columns,
-        ops.map((o) => rowValues(o.row, ALLOWLIST.columns)),
-        upsertTail('allowlist', ALLOWLIST.columns, ALLOWLIST.key),
+      upsertRows(
+        ALLOWLIST,
+        ops.map((o) => o.row),
       ),
     );
     await run('unrelease', (ops) => [
@@ -666,19 +671,15 @@ export class PostgresStore implements SharedStore {
       },
     ]);
     await run('release', (ops) =>
-      insertRows(
-        'releases',
-        RELEASES.columns,
-        ops.map((o) => rowValues(o.row, RELEASES.columns)),
-        upsertTail('releases', RELEASES.columns, RELEASES.key),
+      upsertRows(
+        RELEASES,
+        ops.map((o) => o.row),
       ),
     );
     await run('batch', (ops) =>
-      insertRows(
-        'batches',
-        BATCHES.columns,
-        ops.map((o) => rowValues(o.row, BATCHES.columns)),
-        upsertTail('batches', BATCHES.columns, BATCHES.key),
+      upsertRows(
+        BATCHES,
+        ops.map((o) => o.row),
       ),
     );
     // Plain tables, by table: deletions first, then inserts and upserts by key.
@@ -696,11 +697,9 @@ export class PostgresStore implements SharedStore {
       await run(
         'row',
         (ops) =>
-          insertRows(
-            table.name,
-            table.columns,
-            ops.map((o) => rowValues(o.row as Record<string, unknown>, table.columns)),
-            table.key.length > 0 ? upsertTail(table.name, table.columns, table.key) : '',
+          upsertRows(
+            table,
+            ops.map((o) => o.row),
           ),
         batch.ops.row.filter((o) => o.table === table),
       );
