@@ -92,14 +92,6 @@ export interface RolloutEngineDeps {
   readonly scale?: RolloutScale;
 }
 
-export {
-  OPERATE_VALIDITY_MS,
-  OPERATOR_ACTIONS,
-  type OperateRequest,
-  type OperatorAction,
-  type StartRequest,
-} from './requests.ts';
-
 export class RolloutEngine {
   readonly #d: RolloutEngineDeps;
   readonly #inFlight: CommandsInFlight;

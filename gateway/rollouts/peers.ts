@@ -1,7 +1,7 @@
 import type { DeviceRecord, RoundRecord } from '../model.ts';
-import type { OperatorAction } from './engine.ts';
 import type { ReportState } from './machine.ts';
 import type { Operation, Rollout } from './model.ts';
+import type { OperatorAction } from './requests.ts';
 
 // What the rollout engine needs when several gateways share one PostgreSQL store and one Redis
 // bus (docs/scale.md, docs/rollouts.md §11): the store's rollouts with their owner, and the other

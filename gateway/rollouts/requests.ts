@@ -2,8 +2,8 @@ import type { CborMap } from '../../shared/cbor/value.ts';
 import type { Quota, RolloutSpec } from './model.ts';
 
 // What an operator asks of the rollout engine, as the API validated it. Its own file so that the
-// engine's parts (and another gateway's answer to a forwarded request) name them without importing
-// the engine; engine.ts exports them for the API, the dashboard and the CLI.
+// API, the dashboard, the engine's parts and another gateway's answer to a forwarded request name
+// them without importing the engine.
 
 /** How long an operate token stays valid after the operation's time. */
 export const OPERATE_VALIDITY_MS = 5 * 60_000;

@@ -23,7 +23,6 @@ sqliteSpecific(
 const COUNT = 12;
 const SILENT = 4;
 const DEADLINE_MS = 3500;
-const _ROOT = new URL('../..', import.meta.url).pathname;
 
 interface Ctx {
   dir: string;

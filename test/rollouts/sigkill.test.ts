@@ -28,8 +28,6 @@ import {
 // ids as the members reconnect and attest, and no member acts twice: one switch, one restart, one
 // measurement of the release each.
 
-const _ROOT = new URL('../..', import.meta.url).pathname;
-
 interface Ctx {
   dir: string;
   work: string;

@@ -1,15 +1,15 @@
 import type { CborMap, CborValue } from '../../../shared/cbor/value.ts';
 import { isDeviceId } from '../../../shared/protocol/identity.ts';
 import { isManifestToken } from '../../../shared/protocol/software-manifest.ts';
+import { RolloutError } from '../../rollouts/errors.ts';
+import type { Operation, RolloutSpec } from '../../rollouts/model.ts';
+import { parseQuota, parseQuotas } from '../../rollouts/quota.ts';
 import {
   OPERATOR_ACTIONS,
   type OperateRequest,
   type OperatorAction,
   type StartRequest,
-} from '../../rollouts/engine.ts';
-import { RolloutError } from '../../rollouts/errors.ts';
-import type { Operation, RolloutSpec } from '../../rollouts/model.ts';
-import { parseQuota, parseQuotas } from '../../rollouts/quota.ts';
+} from '../../rollouts/requests.ts';
 import type { ApiContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
 import { onlyKeys, readJson } from '../http.ts';

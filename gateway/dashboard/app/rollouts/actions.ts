@@ -1,5 +1,5 @@
-import type { OperatorAction } from '../../../rollouts/engine.ts';
 import type { RolloutPhase } from '../../../rollouts/model.ts';
+import type { OperatorAction } from '../../../rollouts/requests.ts';
 import type { RolloutView } from '../../../rollouts/view.ts';
 
 // What an operator may do to a rollout in each phase, so that the page offers only the actions

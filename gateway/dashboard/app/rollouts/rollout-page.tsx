@@ -1,5 +1,5 @@
 import { useSignal } from '@preact/signals';
-import type { OperatorAction } from '../../../rollouts/engine.ts';
+import type { OperatorAction } from '../../../rollouts/requests.ts';
 import type { RolloutView } from '../../../rollouts/view.ts';
 import { api, errorText } from '../api.ts';
 import { now } from '../clock.ts';
