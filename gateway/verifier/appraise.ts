@@ -2,6 +2,7 @@ import type { Claims, Evidence, ResultCode } from '../../shared/protocol/index.t
 import type { SignatureCheck } from '../../shared/tpm/index.ts';
 import type { ClockState, SwLogState } from '../model.ts';
 import type { ReferenceValues } from './reference-values.ts';
+import { Refusal } from './refusal.ts';
 import {
   activationStage,
   akStage,
@@ -14,7 +15,6 @@ import {
   firmwareStage,
   pcrDigestStage,
   pcrSelectionStage,
-  Refusal,
   type RoundContext,
   signatureCheckStage,
   signatureMismatch,
@@ -112,13 +112,8 @@ export function appraise(
     };
   } catch (e) {
     if (!(e instanceof Refusal)) throw e;
-    return { ...refused(e, trust), ...owed };
+    return { ...(e as Refusal<ResultCode>).outcome(trust), ...owed };
   }
-}
-
-function refused(e: Refusal, trust: TrustVector): Appraisal {
-  if (e.claim !== undefined && e.value !== undefined) trust[e.claim] = e.value;
-  return { ok: false, status: 'contraindicated', code: e.code, detail: e.detail, trust };
 }
 
 /**
@@ -127,7 +122,7 @@ function refused(e: Refusal, trust: TrustVector): Appraisal {
  */
 export function withSignature(a: Appraisal, valid: boolean): Appraisal {
   if (a.signature === undefined) return a;
-  if (!valid) return refused(signatureMismatch(), emptyVector());
+  if (!valid) return signatureMismatch().outcome(emptyVector());
   const { signature: _settled, ...final } = a;
   return final;
 }

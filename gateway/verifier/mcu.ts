@@ -16,6 +16,7 @@ import {
 import { ProtocolError, sameBytes } from '../../shared/protocol/index.ts';
 import { toHex } from '../../shared/tpm/index.ts';
 import type { McuAdmission } from '../mcus/model.ts';
+import { Refusal, type Refuse, refuser } from './refusal.ts';
 import { emptyVector, TRUST, type TrustVector } from './trust-vector.ts';
 
 // Appraisal of the MCU sub-attesters a device carries in its evidence body (RFC 9334 composite
@@ -106,18 +107,7 @@ export class McuReferenceValues implements McuReferences {
   }
 }
 
-class Refusal {
-  constructor(
-    readonly code: McuResultCode,
-    readonly detail: string,
-    readonly claim?: keyof TrustVector,
-    readonly value?: number,
-  ) {}
-}
-
-function refuse(code: McuResultCode, detail: string, claim?: keyof TrustVector, value?: number): never {
-  throw new Refusal(code, detail, claim, value);
-}
+const refuse: Refuse<McuResultCode> = refuser();
 
 /** Runs a decoder; its `malformed` becomes this MCU's `mcu-malformed`. */
 function parse<T>(decode: () => T): T {
@@ -261,8 +251,7 @@ export function appraiseMcu(
     appraiseEvidence(record, round, refs, facts);
   } catch (e) {
     if (!(e instanceof Refusal)) throw e;
-    if (e.claim !== undefined && e.value !== undefined) trust[e.claim] = e.value;
-    return { ok: false, status: 'contraindicated', code: e.code, detail: e.detail, trust, ...facts };
+    return { ...(e as Refusal<McuResultCode>).outcome(trust), ...facts };
   }
   trust['instance-identity'] = TRUST.trustworthyInstance;
   trust.executables = TRUST.approvedRuntime;

@@ -28,6 +28,7 @@ import {
 } from '../../shared/tpm/index.ts';
 import type { ClockState, SwLogState } from '../model.ts';
 import type { ReferenceValues } from './reference-values.ts';
+import { Refusal, type Refuse, refuser } from './refusal.ts';
 import { replaySwLog } from './sw-log.ts';
 import { TRUST, type TrustVector } from './trust-vector.ts';
 
@@ -62,18 +63,7 @@ export interface DeviceContext {
   readonly genuineHardware: boolean;
 }
 
-export class Refusal {
-  constructor(
-    readonly code: ResultCode,
-    readonly detail: string,
-    readonly claim?: keyof TrustVector,
-    readonly value?: number,
-  ) {}
-}
-
-function refuse(code: ResultCode, detail: string, claim?: keyof TrustVector, value?: number): never {
-  throw new Refusal(code, detail, claim, value);
-}
+const refuse: Refuse<ResultCode> = refuser();
 
 /** A quote step's failure as a refusal settling `claim`. */
 function required<T>(step: QuoteStep<T>, claim: keyof TrustVector, value: number): T {
@@ -140,7 +130,7 @@ export function signatureCheckStage(
 }
 
 /** The refusal of a signature that does not verify. */
-export function signatureMismatch(): Refusal {
+export function signatureMismatch(): Refusal<ResultCode> {
   return new Refusal(
     'signature-invalid',
     SIGNATURE_MISMATCH,

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ReferenceValues } from '../../gateway/verifier/reference-values.ts';
+import { Refusal } from '../../gateway/verifier/refusal.ts';
 import {
   activationStage,
   akStage,
@@ -12,7 +13,6 @@ import {
   firmwareStage,
   pcrDigestStage,
   pcrSelectionStage,
-  Refusal,
   signatureStage,
   signerStage,
   softwareLogStage,

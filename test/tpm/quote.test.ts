@@ -4,11 +4,11 @@ import { join } from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { type AttestationKeys, provisionAttestationKeys } from '../../firmware-shims/tpm/provision.ts';
+import { Refusal } from '../../gateway/verifier/refusal.ts';
 import {
   attestStage,
   pcrDigestStage,
   pcrSelectionStage,
-  Refusal,
   signatureStage,
 } from '../../gateway/verifier/stages.ts';
 import type { Claims } from '../../shared/protocol/index.ts';
