@@ -53,6 +53,38 @@ export function reloadOn(
   };
 }
 
+export interface LiveLoad<T> {
+  readonly fetch: () => Promise<T>;
+  readonly apply: (value: T) => void;
+  readonly failed: (err: unknown) => void;
+  readonly matters: (e: GatewayEvent) => boolean;
+  readonly delayMs: number;
+}
+
+/**
+ * A view's snapshot, loaded now and again as `reloadOn` says. Only the answer to the newest
+ * request is applied (answers can arrive out of order), and none once the returned stop ran.
+ */
+export function liveLoad<T>(o: LiveLoad<T>): () => void {
+  let asked = 0;
+  let stopped = false;
+  const load = async () => {
+    const n = ++asked;
+    try {
+      const value = await o.fetch();
+      if (!stopped && n === asked) o.apply(value);
+    } catch (e) {
+      if (!stopped && n === asked) o.failed(e);
+    }
+  };
+  void load();
+  const off = reloadOn(o.matters, () => void load(), o.delayMs);
+  return () => {
+    stopped = true;
+    off();
+  };
+}
+
 const POLL_MS = 10_000;
 let source: EventSource | undefined;
 let queue: GatewayEvent[] = [];

@@ -7,7 +7,7 @@ import { api, errorText } from '../api.ts';
 import { now } from '../clock.ts';
 import { EarPanel } from '../ear/ear-panel.tsx';
 import { ago, dateTime, expiresIn } from '../format.ts';
-import { reloadOn } from '../live.ts';
+import { liveLoad } from '../live.ts';
 import { watchBatch } from '../rounds/batch-watch.ts';
 import { go } from '../route.ts';
 import { canOperate } from '../session.ts';
@@ -29,33 +29,21 @@ export function DevicePage({ id }: { id: string }) {
   const earRound = useSignal<string | null>(null);
 
   useEffect(() => {
-    let current = true;
-    const load = async () => {
-      try {
-        const d = await api<DeviceDetailView>(
-          'GET',
-          `v1/devices/${encodeURIComponent(id)}?rounds=50&events=100`,
-        );
-        if (!current) return;
+    detail.value = null;
+    earRound.value = null;
+    return liveLoad({
+      fetch: () => api<DeviceDetailView>('GET', `v1/devices/${encodeURIComponent(id)}?rounds=50&events=100`),
+      apply: (d) => {
         detail.value = d;
         error.value = null;
         earRound.value ??= d.rounds.find((r) => r.state === 'appraised')?.id ?? null;
-      } catch (e) {
-        if (current) error.value = errorText(e);
-      }
-    };
-    detail.value = null;
-    earRound.value = null;
-    void load();
-    const off = reloadOn(
-      (e) => (e.kind === 'posture' ? e.notice.id : e.kind === 'round' ? e.device : undefined) === id,
-      () => void load(),
-      RELOAD_MS,
-    );
-    return () => {
-      current = false;
-      off();
-    };
+      },
+      failed: (e) => {
+        error.value = errorText(e);
+      },
+      matters: (e) => (e.kind === 'posture' ? e.notice.id : e.kind === 'round' ? e.device : undefined) === id,
+      delayMs: RELOAD_MS,
+    });
   }, [id]);
 
   if (error.value && !detail.value)

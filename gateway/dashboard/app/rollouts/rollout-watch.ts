@@ -2,7 +2,7 @@ import { type Signal, useSignal } from '@preact/signals';
 import { useEffect } from 'preact/hooks';
 import type { RolloutView } from '../../../rollouts/view.ts';
 import { api, errorText } from '../api.ts';
-import { reloadOn } from '../live.ts';
+import { liveLoad } from '../live.ts';
 
 // One rollout's full view (GET v1/rollouts/ID), fetched again shortly after a `rollout` event for
 // it or a posture change of one of its members (a member no longer fresh breaks the barrier
@@ -36,34 +36,19 @@ export function useRolloutView(id: string): Watched {
     error.value = null;
   };
   useEffect(() => {
-    let current = true;
-    let asked = 0;
-    const load = async () => {
-      const n = ++asked;
-      try {
-        const { rollout } = await api<{ rollout: RolloutView }>(
-          'GET',
-          `v1/rollouts/${encodeURIComponent(id)}`,
-        );
-        if (current && n === asked) show(rollout);
-      } catch (e) {
-        if (current && n === asked) error.value = errorText(e);
-      }
-    };
     view.value = known.get(id) ?? null;
     error.value = null;
-    void load();
-    const off = reloadOn(
-      (e) =>
+    return liveLoad({
+      fetch: () => api<{ rollout: RolloutView }>('GET', `v1/rollouts/${encodeURIComponent(id)}`),
+      apply: ({ rollout }) => show(rollout),
+      failed: (e) => {
+        error.value = errorText(e);
+      },
+      matters: (e) =>
         (e.kind === 'rollout' && e.notice.id === id) ||
         (e.kind === 'posture' && isMember(view.peek(), e.notice.id)),
-      () => void load(),
-      RELOAD_MS,
-    );
-    return () => {
-      current = false;
-      off();
-    };
+      delayMs: RELOAD_MS,
+    });
   }, [id]);
   return { view, error, show };
 }
