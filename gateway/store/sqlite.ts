@@ -289,6 +289,19 @@ export class SqliteStore implements Store {
   }
 
   /**
+   * A record by its key: the queued one if there is one, else the row. Every write is a keyed
+   * upsert, so with nothing queued for the key the row is current, and a lookup must not force a
+   * commit (that would undo the batching in the middle of a round).
+   */
+  private keyed<R, Row>(key: string, row: () => Row | undefined, table: Table<R, Row>): R | undefined {
+    const queued = this.queuedRecord<R>(key);
+    if (queued) return queued;
+    this.open();
+    const found = row();
+    return found && table.fromRow(found);
+  }
+
+  /**
    * Make queued writes to these tables visible before reading them. While commits fail, reads
    * answer from what is committed instead of retrying a commit per read.
    */
@@ -449,21 +462,11 @@ export class SqliteStore implements Store {
   }
 
   async device(id: string): Promise<DeviceRecord | undefined> {
-    const queued = this.queuedRecord<DeviceRecord>(writeKey.device(id));
-    if (queued) return queued;
-    // Every write is a keyed upsert: with nothing queued for this key, the row is current, and
-    // a lookup must not force a commit (that would undo the batching in the middle of a round).
-    this.open();
-    const row = this.sql.device.get(id);
-    return row && DEVICES.fromRow(row);
+    return this.keyed(writeKey.device(id), () => this.sql.device.get(id), DEVICES);
   }
 
   async round(id: string): Promise<RoundRecord | undefined> {
-    const queued = this.queuedRecord<RoundRecord>(writeKey.round(id));
-    if (queued) return queued;
-    this.open();
-    const row = this.sql.round.get(id);
-    return row && ROUNDS.fromRow(row);
+    return this.keyed(writeKey.round(id), () => this.sql.round.get(id), ROUNDS);
   }
 
   async rounds(ids: readonly string[]): Promise<RoundRecord[]> {
@@ -545,11 +548,7 @@ export class SqliteStore implements Store {
   }
 
   async batch(id: string): Promise<BatchRecord | undefined> {
-    const queued = this.queuedRecord<BatchRecord>(writeKey.batch(id));
-    if (queued) return queued;
-    this.open();
-    const row = this.sql.batch.get(id);
-    return row && BATCHES.fromRow(row);
+    return this.keyed(writeKey.batch(id), () => this.sql.batch.get(id), BATCHES);
   }
 
   async mcuAdmissions(): Promise<McuAdmission[]> {
@@ -558,11 +557,7 @@ export class SqliteStore implements Store {
   }
 
   async rollout(id: string): Promise<Rollout | undefined> {
-    const queued = this.queuedRecord<Rollout>(writeKey.rollout(id));
-    if (queued) return queued;
-    this.open();
-    const row = this.sql.rollout.get(id);
-    return row && ROLLOUTS.fromRow(row);
+    return this.keyed(writeKey.rollout(id), () => this.sql.rollout.get(id), ROLLOUTS);
   }
 
   async rollouts(): Promise<Rollout[]> {
