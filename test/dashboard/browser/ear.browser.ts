@@ -22,20 +22,51 @@ withDashboard(it, async (ctx) => {
   await connectSim(ctx.dg, ctx.devices, 'dash-ear/rogue', { software: [ROGUE_SOFTWARE] });
 });
 
+/**
+ * Records, at every change of the page, which device the hash asks for, which one the page heads
+ * and whose appraisal a verified EAR panel shows, so that a test can see a page answer for a
+ * device it was not asked for, even for a moment.
+ */
+const watchShown = (page: Page) =>
+  page.evaluate(`(() => {
+    const shown = (window.__shown = []);
+    new MutationObserver(() => {
+      const head = document.querySelector('.device-page .device-id')?.textContent;
+      if (!head) return;
+      const ear = document.querySelector('.ear[data-ear-check="verified"] .claims')?.textContent ?? '';
+      shown.push([decodeURIComponent(location.hash.replace('#/devices/', '')), head, ear]);
+    }).observe(document.getElementById('app'), {
+      subtree: true, childList: true, characterData: true, attributes: true,
+    });
+  })()`);
+
 it('the EAR of the latest round verifies, and its claims match the round shown', async (ctx) => {
   const page = ctx.page!;
   await signIn(page, ctx.dg!.url, ctx.dg!.viewerToken);
+  await watchShown(page);
   const [good, rogue] = ctx.devices;
   for (const d of [good!, rogue!]) {
     await page.goto(`${ctx.dg!.url}#/devices/${d.id}`);
-    await page.locator('.ear[data-ear-check="verified"]').waitFor();
-    assert.match((await verdict(page).textContent())!, /Signature verified in this browser/);
+    const panel = page.locator(`.device-page[data-device="${d.id}"] .ear[data-ear-check="verified"]`);
+    await panel.waitFor();
+    const text = (await panel.textContent())!;
+    assert.match(text, /Signature verified in this browser/);
+    assert.ok(text.includes('The signed claims match the round shown'), text);
     assert.ok(
-      (await page.locator('.ear').textContent())!.includes('The signed claims match the round shown'),
+      text.includes(`${d.id}: ${d === rogue ? 'contraindicated (sw-not-allowed)' : 'affirming'}`),
+      text,
     );
   }
-  const claims = (await page.locator('.ear .claims').textContent())!;
-  assert.ok(claims.includes(`${rogue!.id}: contraindicated (sw-not-allowed)`), claims);
+  // Going from one device to the next, the page never showed the first under the second's address.
+  const shown = (await page.evaluate('window.__shown')) as [string, string, string][];
+  assert.ok(
+    shown.some(([asked]) => asked === rogue!.id),
+    'the page was watched through both devices',
+  );
+  for (const [asked, head, ear] of shown) {
+    assert.is(head, asked, `the page for ${asked} showed ${head}`);
+    if (ear) assert.ok(ear.includes(`${asked}: `), `the page for ${asked} showed the EAR of another: ${ear}`);
+  }
 });
 
 it('a tampered EAR fails the check, and the page says what the forgery claims', async (ctx) => {

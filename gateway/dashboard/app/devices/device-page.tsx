@@ -23,36 +23,44 @@ import { PostureTimeline } from './timeline.tsx';
 
 const RELOAD_MS = 300;
 
+/** What the page holds for one device id; held for another id, it is not shown. */
+interface Loaded {
+  readonly id: string;
+  readonly detail: DeviceDetailView | null;
+  readonly error: string | null;
+}
+
 export function DevicePage({ id }: { id: string }) {
-  const detail = useSignal<DeviceDetailView | null>(null);
-  const error = useSignal<string | null>(null);
+  const loaded = useSignal<Loaded | null>(null);
   const earRound = useSignal<string | null>(null);
 
   useEffect(() => {
-    detail.value = null;
+    loaded.value = null;
     earRound.value = null;
     return liveLoad({
       fetch: () => api<DeviceDetailView>('GET', `v1/devices/${encodeURIComponent(id)}?rounds=50&events=100`),
       apply: (d) => {
-        detail.value = d;
-        error.value = null;
+        loaded.value = { id, detail: d, error: null };
         earRound.value ??= d.rounds.find((r) => r.state === 'appraised')?.id ?? null;
       },
       failed: (e) => {
-        error.value = errorText(e);
+        loaded.value = { id, detail: loaded.peek()?.detail ?? null, error: errorText(e) };
       },
       matters: (e) => (e.kind === 'posture' ? e.notice.id : e.kind === 'round' ? e.device : undefined) === id,
       delayMs: RELOAD_MS,
     });
   }, [id]);
 
-  if (error.value && !detail.value)
+  // Until the effect above has run for a new id, the signals still hold the previous device.
+  const shown = loaded.value?.id === id ? loaded.value : null;
+  const error = shown?.error ?? null;
+  const d = shown?.detail ?? null;
+  if (error && !d)
     return (
       <main class="page">
-        <p class="error">{error.value}</p>
+        <p class="error">{error}</p>
       </main>
     );
-  const d = detail.value;
   if (!d)
     return (
       <main class="page">
@@ -62,14 +70,14 @@ export function DevicePage({ id }: { id: string }) {
   const dev = d.device;
   const t = now.value;
   return (
-    <main class="page device-page">
+    <main class="page device-page" data-device={dev.id}>
       <header class="page-head">
         <h1 class="mono device-id">{dev.id}</h1>
         <PostureBadge posture={dev.posture} />
         {dev.reasons.length > 0 && <Codes codes={dev.reasons} />}
         {canOperate.value && <AttestButton id={dev.id} />}
       </header>
-      {error.value && <p class="error">{error.value}</p>}
+      {error && <p class="error">{error}</p>}
       <section class="card facts">
         <dl>
           <dt>expires</dt>

@@ -21,22 +21,25 @@ function gatewayKey(): Promise<EarKey> {
 }
 
 type State = { readonly kind: 'checking' } | { readonly kind: 'error'; readonly text: string } | EarCheck;
+const CHECKING: State = { kind: 'checking' };
 
 export function EarPanel({ round, deviceId }: { round: RoundView; deviceId: string }) {
-  const state = useSignal<State>({ kind: 'checking' });
+  // The outcome is held with the round it is for: until the effect has run for a new round, the
+  // signal still holds the previous round's outcome, which must not be shown as this one's.
+  const checked = useSignal<{ readonly round: string; readonly state: State } | null>(null);
   useEffect(() => {
     let current = true;
-    state.value = { kind: 'checking' };
+    checked.value = null;
     Promise.all([
       api<EarView>('GET', `v1/rounds/${round.id}/ear`),
       gatewayKey(),
       import('./verify-ear.ts'),
     ]).then(
       ([ear, key, { checkEar }]) => {
-        if (current) state.value = checkEar(ear.cwt, key, round, deviceId);
+        if (current) checked.value = { round: round.id, state: checkEar(ear.cwt, key, round, deviceId) };
       },
       (e: unknown) => {
-        if (current) state.value = { kind: 'error', text: errorText(e) };
+        if (current) checked.value = { round: round.id, state: { kind: 'error', text: errorText(e) } };
       },
     );
     return () => {
@@ -44,7 +47,7 @@ export function EarPanel({ round, deviceId }: { round: RoundView; deviceId: stri
     };
   }, [round.id]);
 
-  const s = state.value;
+  const s = checked.value?.round === round.id ? checked.value.state : CHECKING;
   if ('kind' in s)
     return (
       <div class="ear" data-ear-check={s.kind}>

@@ -23,8 +23,7 @@ import { WavesCard } from './waves-card.tsx';
 // phase allows and the operation form.
 
 export function RolloutPage({ id }: { id: string }) {
-  const { view, error, show } = useRolloutView(id);
-  const v = view.value;
+  const { view: v, error, show } = useRolloutView(id);
   if (!v)
     return (
       <main class="page">

@@ -19,7 +19,8 @@ export function remember(v: RolloutView): void {
 }
 
 export interface Watched {
-  readonly view: Signal<RolloutView | null>;
+  /** The view of the rollout asked for, never one of the rollout shown before it. */
+  readonly view: RolloutView | null;
   readonly error: Signal<string | null>;
   /** Shows an answer the page got itself (an action's), unless a newer one is shown. */
   readonly show: (v: RolloutView) => void;
@@ -50,7 +51,9 @@ export function useRolloutView(id: string): Watched {
       delayMs: RELOAD_MS,
     });
   }, [id]);
-  return { view, error, show };
+  // Until the effect above has run, the signal still holds the previous rollout's view.
+  const shown = view.value;
+  return { view: shown?.id === id ? shown : null, error, show };
 }
 
 function isMember(v: RolloutView | null, device: string): boolean {
