@@ -21,8 +21,24 @@ export interface Clock {
 export const systemClock: Clock = {
   now: () => Date.now(),
   after(ms, fn) {
-    const t = setTimeout(fn, Math.max(0, ms));
-    t.unref();
+    // Node's timers run on the monotonic clock, whole milliseconds apart from Date.now()'s: about
+    // one timer in five fires a millisecond before Date.now() reaches its due time. A deadline is
+    // compared with now() (a round ends stale at deadlineAt, not before), so an early timer is
+    // armed again for the rest.
+    const due = Date.now() + ms;
+    let t: ReturnType<typeof setTimeout>;
+    const arm = (wait: number) => {
+      t = setTimeout(
+        () => {
+          const left = due - Date.now();
+          if (left > 0) arm(left);
+          else fn();
+        },
+        Math.max(0, wait),
+      );
+      t.unref();
+    };
+    arm(ms);
     return { cancel: () => clearTimeout(t) };
   },
 };
