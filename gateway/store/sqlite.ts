@@ -382,26 +382,17 @@ export class SqliteStore implements Store {
   admit(ekHashOrDeviceId: string, note?: string): void {
     const entry = allowlistEntry(ekHashOrDeviceId);
     const row = { entry, note: note ?? null, admitted_at: Date.now() };
-    const change: AllowlistChange = { entry, admitted: true };
-    this.write(
-      'allowlist',
-      `admit ${entry}`,
-      () => this.sql.admit.run(row),
-      writeKey.allowlist(entry),
-      change,
-    );
+    this.allowlistWrite({ entry, admitted: true }, () => this.sql.admit.run(row));
   }
 
   revoke(ekHashOrDeviceId: string): void {
     const entry = allowlistEntry(ekHashOrDeviceId);
-    const change: AllowlistChange = { entry, admitted: false };
-    this.write(
-      'allowlist',
-      `revoke ${entry}`,
-      () => this.sql.revoke.run(entry),
-      writeKey.allowlist(entry),
-      change,
-    );
+    this.allowlistWrite({ entry, admitted: false }, () => this.sql.revoke.run(entry));
+  }
+
+  private allowlistWrite(change: AllowlistChange, run: () => void): void {
+    const what = `${change.admitted ? 'admit' : 'revoke'} ${change.entry}`;
+    this.write('allowlist', what, run, writeKey.allowlist(change.entry), change);
   }
 
   addRelease(r: Release): void {
@@ -663,12 +654,6 @@ interface AllowlistChange {
 }
 
 /** A queued release write: the release registered, or undefined when it is removed. */
-interface ReleaseChange {
-  readonly name: string;
-  readonly version: string;
-  readonly release: Release | undefined;
-}
-
 interface ReleaseChange {
   readonly name: string;
   readonly version: string;

@@ -1,8 +1,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { entriesAdmitting } from '../../gateway/store/allowlist.ts';
-import type { Store } from '../../gateway/store/store.ts';
-import { type StoreStats, StoreWriteError } from '../../gateway/store/store.ts';
+import { type Store, type StoreStats, StoreWriteError } from '../../gateway/store/store.ts';
 import {
   appraisedRound,
   batch,
