@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { createPublicKey, type KeyObject, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { suite } from 'uvu';
@@ -14,6 +13,7 @@ import { type McuEmulator, startMcuEmulator } from '../equipment/mcu/emulator.ts
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
 import { eventually } from '../support/operator.ts';
 import { type PtyPair, startPtyPair } from '../support/pty.ts';
+import { gatewayCli } from '../support/run.ts';
 import { startSwtpm } from '../support/swtpm.ts';
 import { tempDir } from '../support/tmp.ts';
 import { startTestAgent, type TestAgent, testSoftwareReference, waitFor } from './support.ts';
@@ -23,7 +23,6 @@ import { startTestAgent, type TestAgent, testSoftwareReference, waitFor } from '
 // appraising. The MCUs onboard with the device and re-attest with it on its one connection; the
 // pump's firmware changes, and its submodule (then, by policy, the device) turns contraindicated.
 
-const ROOT = new URL('../..', import.meta.url).pathname;
 const MODEL = 'vigil-emu-m0';
 const text = (s: string) => new TextEncoder().encode(s);
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -62,16 +61,7 @@ function policy(pumpOnFailure: 'submodule' | 'device', firmware: readonly string
   };
 }
 
-function cli(gw: TestGateway, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', 'gateway/cli.ts', ...args, '--dir', gw.dir],
-      { cwd: ROOT, env: { ...process.env, NO_COLOR: '1' }, timeout: 30_000 },
-      (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? -1) : 0, stdout, stderr }),
-    );
-  });
-}
+const cli = (gw: TestGateway, args: string[]) => gatewayCli([...args, '--dir', gw.dir]);
 
 /** The next result the agent receives whose verified EAR satisfies `wanted`. */
 function resultWhere(

@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { DeviceConnection } from '../../gateway/connections/device-connection.ts';
@@ -6,6 +5,7 @@ import type { BatchProgress } from '../../gateway/rounds/batches.ts';
 import { type SimFleet, startSimFleet } from '../equipment/sim/fleet.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
 import { eventually } from '../support/operator.ts';
+import { gatewayCliAt } from '../support/run.ts';
 import { simPolicy } from '../support/sim-devices.ts';
 
 // On-demand attestation of 200 simulated devices (test/equipment/sim: software attesters, each on
@@ -13,7 +13,6 @@ import { simPolicy } from '../support/sim-devices.ts';
 // runs, and completion; with one device silent, completion at its deadline and exit code 1.
 
 const COUNT = 200;
-const ROOT = new URL('../..', import.meta.url).pathname;
 
 interface Ctx {
   gw?: TestGateway;
@@ -101,25 +100,7 @@ it('a device that does not answer ends stale; the batch completes at its deadlin
   const silent = fleet.devices[7]!;
   silent.silent = true;
   const before = sessions(ctx);
-  const run = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
-    execFile(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'gateway/cli.ts',
-        'attest',
-        '--all',
-        '--json',
-        '--dir',
-        gw.dir,
-        '--api',
-        `http://127.0.0.1:${gw.gateway.apiPort}`,
-      ],
-      { cwd: ROOT, timeout: 30_000 },
-      (err, stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, stdout, stderr }),
-    ),
-  );
+  const run = await gatewayCliAt(['attest', '--all', '--json'], { dir: gw.dir, apiPort: gw.gateway.apiPort });
   assert.is(run.code, 1, run.stderr);
   const p = JSON.parse(run.stdout) as BatchProgress;
   assert.is(p.done, true);

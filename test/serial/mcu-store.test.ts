@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { suite } from 'uvu';
@@ -9,6 +8,7 @@ import { MIGRATIONS, migrate } from '../../gateway/store/migrations.ts';
 import { SqliteStore } from '../../gateway/store/sqlite.ts';
 import { appraisedRound, DEVICE_ID, minimalDevice, pendingRound } from '../gateway/fixtures/store-records.ts';
 import { startTestGateway, type TestGateway } from '../support/gateway.ts';
+import { gatewayCli } from '../support/run.ts';
 import { removeDir, tempDir } from '../support/tmp.ts';
 
 // MCU admissions and a round's MCU results in the SQLite store (schema step 5), and the operator
@@ -128,14 +128,9 @@ it('the API and `vigil-gateway mcu` admit, list and revoke; the appraisal policy
   const unknownKey = await api('POST', '/v1/mcus', { identity: B, slot: 'fan' });
   assert.is(unknownKey.json.error?.code, 'bad-request');
 
-  const list = await new Promise<string>((resolve, reject) =>
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', 'gateway/cli.ts', 'mcu', 'list', '--dir', gw.dir],
-      { cwd: new URL('../..', import.meta.url).pathname, env: { ...process.env, NO_COLOR: '1' } },
-      (err, stdout, stderr) => (err ? reject(new Error(stderr)) : resolve(stdout)),
-    ),
-  );
+  const listed = await gatewayCli(['mcu', 'list', '--dir', gw.dir]);
+  assert.is(listed.code, 0, listed.stderr);
+  const list = listed.stdout;
   assert.match(list, new RegExp(`IDENTITY +DEVICE +ADMITTED +NOTE\n${A} +any +`));
 
   const revoked = await api('DELETE', `/v1/mcus/${A}`);
