@@ -32,13 +32,7 @@ export class Copies {
   refreshSoon(id: string): void {
     if (this.#stale.has(id)) return;
     this.#stale.add(id);
-    void this.d.steps
-      .run(async () => {
-        if (!this.#stale.delete(id) || this.d.held.owns(id)) return;
-        const row = await this.d.store.rolloutRow(id);
-        if (row) await this.copy(row);
-      })
-      .catch((err) => this.d.steps.failed(id, err));
+    this.#read(id, false, () => this.#stale.delete(id) && !this.d.held.owns(id));
   }
 
   /**
@@ -79,10 +73,16 @@ export class Copies {
   resendAsked(owner: string, id: string): void {
     if (this.d.held.owns(id) || this.d.steps.closed) return;
     this.d.held.follow(id, owner);
+    this.#read(id, true, () => true);
+  }
+
+  /** Reads a copy from the store in the engine's queue, if `still` says so then, and takes it. */
+  #read(id: string, again: boolean, still: () => boolean): void {
     void this.d.steps
       .run(async () => {
+        if (!still()) return;
         const row = await this.d.store.rolloutRow(id);
-        if (row) await this.copy(row, true);
+        if (row) await this.copy(row, again);
       })
       .catch((err) => this.d.steps.failed(id, err));
   }
